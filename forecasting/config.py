@@ -1,0 +1,190 @@
+"""Typed Spotcast configuration: loaded from TOML once, validated, errors name the bad key and value.
+
+Only secrets come from the environment (`ENTSOE_API_TOKEN`); everything else lives in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from forecasting.schema import SERIES
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "spotcast.toml"
+TOKEN_ENV = "ENTSOE_API_TOKEN"
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
+class Zone(_Strict):
+    name: str = Field(pattern=r"^[A-Z0-9-]+$")
+    eic: str = Field(min_length=16, max_length=16)
+    timezone: str
+    energy_charts_bzn: str | None = None  # Energy-Charts `bzn` code, when it differs from name
+
+    _tz = field_validator("timezone")(_check_timezone)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Publication(_Strict):
+    """When a series becomes public.
+
+    day_ahead: values for local delivery day D are published on D-1 at `local_time`.
+    after_delivery: each hour is published `lag_hours` after the hour ends.
+    """
+
+    kind: Literal["day_ahead", "after_delivery"]
+    local_time: time = time(13, 0)
+    lag_hours: int = Field(default=1, ge=0)
+
+
+class SeriesRule(_Strict):
+    publication: Publication
+    # The feed is stale when its newest hour lags the expected newest hour by more than this.
+    staleness_tolerance_hours: int = Field(default=0, ge=0)
+
+
+class RetryPolicy(_Strict):
+    interval_s: float = Field(gt=0)
+    backoff: float = Field(ge=1.0)
+    max_attempts: int = Field(ge=1)
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (2, 3, ...)."""
+        return self.interval_s * self.backoff ** (attempt - 2)
+
+
+class RetryPolicies(_Strict):
+    # Defaults of the reference design (Step Functions retry blocks).
+    not_available: RetryPolicy = RetryPolicy(interval_s=3600, backoff=1.0, max_attempts=8)
+    site_down: RetryPolicy = RetryPolicy(interval_s=3600, backoff=2.0, max_attempts=5)
+
+
+class FeedConfig(_Strict):
+    kind: Literal["replay", "entsoe", "energy_charts"]
+    series: tuple[str, ...]
+    enabled: bool = True
+    base_url: str | None = None
+    source: str | None = None  # replay: bundled Parquet dir, or a deepforkit-format CSV/dir
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("series")
+    @classmethod
+    def _known_series(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [s for s in value if s not in SERIES]
+        if unknown:
+            raise ValueError(f"unknown series {unknown}; known: {list(SERIES)}")
+        return value
+
+
+class Schedule(_Strict):
+    daily_at: time = time(14, 0)
+    timezone: str = "Europe/Oslo"
+
+    _tz = field_validator("timezone")(_check_timezone)
+
+
+class History(_Strict):
+    start: date = date(2015, 1, 1)
+    backfill_chunk_days: int = Field(default=366, ge=1, le=366)
+
+
+class Settings(_Strict):
+    lake_root: str
+    zones: tuple[Zone, ...] = Field(min_length=1)
+    feeds: dict[str, FeedConfig]
+    series: dict[str, SeriesRule]
+    retry: RetryPolicies = RetryPolicies()
+    schedule: Schedule = Schedule()
+    history: History = History()
+    entsoe_token: SecretStr | None = None  # from the environment only, never from the file
+
+    @field_validator("series")
+    @classmethod
+    def _rules_known(cls, value: dict[str, SeriesRule]) -> dict[str, SeriesRule]:
+        unknown = [s for s in value if s not in SERIES]
+        if unknown:
+            raise ValueError(f"unknown series {unknown}; known: {list(SERIES)}")
+        return value
+
+    def zone(self, name: str) -> Zone:
+        for zone in self.zones:
+            if zone.name == name:
+                return zone
+        raise ConfigError(f"zone {name!r} is not configured; configured: {self.zone_names}")
+
+    @property
+    def zone_names(self) -> list[str]:
+        return [z.name for z in self.zones]
+
+    def enabled_feeds(self) -> dict[str, FeedConfig]:
+        return {name: feed for name, feed in self.feeds.items() if feed.enabled}
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"invalid configuration {path}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        lines.append(f"  {key} = {value!r}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _resolve_paths(raw: dict, base: Path) -> dict:
+    """Relative local paths in the file are relative to the project root, not the cwd."""
+    root = raw.get("lake_root")
+    if isinstance(root, str) and "://" not in root and not Path(root).is_absolute():
+        raw["lake_root"] = str(base / root)
+    for feed in raw.get("feeds", {}).values():
+        src = feed.get("source") if isinstance(feed, dict) else None
+        if isinstance(src, str) and "://" not in src and not Path(src).is_absolute():
+            feed["source"] = str(base / src)
+    return raw
+
+
+def load_settings(path: str | Path | None = None, **overrides: object) -> Settings:
+    """Load and validate the TOML configuration; `overrides` replace top-level keys (tests, CLI)."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    if "entsoe_token" in raw:
+        raise ConfigError(
+            f"{path}: entsoe_token must not be written in a file; set {TOKEN_ENV} instead"
+        )
+    raw.update(overrides)
+    raw = _resolve_paths(raw, PROJECT_ROOT)
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        raw["entsoe_token"] = token
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None

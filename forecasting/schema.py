@@ -1,0 +1,96 @@
+"""Names and shapes of the frames that cross stage boundaries (feeds → lake → features → model).
+
+Every observation in Spotcast is one row of the *tidy series frame*:
+
+    zone           str                bidding zone name, e.g. "NO1"
+    series         str                one of SERIES, e.g. "price_da"
+    delivery_hour  datetime64[ns, UTC] hour-beginning delivery interval
+    value          float64            hourly mean (sub-hourly values are averaged)
+    unit           str                "EUR/MWh" or "MW"
+    published_at   datetime64[ns, UTC] when the value became public (what was known when)
+    retrieved_at   datetime64[ns, UTC] when this process fetched it
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+ZONE = "zone"
+SERIES_COL = "series"
+DELIVERY_HOUR = "delivery_hour"
+VALUE = "value"
+UNIT = "unit"
+PUBLISHED_AT = "published_at"
+RETRIEVED_AT = "retrieved_at"
+
+SERIES_COLUMNS = [ZONE, SERIES_COL, DELIVERY_HOUR, VALUE, UNIT, PUBLISHED_AT, RETRIEVED_AT]
+KEY_COLUMNS = [ZONE, SERIES_COL, DELIVERY_HOUR]
+
+# The series Spotcast knows, with their unit. Names follow the trader's vocabulary.
+PRICE = "price_da"  # day-ahead auction price (ENTSO-E A44)
+SERIES_UNITS: dict[str, str] = {
+    PRICE: "EUR/MWh",
+    "load_da": "MW",  # day-ahead total load forecast (A65, A01)
+    "load_actual": "MW",  # realised total load (A65, A16)
+    "generation_da": "MW",  # day-ahead aggregated generation forecast (A71)
+    "wind_onshore_da": "MW",  # day-ahead onshore wind forecast (A69, B19)
+    "solar_da": "MW",  # day-ahead solar forecast (A69, B16)
+}
+SERIES = tuple(SERIES_UNITS)
+
+_UTC_COLUMNS = (DELIVERY_HOUR, PUBLISHED_AT, RETRIEVED_AT)
+
+
+class SchemaError(ValueError):
+    """A frame does not have the declared shape of the stage it enters."""
+
+
+def empty_series_frame() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in SERIES_COLUMNS})
+    frame[VALUE] = frame[VALUE].astype("float64")
+    for col in _UTC_COLUMNS:
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def validate_series_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Check columns, dtypes, hour alignment and key uniqueness; return the frame in column order.
+
+    `where` names the stage for the error message (e.g. "entsoe price_da NO1").
+    """
+    missing = [c for c in SERIES_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{where}: missing columns {missing}")
+    frame = frame[SERIES_COLUMNS]
+    for col in _UTC_COLUMNS:
+        dtype = frame[col].dtype
+        if not (isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC"):
+            raise SchemaError(f"{where}: column {col!r} must be UTC timestamps, got {dtype}")
+    if not pd.api.types.is_float_dtype(frame[VALUE].dtype):
+        raise SchemaError(f"{where}: column 'value' must be float, got {frame[VALUE].dtype}")
+    if frame[DELIVERY_HOUR].ne(frame[DELIVERY_HOUR].dt.floor("h")).any():
+        raise SchemaError(f"{where}: delivery_hour values must be whole UTC hours")
+    unknown = set(frame[SERIES_COL]) - set(SERIES)
+    if unknown:
+        raise SchemaError(f"{where}: unknown series {sorted(unknown)}")
+    dupes = frame.duplicated(KEY_COLUMNS)
+    if dupes.any():
+        first = frame.loc[dupes, KEY_COLUMNS].iloc[0].to_dict()
+        raise SchemaError(f"{where}: {int(dupes.sum())} duplicate zone/series/hour rows, e.g. {first}")
+    return frame
+
+
+# --- The forecast frame: one row per zone × delivery hour of one issue -------------------------
+#   zone, issued_at (UTC), delivery_hour (UTC), local_time (zone wall clock, ISO with offset),
+#   horizon_hour (1..672), mean, p10 … p90 (non-crossing deciles), model_id
+ISSUED_AT = "issued_at"
+LOCAL_TIME = "local_time"
+HORIZON_HOUR = "horizon_hour"
+MEAN = "mean"
+MODEL_ID = "model_id"
+QUANTILE_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+QUANTILE_COLUMNS: tuple[str, ...] = tuple(f"p{round(q * 100)}" for q in QUANTILE_LEVELS)
+FORECAST_COLUMNS = [
+    ZONE, ISSUED_AT, DELIVERY_HOUR, LOCAL_TIME, HORIZON_HOUR, MEAN, *QUANTILE_COLUMNS, MODEL_ID
+]
+HORIZON_HOURS = 672  # four weeks
