@@ -1,0 +1,77 @@
+"""The offline default feed: serves recorded history (the bundled NO1–NO5 data, or any file in the
+same format) *as if live*. With a settable clock it returns only what had been published by then,
+so the daily flow can run for any past date and evaluation cannot peek ahead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+import pandas as pd
+
+from forecasting.config import Publication, Settings
+from forecasting.feeds.base import DataNotAvailable, SeriesRequest, to_series_frame
+from forecasting.feeds.bundled import read_history_source
+from forecasting.publication import stamp_publication
+from forecasting.schema import DELIVERY_HOUR, PUBLISHED_AT, SERIES_COL, VALUE, ZONE
+
+
+def utc_now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC")
+
+
+class ReplayFeed:
+    """Recorded history served through the feed interface; `clock()` is the replay "as of"."""
+
+    name = "replay"
+
+    def __init__(
+        self,
+        source: str,
+        rules: dict[str, Publication],
+        timezones: dict[str, str],
+        clock: Callable[[], pd.Timestamp] = utc_now,
+    ) -> None:
+        self.source = source
+        self.rules = rules
+        self.timezones = timezones
+        self.clock = clock
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, clock: Callable[[], pd.Timestamp] = utc_now, feed_name: str = "replay"
+    ) -> ReplayFeed:
+        feed = settings.feeds[feed_name]
+        if not feed.source:
+            raise ValueError(f"feeds.{feed_name}.source must name the recorded history to replay")
+        return cls(
+            source=feed.source,
+            rules={name: rule.publication for name, rule in settings.series.items()},
+            timezones={z.name: z.timezone for z in settings.zones},
+            clock=clock,
+        )
+
+    @cached_property
+    def history(self) -> pd.DataFrame:
+        """All recorded rows, stamped with the instant each became public; read once per feed."""
+        history = read_history_source(self.source, self.timezones)
+        history[PUBLISHED_AT] = stamp_publication(history, self.rules, self.timezones)
+        return history.sort_values([ZONE, SERIES_COL, DELIVERY_HOUR]).reset_index(drop=True)
+
+    def fetch(self, request: SeriesRequest) -> pd.DataFrame:
+        as_of = self.clock()
+        rows = self.history[
+            (self.history[ZONE] == request.zone.name)
+            & (self.history[SERIES_COL] == request.series)
+            & (self.history[DELIVERY_HOUR] >= request.start)
+            & (self.history[DELIVERY_HOUR] < request.end)
+            & (self.history[PUBLISHED_AT] <= as_of)
+        ]
+        if rows.empty:
+            raise DataNotAvailable(
+                f"replay: nothing published for {request.describe()} as of {as_of:%Y-%m-%d %H:%M} UTC"
+            )
+        values = pd.Series(rows[VALUE].to_numpy(), index=pd.DatetimeIndex(rows[DELIVERY_HOUR]))
+        published = pd.Series(rows[PUBLISHED_AT].to_numpy(), index=values.index)
+        return to_series_frame(request, values, published, retrieved_at=as_of)
