@@ -176,9 +176,7 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
     if "entsoe_token" in raw:
-        raise ConfigError(
-            f"{path}: entsoe_token must not be written in a file; set {TOKEN_ENV} instead"
-        )
+        raise ConfigError(f"{path}: entsoe_token must not be written in a file; set {TOKEN_ENV} instead")
     raw.update(overrides)
     raw = _resolve_paths(raw, PROJECT_ROOT)
     token = os.environ.get(TOKEN_ENV)

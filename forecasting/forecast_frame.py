@@ -41,9 +41,7 @@ class Forecaster(Protocol):
 def forecast_start(history: pd.DataFrame, zone: str, issued_at: pd.Timestamp) -> pd.Timestamp:
     """First delivery hour of `zone` with no day-ahead price published at `issued_at`."""
     prices = history[
-        (history[ZONE] == zone)
-        & (history[SERIES_COL] == PRICE)
-        & (history[PUBLISHED_AT] <= issued_at)
+        (history[ZONE] == zone) & (history[SERIES_COL] == PRICE) & (history[PUBLISHED_AT] <= issued_at)
     ]
     if prices.empty:
         raise ValueError(f"no day-ahead price of {zone} was published by {issued_at}")

@@ -23,9 +23,7 @@ def published_at(delivery_hours: pd.DatetimeIndex, rule: Publication, timezone: 
     local_day = hours.tz_convert(timezone).normalize().tz_localize(None)
     offset = pd.Timedelta(hours=rule.local_time.hour, minutes=rule.local_time.minute)
     publish_local = local_day - pd.Timedelta(days=1) + offset
-    return publish_local.tz_localize(timezone, ambiguous=True, nonexistent="shift_forward").tz_convert(
-        "UTC"
-    )
+    return publish_local.tz_localize(timezone, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
 
 
 def newest_published_hour(as_of: pd.Timestamp, rule: Publication, timezone: str) -> pd.Timestamp:

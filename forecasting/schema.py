@@ -91,6 +91,13 @@ MODEL_ID = "model_id"
 QUANTILE_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 QUANTILE_COLUMNS: tuple[str, ...] = tuple(f"p{round(q * 100)}" for q in QUANTILE_LEVELS)
 FORECAST_COLUMNS = [
-    ZONE, ISSUED_AT, DELIVERY_HOUR, LOCAL_TIME, HORIZON_HOUR, MEAN, *QUANTILE_COLUMNS, MODEL_ID
+    ZONE,
+    ISSUED_AT,
+    DELIVERY_HOUR,
+    LOCAL_TIME,
+    HORIZON_HOUR,
+    MEAN,
+    *QUANTILE_COLUMNS,
+    MODEL_ID,
 ]
 HORIZON_HOURS = 672  # four weeks

@@ -76,9 +76,7 @@ def read_history_source(source: str | Path, zone_timezones: dict[str, str]) -> p
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"replay source {source} does not exist")
-    files = sorted(source.glob("*.parquet")) + sorted(source.glob("*.csv")) if source.is_dir() else [
-        source
-    ]
+    files = sorted(source.glob("*.parquet")) + sorted(source.glob("*.csv")) if source.is_dir() else [source]
     frames = []
     for path in files:
         zone = zone_from_filename(path)

@@ -2,7 +2,8 @@
 
 Timeouts, connection errors, HTTP 5xx and 429 → `SiteDown`. Other statuses are returned to the
 caller, which knows what they mean for its API (ENTSO-E's 400 may carry "no matching data").
-Query parameters are never put into error messages: they may hold the API token.
+Query parameters are never put into error messages, and the requests exception (whose text holds
+the URL, token included) is not chained.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ def http_get(
 ) -> requests.Response:
     """GET `url`; `what` names the request in errors (e.g. "entsoe price_da NO1 2024-01-01")."""
     try:
-        response = session.get(
-            url, params=params, timeout=timeout_s, headers={"User-Agent": USER_AGENT}
-        )
-    except requests.Timeout as exc:
-        raise SiteDown(f"{what}: timed out after {timeout_s:.0f} s") from exc
+        response = session.get(url, params=params, timeout=timeout_s, headers={"User-Agent": USER_AGENT})
+    except requests.Timeout:
+        raise SiteDown(f"{what}: timed out after {timeout_s:.0f} s") from None
     except requests.ConnectionError as exc:
-        raise SiteDown(f"{what}: connection failed ({type(exc).__name__})") from exc
+        raise SiteDown(f"{what}: connection failed ({type(exc).__name__})") from None
+    except requests.RequestException as exc:
+        raise SiteDown(f"{what}: request failed ({type(exc).__name__})") from None
     if response.status_code == 429:
         retry_after = response.headers.get("Retry-After", "?")
         raise SiteDown(f"{what}: rate limited (HTTP 429, Retry-After {retry_after})")

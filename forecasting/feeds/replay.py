@@ -59,6 +59,11 @@ class ReplayFeed:
         history[PUBLISHED_AT] = stamp_publication(history, self.rules, self.timezones)
         return history.sort_values([ZONE, SERIES_COL, DELIVERY_HOUR]).reset_index(drop=True)
 
+    def recording_end(self) -> pd.Timestamp:
+        """The replay's natural "now": the last instant at which every recorded zone × series was
+        still complete (the earliest of their final publication times)."""
+        return self.history.groupby([ZONE, SERIES_COL])[PUBLISHED_AT].max().min()
+
     def fetch(self, request: SeriesRequest) -> pd.DataFrame:
         as_of = self.clock()
         rows = self.history[

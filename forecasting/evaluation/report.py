@@ -1,0 +1,46 @@
+"""Markdown rendering of a metric table (`forecasting.evaluation.metrics.score`): per zone and horizon
+week, the model next to the seasonal-naive baselines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL
+from forecasting.schema import ZONE
+
+# column → (header, format); prices in EUR/MWh, wQL and rMAE are ratios.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "hours": ("hours", "{:d}"),
+    "rmae": ("rMAE", "{:.3f}"),
+    "mae": ("MAE", "{:.2f}"),
+    "rmse": ("RMSE", "{:.2f}"),
+    "wql": ("wQL", "{:.3f}"),
+    "crps": ("CRPS", "{:.2f}"),
+    "coverage_10_90": ("cover 10–90", "{:.3f}"),
+    "width_10_90": ("width 10–90", "{:.2f}"),
+}
+LEGEND = (
+    "MAE/RMSE of p50, CRPS (from the deciles) and interval width in EUR/MWh; rMAE = MAE / MAE of "
+    "seasonal_naive on the same hours; wQL = GluonTS mean weighted quantile loss; "
+    "cover = share of prices inside [p10, p90] (nominal 0.80)."
+)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def render_markdown(metrics: pd.DataFrame, title: str | None = None) -> str:
+    """The metric table as markdown; a zone column appears only when the table is split by zone."""
+    keys = [ZONE, HORIZON_WEEK, MODEL] if (metrics[ZONE] != ALL).any() else [HORIZON_WEEK, MODEL]
+    header = [*keys, *(label for label, _ in COLUMNS.values())]
+    rows = [
+        [str(row[k]) for k in keys] + [fmt.format(row[col]) for col, (_, fmt) in COLUMNS.items()]
+        for row in metrics.to_dict("records")
+    ]
+    parts = [f"## {title}"] if title else []
+    parts += [markdown_table(header, rows), LEGEND]
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,289 @@
+"""ENTSO-E Transparency Platform feed (REST API, https://web-api.tp.entsoe.eu/api).
+
+Owns: the query of each Spotcast series (document type, process type, domains), splitting
+requests into the ≤ 1-year ranges the platform accepts, classifying the platform's answers onto
+the feed failure classes, and keeping the API token out of messages, reprs and logs. The XML
+itself is parsed by `forecasting.feeds.entsoe_xml`.
+
+Answers and what they become:
+
+* XML document with TimeSeries         → tidy frame (hourly; sub-hourly values averaged)
+* document without TimeSeries, or Acknowledgement "No matching data found" (HTTP 200 or 400)
+                                        → `DataNotAvailable`
+* other Acknowledgement (bad parameters, range > 1 year, too many documents) → `RequestRejected`
+* HTTP 401                              → `RequestRejected` saying the token was refused
+* timeouts, connection errors, 429, 5xx → `SiteDown` (by `http_get`)
+* HTML page, truncated or hostile XML   → `MalformedResponse`
+
+published_at: the platform does not say when a value became public (`createdDateTime` is when
+the answer was generated, i.e. "now" for a backfill). So when the feed knows the series'
+publication rule (`rules`, passed by `from_settings`), published_at follows that rule in the
+zone's time zone, exactly as for the replay feed; without a rule it is the document's
+`createdDateTime` (the retrieval time when absent). Either way it is never later than
+retrieved_at: the value was evidently public when we held it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from urllib.parse import quote_plus
+
+import pandas as pd
+import requests
+from pydantic import SecretStr
+
+from forecasting.config import TOKEN_ENV, ConfigError, Publication, Settings
+from forecasting.feeds.base import (
+    DataNotAvailable,
+    FeedError,
+    MalformedResponse,
+    SeriesRequest,
+    to_series_frame,
+)
+from forecasting.feeds.entsoe_xml import (
+    Acknowledgement,
+    MarketDocument,
+    hourly_values,
+    parse_document,
+)
+from forecasting.feeds.http import http_get, looks_like_html
+from forecasting.publication import published_at
+
+# Query parameter names (case sensitive, per the API guide).
+TOKEN_PARAM = "securityToken"
+DOCUMENT_TYPE = "documentType"
+PROCESS_TYPE = "processType"
+PERIOD_START = "periodStart"
+PERIOD_END = "periodEnd"
+PERIOD_FORMAT = "%Y%m%d%H%M"  # yyyyMMddHHmm, UTC
+
+# The platform rejects ranges longer than one year.
+MAX_RANGE = pd.DateOffset(years=1)
+
+# Acknowledgement reason of an empty answer. ENTSO-E uses code 999 for other rejections too
+# (e.g. "amount of requested data exceeds allowed limit"), so the text decides.
+NO_DATA_CODE = "999"
+NO_DATA_TEXT = "no matching data found"
+
+# urllib3 logs request URLs at DEBUG level, and ours carry the token in the query string.
+URLLIB3_LOGGER = "urllib3.connectionpool"
+REDACTED = "<redacted>"
+
+
+class RequestRejected(FeedError):
+    """The platform refused the request itself (parameters, range, token): retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class DocumentQuery:
+    """How one Spotcast series is asked for, and which TimeSeries of the answer carry it."""
+
+    document_type: str
+    zone_params: tuple[str, ...]  # query parameters set to the zone's EIC code
+    fixed_params: tuple[tuple[str, str], ...]
+    zone_element: str  # TimeSeries element that must name the zone (drops e.g. A71 consumption)
+
+
+QUERIES: dict[str, DocumentQuery] = {
+    "price_da": DocumentQuery(
+        "A44", ("in_Domain", "out_Domain"), (("contract_MarketAgreement.type", "A01"),),
+        "in_Domain.mRID",
+    ),
+    "load_da": DocumentQuery(
+        "A65", ("outBiddingZone_Domain",), ((PROCESS_TYPE, "A01"),), "outBiddingZone_Domain.mRID"
+    ),
+    "load_actual": DocumentQuery(
+        "A65", ("outBiddingZone_Domain",), ((PROCESS_TYPE, "A16"),), "outBiddingZone_Domain.mRID"
+    ),
+    "generation_da": DocumentQuery(
+        "A71", ("in_Domain",), ((PROCESS_TYPE, "A01"),), "inBiddingZone_Domain.mRID"
+    ),
+    "wind_onshore_da": DocumentQuery(
+        "A69", ("in_Domain",), ((PROCESS_TYPE, "A01"), ("psrType", "B19")),
+        "inBiddingZone_Domain.mRID",
+    ),
+    "solar_da": DocumentQuery(
+        "A69", ("in_Domain",), ((PROCESS_TYPE, "A01"), ("psrType", "B16")),
+        "inBiddingZone_Domain.mRID",
+    ),
+}
+
+
+class _RedactSecrets(logging.Filter):
+    """Replaces registered secrets in log messages (attached to the urllib3 logger)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, secret: str) -> None:
+        self._secrets.update({secret, quote_plus(secret)})  # raw and as it appears in a URL
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, REDACTED)
+            record.msg, record.args = message, None
+        return True
+
+
+_REDACTOR = _RedactSecrets()
+
+
+def query_params(request: SeriesRequest) -> dict[str, str]:
+    """The API query for `request` (without the token); the range must not exceed one year."""
+    query = QUERIES[request.series]
+    params = {DOCUMENT_TYPE: query.document_type, **dict(query.fixed_params)}
+    params.update({name: request.zone.eic for name in query.zone_params})
+    params[PERIOD_START] = request.start.strftime(PERIOD_FORMAT)
+    params[PERIOD_END] = request.end.strftime(PERIOD_FORMAT)
+    return params
+
+
+def split_by_year(request: SeriesRequest) -> list[SeriesRequest]:
+    """Consecutive sub-requests of at most one year covering `request`."""
+    chunks = []
+    start = request.start
+    while start < request.end:
+        end = min(start + MAX_RANGE, request.end)
+        chunks.append(replace(request, start=start, end=end))
+        start = end
+    return chunks
+
+
+def _utc_now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC")
+
+
+class EntsoeFeed:
+    """The Feed of ENTSO-E series; see the module docstring for answers and published_at."""
+
+    name = "entsoe"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout_s: float = 60,
+        session: requests.Session | None = None,
+        clock: Callable[[], pd.Timestamp] | None = None,
+        rules: Mapping[str, Publication] | None = None,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError(f"EntsoeFeed: base_url must be an http(s) URL, got {base_url!r}")
+        if not token:
+            raise ValueError(f"EntsoeFeed: the API token is empty; set {TOKEN_ENV}")
+        self._base_url = base_url
+        self._token = SecretStr(token)  # masked in vars(), debuggers and accidental prints
+        self._timeout_s = timeout_s
+        self._session = session or requests.Session()
+        self._clock = clock or _utc_now
+        self._rules = dict(rules or {})
+        _REDACTOR.add(token)
+        logging.getLogger(URLLIB3_LOGGER).addFilter(_REDACTOR)  # idempotent: same filter object
+
+    def __repr__(self) -> str:
+        return f"EntsoeFeed(base_url={self._base_url!r}, timeout_s={self._timeout_s:g})"
+
+    def fetch(self, request: SeriesRequest) -> pd.DataFrame:
+        parts: list[tuple[pd.Series, pd.Timestamp | None]] = []
+        no_data: DataNotAvailable | None = None
+        for chunk in split_by_year(request):
+            try:
+                values, created_at = self._fetch_chunk(chunk)
+            except DataNotAvailable as exc:
+                # A backfill reaching back before a series existed has empty years: only
+                # "nothing in any chunk" is no data.
+                no_data = exc
+                continue
+            if not values.empty:
+                parts.append((values, created_at))
+        retrieved_at = self._clock()
+        if not parts:
+            raise no_data or DataNotAvailable(f"{self.name} {request.describe()}: no values")
+        values = pd.concat([hourly for hourly, _ in parts])
+        created = pd.concat(
+            [
+                pd.Series(retrieved_at if stamp is None else stamp, index=hourly.index)
+                for hourly, stamp in parts
+            ]
+        )
+        published = self._published_at(request, created, retrieved_at)
+        return to_series_frame(request, values, published, retrieved_at)
+
+    def _published_at(
+        self, request: SeriesRequest, created: pd.Series, retrieved_at: pd.Timestamp
+    ) -> pd.Series:
+        rule = self._rules.get(request.series)
+        if rule is None:
+            published = created
+        else:
+            hours = pd.DatetimeIndex(created.index)
+            published = pd.Series(published_at(hours, rule, request.zone.timezone), index=hours)
+        return published.where(published <= retrieved_at, retrieved_at)
+
+    def _fetch_chunk(self, chunk: SeriesRequest) -> tuple[pd.Series, pd.Timestamp | None]:
+        """Hourly values of one ≤ 1-year chunk (clipped to it) and the document's creation time."""
+        what = f"{self.name} {chunk.describe()}"
+        document = self._classify(self._get(query_params(chunk), what), what)
+        if not document.time_series:
+            raise DataNotAvailable(f"{what}: the document holds no TimeSeries")
+        query = QUERIES[chunk.series]
+        eic = chunk.zone.eic
+        ours = [ts for ts in document.time_series if ts.domains.get(query.zone_element) == eic]
+        if not ours:
+            raise MalformedResponse(f"{what}: no TimeSeries with {query.zone_element} {eic}")
+        values = hourly_values(ours)
+        # Prices come in whole local days: clip, or a day straddling two chunks would appear twice.
+        inside = (values.index >= chunk.start) & (values.index < chunk.end)
+        return values[inside], document.created_at
+
+    def _get(self, params: dict[str, str], what: str) -> requests.Response:
+        params = {**params, TOKEN_PARAM: self._token.get_secret_value()}
+        return http_get(self._session, self._base_url, params, self._timeout_s, what)
+
+    def _classify(self, response: requests.Response, what: str) -> MarketDocument:
+        status = response.status_code
+        if status == 401:
+            raise RequestRejected(
+                f"{what}: the ENTSO-E API token was refused (HTTP 401); check {TOKEN_ENV}"
+            )
+        if looks_like_html(response):
+            raise MalformedResponse(f"{what}: got an HTML page instead of XML (HTTP {status})")
+        document = parse_document(response.content, f"{what} (HTTP {status})")
+        if isinstance(document, Acknowledgement):
+            # Reason texts may quote the request: never let one carry the token into a message.
+            text = document.text.replace(self._token.get_secret_value(), REDACTED)
+            raise _acknowledgement_error(replace(document, text=text), status, what)
+        if status != 200:
+            raise RequestRejected(f"{what}: unexpected HTTP {status} with a {document.kind}")
+        return document
+
+
+def _acknowledgement_error(ack: Acknowledgement, status: int, what: str) -> FeedError:
+    # "No matching data" comes with HTTP 400 from older servers and HTTP 200 from newer ones.
+    if ack.code == NO_DATA_CODE and NO_DATA_TEXT in ack.text.lower():
+        return DataNotAvailable(f"{what}: {ack.text}")
+    return RequestRejected(
+        f"{what}: request rejected (HTTP {status}, reason {ack.code}): {ack.text}"
+    )
+
+
+def from_settings(settings: Settings, feed_name: str = "entsoe") -> EntsoeFeed:
+    """The configured ENTSO-E feed, with the publication rules of the configured series."""
+    config = settings.feeds.get(feed_name)
+    if config is None or config.kind != "entsoe":
+        raise ConfigError(f"feeds.{feed_name} is not configured as an entsoe feed")
+    if not config.base_url:
+        raise ConfigError(f"feeds.{feed_name}.base_url is not set")
+    if settings.entsoe_token is None or not settings.entsoe_token.get_secret_value():
+        raise ConfigError(f"feed {feed_name!r} needs the ENTSO-E API token: set {TOKEN_ENV}")
+    return EntsoeFeed(
+        config.base_url,
+        settings.entsoe_token.get_secret_value(),
+        timeout_s=config.timeout_s,
+        rules={series: rule.publication for series, rule in settings.series.items()},
+    )

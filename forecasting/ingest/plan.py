@@ -1,0 +1,71 @@
+"""Planning pulls: the daily run (the new delivery day(s), checked for freshness) and the backfill
+(history in chunks of at most a year, resuming after what the lake already holds)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from forecasting.config import Settings
+from forecasting.feeds.base import SeriesRequest
+from forecasting.feeds.registry import series_sources
+from forecasting.ingest.pull import PullPlan
+from forecasting.publication import newest_published_hour
+from forecasting.schema import SERIES_COL, ZONE
+
+# The daily pull re-reads this much already-landed history so late corrections are picked up.
+DAILY_LOOKBACK = pd.Timedelta(hours=48)
+HOUR = pd.Timedelta(hours=1)
+
+
+def _newest_by_pair(lake_newest: pd.DataFrame) -> dict[tuple[str, str], pd.Timestamp]:
+    if lake_newest.empty:
+        return {}
+    return {(row[ZONE], row[SERIES_COL]): row["newest_hour"] for _, row in lake_newest.iterrows()}
+
+
+def _utc(day: date | pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(day)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def plan_daily(settings: Settings, lake_newest: pd.DataFrame, as_of: pd.Timestamp) -> list[PullPlan]:
+    """One pull per zone × series up to the newest hour its publication rule says is out at `as_of`."""
+    newest = _newest_by_pair(lake_newest)
+    plans = []
+    for series, feed in series_sources(settings).items():
+        rule = settings.series[series].publication
+        for zone in settings.zones:
+            due = newest_published_hour(as_of, rule, zone.timezone)
+            previous = newest.get((zone.name, series))
+            start = previous + HOUR - DAILY_LOOKBACK if previous is not None else due - pd.Timedelta(days=7)
+            request = SeriesRequest(zone, series, start.floor("h"), due + HOUR)
+            plans.append(PullPlan(feed, request, expected_newest=due, previous_newest=previous))
+    return plans
+
+
+def plan_backfill(
+    settings: Settings,
+    lake_newest: pd.DataFrame,
+    end: pd.Timestamp,
+    start: date | None = None,
+    resume: bool = True,
+) -> list[PullPlan]:
+    """Chunked history pulls from `start` (default: history.start) to `end` (exclusive, UTC).
+
+    With `resume`, each zone × series starts after the newest hour already in the lake, so an
+    interrupted backfill picks up where it stopped."""
+    newest = _newest_by_pair(lake_newest) if resume else {}
+    chunk = pd.Timedelta(days=settings.history.backfill_chunk_days)
+    first = _utc(start or settings.history.start)
+    plans = []
+    for series, feed in series_sources(settings).items():
+        for zone in settings.zones:
+            landed = newest.get((zone.name, series))
+            cursor = max(first, landed + HOUR) if landed is not None else first
+            while cursor < end:
+                stop = min(cursor + chunk, end)
+                plans.append(PullPlan(feed, SeriesRequest(zone, series, cursor, stop)))
+                cursor = stop
+    return plans

@@ -1,0 +1,129 @@
+"""One pull of one feed: the staleness check on content and the per-class retry policy.
+
+Failure classes (as in the reference design): *data not yet available* (including stale content)
+and *site down* each have their own interval, backoff and maximum attempts; a malformed answer is
+not retried. After the last attempt the pull is marked unavailable and the run goes on without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from forecasting.config import RetryPolicies, RetryPolicy
+from forecasting.feeds.base import DataNotAvailable, Feed, FeedError, SeriesRequest, SiteDown
+from forecasting.schema import DELIVERY_HOUR
+
+log = logging.getLogger("spotcast.ingest")
+
+# ok: data fetched; empty: a historical range the source has no data for (not an error);
+# unavailable: retries used up; failed: an answer that no retry can mend (malformed)
+PullStatus = Literal["ok", "empty", "unavailable", "failed"]
+
+
+class StaleData(DataNotAvailable):
+    """The feed answered, but its content is older than the publication rule expects."""
+
+
+@dataclass(frozen=True)
+class PullPlan:
+    """What to fetch from which feed, and what the answer must contain to count as fresh."""
+
+    feed: str
+    request: SeriesRequest
+    expected_newest: pd.Timestamp | None = None  # None: historical chunk, no staleness check
+    previous_newest: pd.Timestamp | None = None  # newest hour already in the lake
+
+    def describe(self) -> str:
+        return f"{self.feed} {self.request.describe()}"
+
+
+@dataclass
+class PullOutcome:
+    plan: PullPlan
+    status: PullStatus
+    attempts: int
+    frame: pd.DataFrame | None = None
+    error: str | None = None
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.frame is None else len(self.frame)
+
+    @property
+    def newest_hour(self) -> pd.Timestamp | None:
+        if self.frame is None or self.frame.empty:
+            return None
+        return self.frame[DELIVERY_HOUR].max()
+
+
+def check_fresh(frame: pd.DataFrame, plan: PullPlan, tolerance_hours: int = 0) -> None:
+    """Raise StaleData when the newest hour lags the publication rule, or merely repeats the
+    newest hour of the previous pull although newer data is due."""
+    if plan.expected_newest is None:
+        return
+    newest = frame[DELIVERY_HOUR].max()
+    due = plan.expected_newest - pd.Timedelta(hours=tolerance_hours)
+    if plan.previous_newest is not None and newest <= plan.previous_newest < due:
+        raise StaleData(
+            f"{plan.describe()}: newest hour {newest:%Y-%m-%d %H:%M} repeats the previous pull; "
+            f"{plan.expected_newest:%Y-%m-%d %H:%M} UTC is due"
+        )
+    if newest < due:
+        raise StaleData(
+            f"{plan.describe()}: newest hour {newest:%Y-%m-%d %H:%M} is older than the due "
+            f"{plan.expected_newest:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def _policy_for(error: FeedError, policies: RetryPolicies) -> RetryPolicy | None:
+    if isinstance(error, DataNotAvailable):
+        return policies.not_available
+    if isinstance(error, SiteDown):
+        return policies.site_down
+    return None  # malformed or rejected answers do not get better by asking again
+
+
+def pull(
+    feed: Feed,
+    plan: PullPlan,
+    policies: RetryPolicies,
+    tolerance_hours: int = 0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PullOutcome:
+    """Fetch `plan` from `feed`, retrying each failure class by its own policy."""
+    tries: dict[str, int] = {}
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            frame = feed.fetch(plan.request)
+            check_fresh(frame, plan, tolerance_hours)
+            return PullOutcome(plan, "ok", attempts, frame=frame)
+        except FeedError as error:
+            if isinstance(error, DataNotAvailable) and plan.expected_newest is None:
+                return PullOutcome(plan, "empty", attempts, error=str(error))  # a gap in history
+            policy = _policy_for(error, policies)
+            if policy is None:
+                log.error("failed, not retried: %s", error)
+                return PullOutcome(plan, "failed", attempts, error=f"{type(error).__name__}: {error}")
+            kind = "not_available" if isinstance(error, DataNotAvailable) else "site_down"
+            tries[kind] = tries.get(kind, 0) + 1
+            if tries[kind] >= policy.max_attempts:
+                log.error("unavailable after %d attempt(s): %s", attempts, error)
+                return PullOutcome(plan, "unavailable", attempts, error=f"{type(error).__name__}: {error}")
+            delay = policy.delay_before(tries[kind] + 1)
+            log.warning(
+                "%s; retry in %.1f s (%s attempt %d of %d)",
+                error,
+                delay,
+                kind,
+                tries[kind] + 1,
+                policy.max_attempts,
+            )
+            sleep(delay)
