@@ -7,6 +7,7 @@ the lake's write lock. The Prefect flows run the same `pull` and `land` as tasks
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import pandas as pd
 
 from forecasting.config import Settings
 from forecasting.feeds.base import Feed
-from forecasting.ingest.pull import PullOutcome, PullPlan, pull
+from forecasting.ingest.pull import PullOutcome, PullPlan, pull_planned
 from forecasting.lake.files import LakeFS, write_lock
 from forecasting.lake.series_store import AppendResult, append_series
 
@@ -108,15 +109,13 @@ def run_ingest(
     plans: Sequence[PullPlan],
     purpose: str,
     max_workers: int = 4,
-    sleep: Callable[[float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[int, int, PullOutcome], None] | None = None,
 ) -> IngestReport:
     """Pull all `plans` in parallel (each with its retry policy) and land each as it arrives."""
 
     def one(plan: PullPlan) -> PullOutcome:
-        tolerance = settings.series[plan.request.series].staleness_tolerance_hours
-        kwargs = {"sleep": sleep} if sleep else {}
-        return pull(feeds[plan.feed], plan, settings.retry, tolerance, **kwargs)
+        return pull_planned(feeds, plan, settings, sleep)
 
     with Landing(lake, purpose) as landing, ThreadPoolExecutor(max_workers=max_workers) as pool:
         for done, outcome in enumerate(pool.map(one, plans), start=1):

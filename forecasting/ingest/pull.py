@@ -15,7 +15,7 @@ from typing import Literal
 
 import pandas as pd
 
-from forecasting.config import RetryPolicies, RetryPolicy
+from forecasting.config import RetryPolicies, RetryPolicy, Settings
 from forecasting.feeds.base import DataNotAvailable, Feed, FeedError, SeriesRequest, SiteDown
 from forecasting.schema import DELIVERY_HOUR
 
@@ -127,3 +127,11 @@ def pull(
                 policy.max_attempts,
             )
             sleep(delay)
+
+
+def pull_planned(
+    feeds: dict[str, Feed], plan: PullPlan, settings: Settings, sleep: Callable[[float], None] = time.sleep
+) -> PullOutcome:
+    """`pull` with the feed, retry policies and staleness tolerance the settings give for `plan`."""
+    tolerance = settings.series[plan.request.series].staleness_tolerance_hours
+    return pull(feeds[plan.feed], plan, settings.retry, tolerance, sleep)

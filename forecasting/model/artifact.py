@@ -1,0 +1,161 @@
+"""Save and load a fitted `DeepARPipeline` as ONE versioned artifact directory:
+
+    params.json         constructor parameters (get_params)
+    metadata.json       format version, model id, zones, feature names and order, training range and
+                        data hash, decile spread factors, library versions
+    preprocessing.npz   fitted StandardScaler and PCA attributes (plain arrays, no pickle)
+    predictor/          the GluonTS predictor, written by its own serialize()
+
+Security: the scikit-learn part is loaded from plain arrays, but the GluonTS predictor is rebuilt by
+GluonTS's serde, which instantiates the classes named in its JSON, and by torch.load of the network
+state. Only load artifacts you (or your pipeline) wrote: a tampered artifact can run code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+from gluonts.torch.model.predictor import PyTorchPredictor
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from forecasting.model.pipeline import DeepARPipeline
+
+FORMAT_VERSION = 1
+PARAMS_FILE = "params.json"
+METADATA_FILE = "metadata.json"
+PREPROCESSING_FILE = "preprocessing.npz"
+PREDICTOR_DIR = "predictor"
+LIBRARIES = ("gluonts", "torch", "lightning", "scikit-learn", "numpy", "pandas")
+STAGES: dict[str, type] = {"scaler": StandardScaler, "pca": PCA}
+
+
+class ArtifactError(Exception):
+    """The artifact directory is missing, incomplete or of an unknown format version."""
+
+
+class ArtifactMismatchError(ArtifactError):
+    """The artifact was trained for other zones or features than the caller asks for."""
+
+
+def save_pipeline(pipeline: DeepARPipeline, path: str | Path) -> Path:
+    """Write the fitted `pipeline` to the directory `path` (created; existing files overwritten)."""
+    if not hasattr(pipeline, "predictor_"):
+        raise ArtifactError("only a fitted pipeline can be saved")
+    path = Path(path)
+    (path / PREDICTOR_DIR).mkdir(parents=True, exist_ok=True)
+    _write_json(path / PARAMS_FILE, _jsonable_params(pipeline))
+    _write_json(path / METADATA_FILE, _metadata(pipeline))
+    stages = {"scaler": pipeline.scaler_, "pca": pipeline.pca_}
+    np.savez(path / PREPROCESSING_FILE, **_stage_arrays(stages))
+    pipeline.predictor_.serialize(path / PREDICTOR_DIR)
+    return path
+
+
+def load_pipeline(
+    path: str | Path, zones: Iterable[str] | None = None, covariates: Iterable[str] | None = None
+) -> DeepARPipeline:
+    """Read an artifact written by `save_pipeline` (trusted artifacts only, see the module doc).
+
+    `zones` / `covariates`, when given, are what the caller will forecast with; an artifact trained
+    for anything else raises ArtifactMismatchError instead of forecasting nonsense.
+    """
+    path = Path(path)
+    for name in (PARAMS_FILE, METADATA_FILE, PREPROCESSING_FILE, PREDICTOR_DIR):
+        if not (path / name).exists():
+            raise ArtifactError(f"{path} is not a model artifact: {name} is missing")
+    meta = json.loads((path / METADATA_FILE).read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: artifact format {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+        )
+    check_matches(meta, zones, covariates, where=str(path))
+
+    params = json.loads((path / PARAMS_FILE).read_text())
+    params["covariates"] = tuple(params["covariates"])
+    params["lags_seq"] = tuple(params["lags_seq"])
+    pipeline = DeepARPipeline(**params)
+    with np.load(path / PREPROCESSING_FILE, allow_pickle=False) as arrays:
+        stages = _stages_from_arrays(dict(arrays))
+    pipeline.scaler_, pipeline.pca_ = stages["scaler"], stages["pca"]
+    pipeline.zones_ = dict(meta["zones"])
+    pipeline.covariate_features_ = tuple(meta["covariate_features"])
+    pipeline.anchor_features_ = tuple(meta["anchor_features"])
+    pipeline.spread_factors_ = np.asarray(meta["spread_factors"], dtype="float64")
+    pipeline.training_range_ = tuple(meta["training_range"])
+    pipeline.training_data_hash_ = meta["training_data_hash"]
+    pipeline.model_id_ = meta["model_id"]
+    pipeline.predictor_ = PyTorchPredictor.deserialize(path / PREDICTOR_DIR, device="cpu")
+    return pipeline
+
+
+def check_matches(
+    meta: dict, zones: Iterable[str] | None, covariates: Iterable[str] | None, where: str
+) -> None:
+    """Raise ArtifactMismatchError when the requested zones or covariates differ from the artifact's."""
+    if zones is not None and sorted(zones) != sorted(meta["zones"]):
+        raise ArtifactMismatchError(
+            f"{where}: model {meta['model_id']} was trained for zones {sorted(meta['zones'])}, "
+            f"requested {sorted(zones)}; train a model for these zones"
+        )
+    if covariates is not None and list(covariates) != list(meta["covariates"]):
+        raise ArtifactMismatchError(
+            f"{where}: model {meta['model_id']} was trained on covariates {meta['covariates']} "
+            f"(in this order), requested {list(covariates)}; train a model for these features"
+        )
+
+
+def _metadata(pipeline: DeepARPipeline) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_id": pipeline.model_id_,
+        "zones": pipeline.zones_,
+        "covariates": list(pipeline.covariates),
+        "covariate_features": list(pipeline.covariate_features_),
+        "anchor_features": list(pipeline.anchor_features_),
+        "pca_components": int(pipeline.pca_.n_components_),
+        "spread_factors": [float(f) for f in pipeline.spread_factors_],
+        "training_range": list(pipeline.training_range_),
+        "training_data_hash": pipeline.training_data_hash_,
+        "libraries": {name: version(name) for name in LIBRARIES},
+    }
+
+
+def _jsonable_params(pipeline: DeepARPipeline) -> dict:
+    params = pipeline.get_params()
+    params["zones"] = None if params["zones"] is None else dict(params["zones"])
+    params["covariates"] = list(params["covariates"])
+    params["lags_seq"] = list(params["lags_seq"])
+    return params
+
+
+def _stage_arrays(stages: dict) -> dict[str, np.ndarray]:
+    """Every fitted attribute (name ending in `_`) of each stage as `stage.attribute` arrays."""
+    arrays = {}
+    for stage, estimator in stages.items():
+        arrays[f"{stage}.__params__"] = np.array(json.dumps(estimator.get_params()))
+        for name, value in vars(estimator).items():
+            if name.endswith("_") and not name.startswith("_") and value is not None:
+                arrays[f"{stage}.{name}"] = np.asarray(value)
+    return arrays
+
+
+def _stages_from_arrays(arrays: dict[str, np.ndarray]) -> dict:
+    stages = {}
+    for stage, cls in STAGES.items():
+        params = json.loads(str(arrays[f"{stage}.__params__"]))
+        estimator = cls(**params)
+        for key, value in arrays.items():
+            prefix, _, name = key.partition(".")
+            if prefix == stage and name != "__params__":
+                setattr(estimator, name, value.item() if value.ndim == 0 else value)
+        stages[stage] = estimator
+    return stages
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")

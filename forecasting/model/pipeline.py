@@ -1,0 +1,341 @@
+"""The forecasting core: ONE scikit-learn style estimator that turns a tidy series frame into the
+four-week hourly decile forecast of every configured zone.
+
+    covariate preparation  →  StandardScaler  →  PCA  →  GluonTS DeepAR (torch)
+    (windows: extended covariates + calendar; anchored price target and anchor features)
+
+One global DeepAR model serves all zones (zone = static categorical with a learned embedding).
+Training and forecasting build their windows with the same code, from what was published at each
+issue instant. Deciles come from sample paths widened/narrowed per horizon week by spread factors
+calibrated on the last weeks before the training data ends, out of sample (conformal style).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import StandardScaler
+
+from forecasting.features.covariates import pivot_zone
+from forecasting.features.windows import (
+    ANCHOR_FEATURES,
+    Window,
+    WindowMaker,
+    covariate_feature_names,
+)
+from forecasting.forecast_frame import forecast_hours, forecast_start, make_forecast_frame
+from forecasting.model import deepar
+from forecasting.publication import known_at
+from forecasting.schema import (
+    DELIVERY_HOUR,
+    HORIZON_HOURS,
+    PRICE,
+    PUBLISHED_AT,
+    QUANTILE_LEVELS,
+    SERIES_COL,
+    VALUE,
+    ZONE,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEZONE = "Europe/Oslo"
+DEFAULT_COVARIATES: tuple[str, ...] = ("load_da", "generation_da", "wind_onshore_da")
+HORIZON_WEEKS = HORIZON_HOURS // 168
+CALIBRATION_COVERAGE = 0.8  # p10…p90
+SCALER_ROWS = 200_000  # rows sampled to fit scaler and PCA
+REQUIRED_COLUMNS = [ZONE, SERIES_COL, DELIVERY_HOUR, VALUE, PUBLISHED_AT]
+
+
+class DeepARPipeline(BaseEstimator):
+    """Global DeepAR price forecaster for several bidding zones (implements `Forecaster`).
+
+    zones: zone → IANA time zone (the local clock of calendar features and `local_time`); None
+        takes every zone in the training history on Europe/Oslo.
+    covariates: series used as covariates, extended beyond their published horizon.
+    n_components: PCA components kept, an int count or a float explained-variance fraction.
+    context_length, lags_seq: DeepAR's conditioning range and target lags (hours). Weekly lags only
+        by default: with short lags (1, 24, …) every step feeds the network its own samples and the
+        672-step paths drift off the level (R&D, 2019 weekly origins: rMAE 1.31 vs seasonal naive
+        with lags 1,2,24,48,168; 0.88 with 168,336).
+    origin_stride_days: one training window per zone every this many days (issued at `issue_hour`
+        local time, like the daily flow).
+    calibration_weeks: weekly out-of-sample forecasts at the end of the history that calibrate the
+        decile spread per horizon week; 0 keeps the raw sample deciles.
+    """
+
+    def __init__(
+        self,
+        zones: Mapping[str, str] | None = None,
+        covariates: tuple[str, ...] = DEFAULT_COVARIATES,
+        n_components: int | float = 0.95,
+        context_length: int = 168,
+        lags_seq: tuple[int, ...] = (168, 336),
+        embedding_dimension: int = 3,
+        hidden_size: int = 32,
+        num_layers: int = 2,
+        dropout_rate: float = 0.1,
+        learning_rate: float = 1e-3,
+        batch_size: int = 32,
+        num_batches_per_epoch: int = 100,
+        max_epochs: int = 10,
+        num_samples: int = 200,
+        origin_stride_days: int = 2,
+        issue_hour: int = 14,
+        calibration_weeks: int = 16,
+        random_state: int = 0,
+        model_id: str | None = None,
+    ) -> None:
+        self.zones = zones
+        self.covariates = covariates
+        self.n_components = n_components
+        self.context_length = context_length
+        self.lags_seq = lags_seq
+        self.embedding_dimension = embedding_dimension
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout_rate = dropout_rate
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.num_batches_per_epoch = num_batches_per_epoch
+        self.max_epochs = max_epochs
+        self.num_samples = num_samples
+        self.origin_stride_days = origin_stride_days
+        self.issue_hour = issue_hour
+        self.calibration_weeks = calibration_weeks
+        self.random_state = random_state
+        self.model_id = model_id
+
+    # --- fit -----------------------------------------------------------------------------------
+
+    def fit(self, history: pd.DataFrame) -> Self:
+        """Learn scaler, PCA, DeepAR and the decile calibration from a tidy series frame."""
+        history = self._validate(history)
+        zones = self._zone_timezones(history)
+        series = (PRICE, *self.covariates)
+        makers = {
+            zone: WindowMaker(pivot_zone(history, zone, tz, series), self.covariates, self._past_length)
+            for zone, tz in zones.items()
+        }
+        calibration_from, calibration_issues = self._calibration_issues(makers)
+        train_windows = [
+            w
+            for maker in makers.values()
+            for issue in self._training_issues(maker, until=calibration_from)
+            if (w := maker.window(issue, with_future=True)) is not None
+        ]
+        if not train_windows:
+            raise ValueError("history too short: no complete training window (needs ≥ ~6 weeks per zone)")
+
+        self.zones_ = dict(zones)
+        self.covariate_features_ = covariate_feature_names(tuple(self.covariates))
+        self.anchor_features_ = ANCHOR_FEATURES
+        self._fit_preprocessing(train_windows)
+        log.info(
+            "%d training windows over %d zones; PCA keeps %d of %d covariate features",
+            len(train_windows), len(zones), self.pca_.n_components_, len(self.covariate_features_),
+        )
+        entries = [self._entry(w) for w in train_windows]
+        self.predictor_ = deepar.train(self._estimator_kwargs(), entries, self.random_state)
+
+        calibration_windows = [
+            w for issue in calibration_issues for m in makers.values() if (w := m.window(issue, True))
+        ]
+        log.info("calibrating deciles on %d out-of-sample windows", len(calibration_windows))
+        self.spread_factors_ = self._calibrate(calibration_windows)
+        log.info("decile spread factors per horizon week: %s", np.round(self.spread_factors_, 2))
+
+        hours = history.loc[history[ZONE].isin(list(zones)), DELIVERY_HOUR]
+        self.training_range_ = (str(hours.min()), str(hours.max()))
+        self.training_data_hash_ = data_hash(history, tuple(zones), series)
+        self.model_id_ = self.model_id or f"deepar-{self.training_data_hash_[:12]}"
+        return self
+
+    def _validate(self, history: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in REQUIRED_COLUMNS if c not in history.columns]
+        if missing:
+            raise ValueError(f"history lacks columns {missing}; expected a tidy series frame")
+        unknown_zones = set(self.zones or ()) - set(history[ZONE])
+        if unknown_zones:
+            raise ValueError(f"history holds no rows of configured zones {sorted(unknown_zones)}")
+        return history
+
+    def _zone_timezones(self, history: pd.DataFrame) -> dict[str, str]:
+        if self.zones is not None:
+            return dict(self.zones)
+        return {zone: DEFAULT_TIMEZONE for zone in sorted(history[ZONE].unique())}
+
+    @property
+    def _past_length(self) -> int:
+        return self.context_length + max(self.lags_seq)
+
+    def _issue_instants(self, maker: WindowMaker, stride_days: int) -> pd.DatetimeIndex:
+        """Daily-flow issue instants (issue_hour local) every `stride_days` across the grid."""
+        hours = maker.grid.hours
+        tz = maker.grid.timezone
+        first = hours[0].tz_convert(tz).normalize() + pd.Timedelta(days=1, hours=self.issue_hour)
+        last = hours[-1].tz_convert(tz).normalize()
+        days = pd.date_range(first.tz_localize(None), last.tz_localize(None), freq=f"{stride_days}D")
+        return days.tz_localize(tz, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
+
+    def _training_issues(self, maker: WindowMaker, until: pd.Timestamp) -> pd.DatetimeIndex:
+        """Issue instants whose whole horizon is delivered before `until` (the calibration start)."""
+        issues = self._issue_instants(maker, self.origin_stride_days)
+        horizon_end = issues + pd.Timedelta(hours=HORIZON_HOURS + 48)
+        return issues[horizon_end <= until]
+
+    def _calibration_issues(self, makers: dict[str, WindowMaker]) -> tuple[pd.Timestamp, pd.DatetimeIndex]:
+        """Weekly issue instants at the end of the history whose horizons are fully delivered."""
+        end = min(m.grid.hours[-1] for m in makers.values())
+        maker = next(iter(makers.values()))
+        weekly = self._issue_instants(maker, 7)
+        weekly = weekly[weekly + pd.Timedelta(hours=HORIZON_HOURS + 48) <= end]
+        chosen = weekly[len(weekly) - self.calibration_weeks :] if self.calibration_weeks else weekly[:0]
+        calibration_from = chosen[0] if len(chosen) else end + pd.Timedelta(hours=1)
+        return calibration_from, chosen
+
+    def _fit_preprocessing(self, windows: list[Window]) -> None:
+        rows = np.vstack([w.covariate_features for w in windows])
+        rng = np.random.default_rng(self.random_state)
+        if len(rows) > SCALER_ROWS:
+            rows = rows[rng.choice(len(rows), SCALER_ROWS, replace=False)]
+        self.scaler_ = StandardScaler().fit(rows)
+        scaled = np.nan_to_num(self.scaler_.transform(rows))  # a missing covariate → its mean
+        self.pca_ = PCA(n_components=self.n_components, random_state=self.random_state).fit(scaled)
+
+    def _entry(self, window: Window) -> dict:
+        scaled = np.nan_to_num(self.scaler_.transform(window.covariate_features))
+        dynamic = np.column_stack([self.pca_.transform(scaled), window.anchor_features])
+        zone_index = list(self.zones_).index(window.zone)
+        return deepar.to_entry(window, dynamic, zone_index)
+
+    def _estimator_kwargs(self) -> dict:
+        return {
+            "num_features": int(self.pca_.n_components_) + len(self.anchor_features_),
+            "num_zones": len(self.zones_),
+            "embedding_dimension": self.embedding_dimension,
+            "context_length": self.context_length,
+            "lags_seq": list(self.lags_seq),
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "dropout_rate": self.dropout_rate,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "num_batches_per_epoch": self.num_batches_per_epoch,
+            "max_epochs": self.max_epochs,
+            "num_samples": self.num_samples,
+        }
+
+    def _anchored_samples(self, windows: list[Window]) -> list[np.ndarray]:
+        """Anchored sample paths of forecast windows (the training part of a window is cut off)."""
+        entries = []
+        for window in windows:
+            entry = self._entry(window)
+            entry["target"] = entry["target"][: self._past_length]
+            entries.append(entry)
+        return deepar.sample_paths(self.predictor_, entries, self.num_samples, self.random_state)
+
+    def _calibrate(self, windows: list[Window]) -> np.ndarray:
+        """Per horizon week, the factor on the sample spread around the median that makes p10–p90
+        cover 80 % of the out-of-sample truths (1.0 where there is nothing to calibrate on)."""
+        if not windows:
+            return np.ones(HORIZON_WEEKS)
+        samples = np.stack(self._anchored_samples(windows))
+        truth = np.stack([w.target[self._past_length :] for w in windows])
+        median = np.median(samples, axis=1)
+        low, high = np.quantile(samples, [0.1, 0.9], axis=1)
+        # how far out (in units of the own-side half width) each truth lies
+        ratio = np.where(
+            truth >= median,
+            (truth - median) / np.maximum(high - median, 1e-6),
+            (median - truth) / np.maximum(median - low, 1e-6),
+        )
+        factors = [
+            np.nanquantile(ratio[:, week * 168 : (week + 1) * 168], CALIBRATION_COVERAGE)
+            for week in range(HORIZON_WEEKS)
+        ]
+        return np.asarray(factors, dtype="float64")
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted pipeline to ONE artifact directory (see `forecasting.model.artifact`)."""
+        from forecasting.model.artifact import save_pipeline  # the artifact module imports this one
+
+        return save_pipeline(self, path)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, zones: Iterable[str] | None = None, covariates: Iterable[str] | None = None
+    ) -> DeepARPipeline:
+        """Read an artifact; raises ArtifactMismatchError if it was trained for other zones/covariates.
+        Only load trusted artifacts (the GluonTS/torch part can run code)."""
+        from forecasting.model.artifact import load_pipeline
+
+        return load_pipeline(path, zones, covariates)
+
+    # --- predict -------------------------------------------------------------------------------
+
+    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
+        """Forecast frame of every fitted zone, from the rows of `history` public at `issued_at`."""
+        if not hasattr(self, "predictor_"):
+            raise NotFittedError("DeepARPipeline is not fitted yet: call fit(history) or load an artifact")
+        issued_at = pd.Timestamp(issued_at).tz_convert("UTC")
+        known = known_at(self._validate(history), issued_at)
+        series = (PRICE, *self.covariates)
+        until = issued_at + pd.Timedelta(hours=HORIZON_HOURS + 72)
+        windows = []
+        present = set(known[ZONE])
+        for zone, tz in self.zones_.items():
+            if zone not in present:
+                raise ValueError(f"history holds no rows of fitted zone {zone} published by {issued_at}")
+            grid = pivot_zone(known, zone, tz, series, until)
+            window = WindowMaker(grid, self.covariates, self._past_length).window(issued_at)
+            if window is None:
+                raise ValueError(
+                    f"{zone}: cannot forecast at {issued_at}: needs the prices of the "
+                    f"{self._past_length} hours before the forecast start, published within the last week"
+                )
+            windows.append(window)
+        frames = [
+            self._forecast_frame(window, known, issued_at, samples)
+            for window, samples in zip(windows, self._anchored_samples(windows), strict=True)
+        ]
+        self.input_status_ = pd.concat([w.input_status() for w in windows], ignore_index=True)
+        return pd.concat(frames, ignore_index=True)
+
+    def _forecast_frame(
+        self, window: Window, known: pd.DataFrame, issued_at: pd.Timestamp, samples: np.ndarray
+    ) -> pd.DataFrame:
+        hours = forecast_hours(forecast_start(known, window.zone, issued_at))
+        if not hours.equals(window.forecast_hours):
+            raise ValueError(f"{window.zone}: forecast start disagrees with the anchored window")
+        median = np.median(samples, axis=0)
+        factors = np.repeat(self.spread_factors_, 168)
+        calibrated = window.anchor.to_price(median + factors * (samples - median))
+        return make_forecast_frame(
+            zone=window.zone,
+            timezone=self.zones_[window.zone],
+            issued_at=issued_at,
+            delivery_hours=hours,
+            mean=calibrated.mean(axis=0),
+            quantiles=np.quantile(calibrated, QUANTILE_LEVELS, axis=0).T,
+            model_id=self.model_id_,
+        )
+
+
+def data_hash(history: pd.DataFrame, zones: tuple[str, ...], series: tuple[str, ...]) -> str:
+    """sha256 of the (zone, series, hour, value) rows the model was trained on, order-independent."""
+    rows = history[history[ZONE].isin(zones) & history[SERIES_COL].isin(series)]
+    rows = rows[[ZONE, SERIES_COL, DELIVERY_HOUR, VALUE]].sort_values([ZONE, SERIES_COL, DELIVERY_HOUR])
+    hashed = pd.util.hash_pandas_object(rows, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()

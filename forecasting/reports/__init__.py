@@ -1,0 +1,2 @@
+"""Analyst outputs of the daily run: fan charts, forecast tables, the data-quality table and the report
+bundle (a folder of PNGs, CSVs and a markdown summary, optionally mirrored as Prefect artifacts)."""

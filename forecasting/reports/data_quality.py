@@ -1,0 +1,118 @@
+"""The data-quality table of a run: per feed × zone × series, how fresh and complete the inputs were.
+
+It joins four views of the same series, each optional except the lake's:
+
+* the lake's newest hours (`forecasting.lake.series_store.newest_hours`: zone, series, newest_hour),
+* the ingest status of this run (`IngestReport.table()`: feed, zone, series, status, attempts, …),
+* recent curated rows (a tidy series frame) in which missing hours are counted,
+* the forecast's covariate input status (zone, series — or `covariate` —, newest_published_hour,
+  hours_extended, method), of which any column may be absent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecasting.schema import DELIVERY_HOUR, SERIES_COL, ZONE
+
+FEED = "feed"
+STATE = "state"
+NEWEST_HOUR = "newest_hour"
+HOURS_AHEAD = "hours_ahead"
+GAP_HOURS = "gap_hours"
+INGEST_STATUS = "ingest_status"
+ATTEMPTS = "attempts"
+NEW_ROWS = "new_rows"
+ERROR = "error"
+NEWEST_PUBLISHED_HOUR = "newest_published_hour"
+HOURS_EXTENDED = "hours_extended"
+EXTENSION_METHOD = "extension_method"
+QUALITY_COLUMNS = [
+    FEED,
+    ZONE,
+    SERIES_COL,
+    STATE,
+    NEWEST_HOUR,
+    HOURS_AHEAD,
+    GAP_HOURS,
+    INGEST_STATUS,
+    ATTEMPTS,
+    NEW_ROWS,
+    ERROR,
+    NEWEST_PUBLISHED_HOUR,
+    HOURS_EXTENDED,
+    EXTENSION_METHOD,
+]
+KEYS = [ZONE, SERIES_COL]
+COUNTS = [GAP_HOURS, ATTEMPTS, NEW_ROWS, HOURS_EXTENDED]  # whole numbers, empty where a view is absent
+GAP_DAYS = 7
+
+# States, worst first.
+MISSING = "missing"  # nothing in the lake
+STALE = "stale"  # this run's pull did not land: the lake holds only older data
+OK = "ok"
+LANDED = ("ok", "empty")  # pull statuses that are not a problem (`forecasting.ingest.pull.PullStatus`)
+
+
+def gap_hours(recent: pd.DataFrame, as_of: pd.Timestamp, days: int = GAP_DAYS) -> pd.DataFrame:
+    """Per zone × series of `recent`: hours without a row between `as_of − days` and the series'
+    newest hour. Hours after the newest are not gaps: a late series is stale, which the ingest
+    status reports."""
+    window_start = pd.Timestamp(as_of).floor("h") - pd.Timedelta(days=days)
+    rows = recent.loc[recent[DELIVERY_HOUR] >= window_start, [*KEYS, DELIVERY_HOUR]].drop_duplicates()
+    counts = rows.groupby(KEYS)[DELIVERY_HOUR].agg(["size", "max"])
+    expected = (counts["max"] - window_start) // pd.Timedelta(hours=1) + 1
+    return (expected - counts["size"]).rename(GAP_HOURS).reset_index()
+
+
+def _ingest_view(ingest_table: pd.DataFrame) -> pd.DataFrame:
+    """One row per feed × zone × series of the ingest table; of several pulls (backfill chunks) the
+    first failed one gives status and error, attempts and new rows are summed."""
+    keys = [FEED, *KEYS]
+    landed = ingest_table["status"].isin(LANDED).to_numpy()
+    failed_first = ingest_table.iloc[np.argsort(landed, kind="stable")]
+    worst = failed_first.drop_duplicates(keys)[[*keys, "status", ERROR]]
+    totals = ingest_table.groupby(keys, as_index=False)[[ATTEMPTS, NEW_ROWS]].sum()
+    return worst.merge(totals, on=keys).rename(columns={"status": INGEST_STATUS})
+
+
+def _input_view(input_status: pd.DataFrame) -> pd.DataFrame:
+    """zone × series → newest published hour, hours extended, method; absent columns become NA."""
+    frame = input_status.rename(columns={"covariate": SERIES_COL, "method": EXTENSION_METHOD})
+    frame = frame.reindex(columns=[*KEYS, NEWEST_PUBLISHED_HOUR, HOURS_EXTENDED, EXTENSION_METHOD])
+    # One forecast has one row per zone × covariate; keep the last should windows repeat it.
+    return frame.dropna(subset=KEYS).drop_duplicates(KEYS, keep="last")
+
+
+def data_quality(
+    ingest_table: pd.DataFrame | None,
+    lake_newest: pd.DataFrame,
+    input_status: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    recent: pd.DataFrame | None = None,
+    gap_days: int = GAP_DAYS,
+) -> pd.DataFrame:
+    """Per feed × zone × series (QUALITY_COLUMNS): state (ok / stale / missing), the lake's newest
+    hour and how many whole hours it lies ahead of `as_of` (UTC; negative: behind), missing hours of the last
+    `gap_days` days in `recent`, this run's ingest status, and the covariate extension the forecast
+    used. A series known to any input gets a row; a view not given leaves its columns empty."""
+    as_of = pd.Timestamp(as_of)
+    table = lake_newest[[*KEYS, NEWEST_HOUR]]
+    views = [
+        _ingest_view(ingest_table) if ingest_table is not None else None,
+        gap_hours(recent, as_of, gap_days) if recent is not None else None,
+        _input_view(input_status) if input_status is not None else None,
+    ]
+    for view in views:
+        if view is not None:
+            table = table.merge(view, on=KEYS, how="outer")
+    table = table.reindex(columns=QUALITY_COLUMNS)
+    table[COUNTS] = table[COUNTS].astype("Int64")
+    for column in (NEWEST_HOUR, NEWEST_PUBLISHED_HOUR):  # object dtype where a view held None
+        table[column] = pd.to_datetime(table[column], utc=True)
+    newest = table[NEWEST_HOUR]
+    table[HOURS_AHEAD] = ((newest - as_of.floor("h")) // pd.Timedelta(hours=1)).astype("Int64")
+    failed = table[INGEST_STATUS].notna() & ~table[INGEST_STATUS].isin(LANDED)
+    table[STATE] = np.select([newest.isna(), failed], [MISSING, STALE], OK)
+    return table.sort_values([ZONE, SERIES_COL, FEED], na_position="last").reset_index(drop=True)

@@ -1,0 +1,189 @@
+"""The report bundle of a daily run: one folder with a fan chart per zone (fan_<zone>.png), daily.csv,
+weekly.csv, data_quality.csv and summary.md (the tables in markdown, linking the charts), and its
+mirror as Prefect artifacts when the run is a Prefect flow run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+import pandas as pd
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import get_run_context
+from prefect.exceptions import MissingContextError
+
+from forecasting.evaluation.report import markdown_table
+from forecasting.reports.data_quality import data_quality
+from forecasting.reports.fan_chart import fan_chart
+from forecasting.reports.tables import (
+    ACTUAL_DAILY_MEAN,
+    LOCAL_DATE,
+    SUMMARY_LEGEND,
+    daily_table,
+    last_week_actuals,
+    summary_table,
+    weekly_table,
+)
+from forecasting.schema import ISSUED_AT, MODEL_ID, PRICE, SERIES_UNITS, ZONE
+
+CHARTS_HEADING = "## Fan charts"
+CHARTS_NOTE = (
+    "Shaded: 10–90 % (p10–p90) and 25–75 % (interpolated linearly between the deciles p20/p30 and "
+    "p70/p80); line: median (p50); black: actual prices; dashed: forecast start; local time."
+)
+# Prefect artifact keys: lowercase letters, digits and dashes only.
+SUMMARY_KEY = "spotcast-summary"
+WEEKLY_KEY = "spotcast-weekly"
+QUALITY_KEY = "spotcast-data-quality"
+CHARTS_KEY = "spotcast-fan-charts"
+
+
+@dataclass(frozen=True)
+class ReportBundle:
+    """Paths of one written bundle."""
+
+    directory: Path
+    fan_charts: dict[str, Path]  # zone → PNG
+    daily: Path
+    weekly: Path
+    data_quality: Path
+    summary: Path
+
+    @property
+    def files(self) -> list[Path]:
+        return [*self.fan_charts.values(), self.daily, self.weekly, self.data_quality, self.summary]
+
+
+def frame_markdown(frame: pd.DataFrame) -> str:
+    """A frame as a markdown table: floats to 2 decimals, timestamps to the minute, NA empty."""
+
+    def cell(value: object) -> str:
+        if pd.isna(value):
+            return ""
+        if isinstance(value, pd.Timestamp):
+            return f"{value:%Y-%m-%d %H:%M}"
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return str(value)
+
+    rows = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
+    return markdown_table([str(c) for c in frame.columns], rows)
+
+
+def charts_markdown(charts: Mapping[str, str], images: bool = True) -> str:
+    """The fan-chart section from `charts` (zone → URL or relative path): inline images, or links."""
+    mark = "!" if images else ""
+    entries = "\n\n".join(f"{mark}[{zone} fan chart]({link})" for zone, link in charts.items())
+    return f"{CHARTS_HEADING}\n\n{CHARTS_NOTE}\n\n{entries}\n"
+
+
+def summary_markdown(
+    forecast: pd.DataFrame,
+    summary: pd.DataFrame,
+    weekly: pd.DataFrame,
+    last_week: pd.DataFrame,
+    quality: pd.DataFrame,
+) -> str:
+    """summary.md without its chart section: headline, four-week summary, ISO weeks, last week's
+    actual daily means, data quality (columns no input filled are left out)."""
+    issued = pd.Timestamp(forecast[ISSUED_AT].max())
+    models = ", ".join(sorted(forecast[MODEL_ID].unique()))
+    unit = SERIES_UNITS[PRICE]
+    last_days = last_week.pivot(index=ZONE, columns=LOCAL_DATE, values=ACTUAL_DAILY_MEAN).reset_index()
+    parts = [
+        "# Spotcast day-ahead price forecast",
+        f"Issued {issued:%Y-%m-%d %H:%M} UTC · model {models} · prices in {unit}",
+        "## Four weeks ahead",
+        markdown_table(list(summary.columns), summary.to_numpy().tolist()),
+        SUMMARY_LEGEND,
+        "## ISO weeks (local delivery days; means of hourly values)",
+        frame_markdown(weekly),
+        "Daily values: [daily.csv](daily.csv).",
+        f"## Last 7 days, actual daily mean ({unit})",
+        frame_markdown(last_days),
+        "## Data quality",
+        frame_markdown(quality.dropna(axis="columns", how="all")),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report_bundle(
+    dest_dir: str | Path,
+    forecast: pd.DataFrame,
+    actuals: pd.DataFrame,
+    ingest_table: pd.DataFrame | None,
+    input_status: pd.DataFrame | None,
+    lake_newest: pd.DataFrame,
+    timezones: Mapping[str, str],
+    as_of: pd.Timestamp | None = None,
+) -> ReportBundle:
+    """Write the bundle of `forecast` into the local folder `dest_dir` (created if needed).
+
+    `actuals` is a tidy series frame of recent curated history (at least the two weeks before the
+    forecast start): its prices are drawn and summarised, and every series in it is gap-counted.
+    `as_of` (UTC) is the run's instant for the data-quality table; default the forecast's issue time.
+    """
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    as_of = pd.Timestamp(forecast[ISSUED_AT].max()) if as_of is None else pd.Timestamp(as_of)
+    zones = sorted(forecast[ZONE].unique())
+    charts = {z: fan_chart(forecast, actuals, z, timezones[z], dest / f"fan_{z}.png") for z in zones}
+    weekly = weekly_table(forecast)
+    last_week = last_week_actuals(actuals, forecast, timezones)
+    quality = data_quality(ingest_table, lake_newest, input_status, as_of, recent=actuals)
+    bundle = ReportBundle(
+        directory=dest,
+        fan_charts=charts,
+        daily=dest / "daily.csv",
+        weekly=dest / "weekly.csv",
+        data_quality=dest / "data_quality.csv",
+        summary=dest / "summary.md",
+    )
+    daily_table(forecast).to_csv(bundle.daily, index=False, float_format="%.2f")
+    weekly.to_csv(bundle.weekly, index=False, float_format="%.2f")
+    quality.to_csv(bundle.data_quality, index=False, float_format="%.2f")
+    body = summary_markdown(forecast, summary_table(forecast, last_week), weekly, last_week, quality)
+    relative = {zone: path.name for zone, path in charts.items()}
+    bundle.summary.write_text(body + "\n" + charts_markdown(relative))
+    return bundle
+
+
+def in_prefect_run() -> bool:
+    """Whether the caller runs inside a Prefect flow or task run."""
+    try:
+        get_run_context()
+    except MissingContextError:
+        return False
+    return True
+
+
+def publish_prefect_artifacts(bundle: ReportBundle, base_url: str | None = None) -> list[UUID]:
+    """Mirror `bundle` as Prefect artifacts when called inside a flow or task run; elsewhere do
+    nothing and return []. Creates a markdown summary, table artifacts of the weekly table and the
+    data quality, and a markdown of the fan charts: images when `base_url` says where the bundle
+    folder is served, else links to the PNG files on the worker (a browser will not show those)."""
+    if not in_prefect_run():
+        return []
+    body = bundle.summary.read_text().partition(CHARTS_HEADING)[0]
+    if base_url:
+        charts = {zone: f"{base_url.rstrip('/')}/{path.name}" for zone, path in bundle.fan_charts.items()}
+    else:
+        charts = {zone: path.resolve().as_uri() for zone, path in bundle.fan_charts.items()}
+    charts_md = charts_markdown(charts, images=bool(base_url))
+    # _sync: these helpers return an un-awaited coroutine when called from an async flow.
+    return [
+        create_markdown_artifact(body, key=SUMMARY_KEY, description="Forecast summary", _sync=True),
+        create_table_artifact(_records(bundle.weekly), key=WEEKLY_KEY, description="ISO weeks", _sync=True),
+        create_table_artifact(
+            _records(bundle.data_quality), key=QUALITY_KEY, description="Data quality", _sync=True
+        ),
+        create_markdown_artifact(charts_md, key=CHARTS_KEY, description="Fan charts", _sync=True),
+    ]
+
+
+def _records(csv: Path) -> list[dict[str, object]]:
+    """A written CSV as table-artifact rows (the artifact shows exactly what the bundle holds)."""
+    return pd.read_csv(csv).to_dict("records")

@@ -1,0 +1,64 @@
+"""Saving and loading the pipeline as one versioned artifact directory."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from forecasting.model.artifact import (
+    METADATA_FILE,
+    ArtifactError,
+    ArtifactMismatchError,
+    load_pipeline,
+)
+from forecasting.model.pipeline import DeepARPipeline
+
+ISSUED = pd.Timestamp("2019-05-02 12:00", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def artifact(fitted, tmp_path_factory):
+    return fitted.save(tmp_path_factory.mktemp("artifact") / "model")
+
+
+def test_loaded_pipeline_forecasts_identically(fitted, artifact, history):
+    loaded = DeepARPipeline.load(artifact)
+    pd.testing.assert_frame_equal(loaded.predict(history, ISSUED), fitted.predict(history, ISSUED))
+
+
+def test_loaded_pipeline_keeps_its_params(fitted, artifact):
+    assert DeepARPipeline.load(artifact).get_params() == fitted.get_params()
+
+
+def test_metadata_records_zones_features_and_training_data(fitted, artifact):
+    meta = json.loads((artifact / METADATA_FILE).read_text())
+    assert meta["model_id"] == fitted.model_id_
+    assert sorted(meta["zones"]) == ["NO1", "NO2"]
+    assert meta["covariate_features"] == list(fitted.covariate_features_)
+    assert meta["training_data_hash"] == fitted.training_data_hash_
+    assert {"gluonts", "torch", "scikit-learn"} <= set(meta["libraries"])
+
+
+def test_loading_for_other_zones_raises_mismatch(artifact):
+    with pytest.raises(ArtifactMismatchError, match="trained for zones"):
+        load_pipeline(artifact, zones=["NO1", "NO2", "NO3"])
+
+
+def test_loading_for_other_covariates_raises_mismatch(artifact):
+    with pytest.raises(ArtifactMismatchError, match="trained on covariates"):
+        load_pipeline(artifact, covariates=["load_da"])
+
+
+def test_loading_for_the_same_zones_and_covariates_succeeds(fitted, artifact):
+    loaded = load_pipeline(artifact, zones=["NO2", "NO1"], covariates=fitted.covariates)
+    assert loaded.model_id_ == fitted.model_id_
+
+
+def test_loading_a_directory_without_artifact_raises(tmp_path):
+    with pytest.raises(ArtifactError, match="not a model artifact"):
+        load_pipeline(tmp_path)
+
+
+def test_saving_an_unfitted_pipeline_raises(tmp_path):
+    with pytest.raises(ArtifactError, match="fitted"):
+        DeepARPipeline().save(tmp_path / "model")

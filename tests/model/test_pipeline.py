@@ -1,0 +1,119 @@
+"""The DeepAR pipeline as a scikit-learn estimator and as a `Forecaster`."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from forecasting.features.covariates import HOURS_EXTENDED, INPUT_STATUS_COLUMNS, NEWEST_PUBLISHED_HOUR
+from forecasting.forecast_frame import forecast_start
+from forecasting.model.pipeline import DeepARPipeline
+from forecasting.publication import known_at
+from forecasting.schema import (
+    DELIVERY_HOUR,
+    FORECAST_COLUMNS,
+    HORIZON_HOUR,
+    HORIZON_HOURS,
+    LOCAL_TIME,
+    MODEL_ID,
+    QUANTILE_COLUMNS,
+    ZONE,
+)
+
+ISSUED = pd.Timestamp("2019-04-10 12:00", tz="UTC")  # 14:00 in Oslo, after the price auction
+
+
+@pytest.fixture(scope="module")
+def forecast(fitted, history) -> pd.DataFrame:
+    return fitted.predict(history, ISSUED)
+
+
+def test_get_params_survive_clone():
+    pipeline = DeepARPipeline(n_components=3, embedding_dimension=2, lags_seq=(1, 24))
+    params = clone(pipeline).get_params()
+    assert params["n_components"] == 3
+    assert params["embedding_dimension"] == 2
+    assert params["lags_seq"] == (1, 24)
+
+
+def test_set_params_changes_only_the_named_param():
+    pipeline = DeepARPipeline().set_params(n_components=0.8)
+    assert pipeline.n_components == 0.8
+    assert pipeline.context_length == DeepARPipeline().context_length
+
+
+def test_clone_of_fitted_pipeline_is_unfitted(fitted):
+    assert not hasattr(clone(fitted), "predictor_")
+
+
+def test_predict_before_fit_raises_not_fitted(history):
+    with pytest.raises(NotFittedError, match="not fitted"):
+        DeepARPipeline().predict(history, ISSUED)
+
+
+def test_forecast_has_horizon_rows_per_zone_and_forecast_columns(forecast):
+    assert list(forecast.columns) == FORECAST_COLUMNS
+    assert forecast.groupby(ZONE).size().to_dict() == {"NO1": HORIZON_HOURS, "NO2": HORIZON_HOURS}
+
+
+def test_forecast_starts_at_first_unpublished_price_hour(forecast, history):
+    for zone, rows in forecast.groupby(ZONE):
+        assert rows[DELIVERY_HOUR].iloc[0] == forecast_start(history, zone, ISSUED)
+        assert rows[HORIZON_HOUR].tolist() == list(range(1, HORIZON_HOURS + 1))
+
+
+def test_quantiles_do_not_cross(forecast):
+    deciles = forecast[list(QUANTILE_COLUMNS)].to_numpy()
+    assert (np.diff(deciles, axis=1) >= 0).all()
+
+
+def test_forecast_carries_the_model_id(forecast, fitted):
+    assert (forecast[MODEL_ID] == fitted.model_id_).all()
+
+
+def test_forecast_ignores_rows_published_after_issue(fitted, history, forecast):
+    only_known = fitted.predict(known_at(history, ISSUED), ISSUED)
+    pd.testing.assert_frame_equal(only_known, forecast)
+
+
+def test_input_status_reports_every_zone_and_covariate(fitted, forecast):
+    status = fitted.input_status_
+    assert list(status.columns) == INPUT_STATUS_COLUMNS
+    assert len(status) == 2 * len(fitted.covariates)
+    assert (status[NEWEST_PUBLISHED_HOUR] <= ISSUED + pd.Timedelta(days=2)).all()
+    assert (status[HOURS_EXTENDED] > HORIZON_HOURS - 48).all()
+
+
+def local_hours_of_day(forecast: pd.DataFrame, day: str) -> pd.DataFrame:
+    rows = forecast[(forecast[ZONE] == "NO1") & forecast[LOCAL_TIME].str.startswith(day)]
+    return rows[[DELIVERY_HOUR, LOCAL_TIME]].reset_index(drop=True)
+
+
+def test_spring_forward_day_has_23_local_hours_mapped_to_utc(fitted, history):
+    forecast = fitted.predict(history, pd.Timestamp("2019-03-20 13:00", tz="UTC"))
+    day = local_hours_of_day(forecast, "2019-03-31")
+    assert len(day) == 23
+    assert day[LOCAL_TIME].iloc[2] == "2019-03-31T03:00+0200"  # 02:00 does not exist
+    assert day[DELIVERY_HOUR].iloc[2] == pd.Timestamp("2019-03-31 01:00", tz="UTC")
+
+
+def test_fall_back_day_has_25_local_hours_mapped_to_utc(fitted, history):
+    forecast = fitted.predict(history, pd.Timestamp("2019-10-10 12:00", tz="UTC"))
+    day = local_hours_of_day(forecast, "2019-10-27")
+    assert len(day) == 25
+    assert day[LOCAL_TIME].iloc[2:4].tolist() == ["2019-10-27T02:00+0200", "2019-10-27T02:00+0100"]
+    assert day[DELIVERY_HOUR].iloc[2:4].tolist() == [
+        pd.Timestamp("2019-10-27 00:00", tz="UTC"),
+        pd.Timestamp("2019-10-27 01:00", tz="UTC"),
+    ]
+
+
+def test_pca_fraction_keeps_that_share_of_covariate_variance(fitted):
+    assert fitted.pca_.explained_variance_ratio_.sum() >= fitted.n_components
+
+
+def test_pca_integer_keeps_that_many_components(fitted, training_history):
+    pipeline = clone(fitted).set_params(zones={"NO1": "Europe/Oslo"}, n_components=4)
+    pipeline.fit(training_history)
+    assert pipeline.pca_.n_components_ == 4
