@@ -16,7 +16,9 @@ from forecasting.lake.series_store import newest_hours
 
 
 @flow(name="daily")
-def daily_flow(config: str | None = None, as_of: datetime | None = None, zones: list[str] | None = None) -> State:
+def daily_flow(
+    config: str | None = None, as_of: datetime | None = None, zones: list[str] | None = None
+) -> State:
     settings = settings_for(config, zones)
     as_of_utc = utc_or_none(as_of) or default_as_of(settings)
     lake = LakeFS.open(settings.lake_root)

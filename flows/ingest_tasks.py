@@ -41,8 +41,14 @@ def ingest(
         for done, future in enumerate(as_completed(futures), start=1):
             outcome = future.result()
             landing.add(outcome)
-            log.info("[%d/%d] %s: %s, %d rows", done, len(plans), outcome.plan.describe(), outcome.status,
-                     outcome.rows)
+            log.info(
+                "[%d/%d] %s: %s, %d rows",
+                done,
+                len(plans),
+                outcome.plan.describe(),
+                outcome.status,
+                outcome.rows,
+            )
     return landing.report
 
 

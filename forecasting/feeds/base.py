@@ -5,6 +5,7 @@ A feed answers a `SeriesRequest` (zone, series, UTC interval) with a tidy series
 
 * `DataNotAvailable` – the source answered but has no (new) data yet: retry later, slowly.
 * `SiteDown`         – timeouts, connection errors, HTTP 5xx and 429: retry with backoff.
+* `NotCovered`       – the source never has this zone × series in that interval: not retried.
 * `MalformedResponse` – the answer cannot be trusted (HTML error page, truncated or hostile XML,
   wrong shape): not retried; surfaces to the operator with the reason.
 """
@@ -41,6 +42,11 @@ class DataNotAvailable(FeedError):
 
 class SiteDown(FeedError):
     """The source could not be reached or answered with a server-side / rate-limit error."""
+
+
+class NotCovered(FeedError):
+    """The source holds nothing at all for this zone × series × interval (e.g. a recording without
+    wind for a zone): asking again cannot help, and it is not an error of the source."""
 
 
 class MalformedResponse(FeedError):

@@ -11,7 +11,7 @@ from functools import cached_property
 import pandas as pd
 
 from forecasting.config import Publication, Settings
-from forecasting.feeds.base import DataNotAvailable, SeriesRequest, to_series_frame
+from forecasting.feeds.base import DataNotAvailable, NotCovered, SeriesRequest, to_series_frame
 from forecasting.feeds.bundled import read_history_source
 from forecasting.publication import stamp_publication
 from forecasting.schema import DELIVERY_HOUR, PUBLISHED_AT, SERIES_COL, VALUE, ZONE
@@ -66,13 +66,15 @@ class ReplayFeed:
 
     def fetch(self, request: SeriesRequest) -> pd.DataFrame:
         as_of = self.clock()
-        rows = self.history[
+        recorded = self.history[
             (self.history[ZONE] == request.zone.name)
             & (self.history[SERIES_COL] == request.series)
             & (self.history[DELIVERY_HOUR] >= request.start)
             & (self.history[DELIVERY_HOUR] < request.end)
-            & (self.history[PUBLISHED_AT] <= as_of)
         ]
+        if recorded.empty:
+            raise NotCovered(f"replay: the recording holds no {request.describe()}")
+        rows = recorded[recorded[PUBLISHED_AT] <= as_of]
         if rows.empty:
             raise DataNotAvailable(
                 f"replay: nothing published for {request.describe()} as of {as_of:%Y-%m-%d %H:%M} UTC"

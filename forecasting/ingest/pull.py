@@ -16,12 +16,12 @@ from typing import Literal
 import pandas as pd
 
 from forecasting.config import RetryPolicies, RetryPolicy, Settings
-from forecasting.feeds.base import DataNotAvailable, Feed, FeedError, SeriesRequest, SiteDown
+from forecasting.feeds.base import DataNotAvailable, Feed, FeedError, NotCovered, SeriesRequest, SiteDown
 from forecasting.schema import DELIVERY_HOUR
 
 log = logging.getLogger("spotcast.ingest")
 
-# ok: data fetched; empty: a historical range the source has no data for (not an error);
+# ok: data fetched; empty: a range the source has no data for (a gap in history, not an error);
 # unavailable: retries used up; failed: an answer that no retry can mend (malformed)
 PullStatus = Literal["ok", "empty", "unavailable", "failed"]
 
@@ -106,8 +106,10 @@ def pull(
             check_fresh(frame, plan, tolerance_hours)
             return PullOutcome(plan, "ok", attempts, frame=frame)
         except FeedError as error:
-            if isinstance(error, DataNotAvailable) and plan.expected_newest is None:
-                return PullOutcome(plan, "empty", attempts, error=str(error))  # a gap in history
+            if isinstance(error, NotCovered) or (
+                isinstance(error, DataNotAvailable) and plan.expected_newest is None
+            ):
+                return PullOutcome(plan, "empty", attempts, error=str(error))  # a gap, not a failure
             policy = _policy_for(error, policies)
             if policy is None:
                 log.error("failed, not retried: %s", error)

@@ -1,0 +1,156 @@
+"""The `spotcast` command: parses arguments, runs a flow or a library call, maps the outcome to an
+exit code an operator (or cron, or CI) can act on.
+
+Exit codes: 0 done; 1 error; 2 bad usage or configuration; 3 finished degraded (some feed did not
+land: see the per-feed status printed above it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from forecasting.config import ConfigError, load_settings
+from forecasting.ingest.land import IngestReport
+from forecasting.lake.files import LakeBusy, LakeFS
+from forecasting.lake.series_store import newest_hours
+
+if TYPE_CHECKING:
+    from prefect.states import State
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED = 0, 1, 2, 3
+
+
+def _timestamp(text: str) -> pd.Timestamp:
+    """`--as-of` values: ISO date or date-time; naive values are UTC."""
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date or date-time: {text!r}") from exc
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="configuration file (default: configs/spotcast.toml)")
+    parser.add_argument("--zones", nargs="+", metavar="ZONE", help="only these configured zones")
+
+
+def _add_as_of(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--as-of",
+        type=_timestamp,
+        help="replay clock: run as if it were this UTC instant (default: now; for the offline replay "
+        "feed, the end of the recording)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spotcast",
+        description="Day-ahead electricity price forecasts, four weeks ahead, with quantiles.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    daily = commands.add_parser(
+        "daily", help="the daily run: ingest the new day(s) (backfill first if empty)"
+    )
+    _add_common(daily)
+    _add_as_of(daily)
+    daily.set_defaults(handler=_run_daily)
+
+    backfill = commands.add_parser("backfill", help="pull the full history or a date range (resumable)")
+    _add_common(backfill)
+    _add_as_of(backfill)
+    backfill.add_argument("--start", type=_date, help="first UTC day (default: history.start)")
+    backfill.add_argument("--end", type=_timestamp, help="end, exclusive (default: the as-of instant)")
+    backfill.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="re-pull the range even if already landed"
+    )
+    backfill.set_defaults(handler=_run_backfill)
+
+    status = commands.add_parser("status", help="what the lake holds: rows and newest hour per zone × series")
+    _add_common(status)
+    status.set_defaults(handler=_run_status)
+    return parser
+
+
+def _exit_code_of(state: State) -> int:
+    """Completed → 0; Failed with an ingest report (some feed did not land) → 3; an exception → 1/2."""
+    if state.is_completed():
+        return EXIT_OK
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, IngestReport):
+        print(f"spotcast: finished degraded: {state.message}", file=sys.stderr)
+        return EXIT_DEGRADED
+    print(f"spotcast: {type(outcome).__name__}: {outcome}", file=sys.stderr)
+    return EXIT_USAGE if isinstance(outcome, ConfigError) else EXIT_ERROR
+
+
+def _print_lake(args: argparse.Namespace) -> None:
+    settings = load_settings(args.config)
+    table = newest_hours(LakeFS.open(settings.lake_root))
+    if args.zones:
+        table = table[table["zone"].isin(args.zones)]
+    print(f"\nlake {settings.lake_root}: {int(table['rows'].sum()) if len(table) else 0} curated rows")
+    print(table.to_string(index=False) if len(table) else "(empty)")
+
+
+# Flows are imported when run: importing Prefect costs seconds that `--help` and `status` need not pay.
+def _run_daily(args: argparse.Namespace) -> int:
+    from flows.daily import daily_flow
+
+    state = daily_flow(config=args.config, as_of=args.as_of, zones=args.zones, return_state=True)
+    _print_lake(args)
+    return _exit_code_of(state)
+
+
+def _run_backfill(args: argparse.Namespace) -> int:
+    from flows.backfill import backfill_flow
+
+    state = backfill_flow(
+        config=args.config,
+        start=args.start,
+        end=args.end,
+        as_of=args.as_of,
+        resume=args.resume,
+        zones=args.zones,
+        return_state=True,
+    )
+    _print_lake(args)
+    return _exit_code_of(state)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    _print_lake(args)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Our own progress at INFO; chatty libraries (httpx, lightning) only from WARNING on.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("spotcast").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except (ConfigError, LakeBusy) as exc:
+        print(f"spotcast: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
