@@ -1,18 +1,22 @@
-"""The scheduled daily run: ingest the new delivery day(s) (backfilling first on an empty lake)."""
+"""The scheduled daily run, as the desk's runbook reads:
+ingest the new delivery day(s) (backfilling first on an empty lake) → load the champion model
+(training one if none exists) → issue the four-week forecast → write it and the analyst report."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.states import State
 
 from flows.backfill import backfill_flow, settings_for, utc_or_none
+from flows.forecast_tasks import champion_task, forecast_task, report_task
 from flows.ingest_tasks import finish, ingest
 from forecasting.ingest.plan import plan_daily
 from forecasting.ingest.runs import default_as_of
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import newest_hours
+from forecasting.reports.tables import render_summary, summary_table
 
 
 @flow(name="daily")
@@ -24,5 +28,16 @@ def daily_flow(
     lake = LakeFS.open(settings.lake_root)
     if newest_hours(lake).empty:  # no history yet: the reference design's full download first
         backfill_flow(config=config, as_of=as_of_utc, zones=zones)
-    plans = plan_daily(settings, newest_hours(lake), as_of_utc)
-    return finish(ingest(settings, lake, plans, as_of_utc, "daily"), "daily")
+    report = ingest(settings, lake, plan_daily(settings, newest_hours(lake), as_of_utc), as_of_utc, "daily")
+    ingest_table = report.table()
+    model = champion_task(settings, as_of_utc)
+    issued = forecast_task(settings, model, as_of_utc, ingest_table)
+    reports = report_task(settings, issued, ingest_table)
+    get_run_logger().info(
+        "forecast issued %s by %s; report in %s\n%s",
+        issued.issue_date,
+        model.model_id_,
+        reports,
+        render_summary(summary_table(issued.forecast)),
+    )
+    return finish(report, "daily")

@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -20,6 +21,7 @@ from forecasting.config import ConfigError, load_settings
 from forecasting.ingest.land import IngestReport
 from forecasting.lake.files import LakeBusy, LakeFS
 from forecasting.lake.series_store import newest_hours
+from forecasting.model.artifact import ArtifactError
 
 if TYPE_CHECKING:
     from prefect.states import State
@@ -82,6 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.set_defaults(handler=_run_backfill)
 
+    train = commands.add_parser(
+        "train", help="train a model on what the lake knew at --as-of; promote if better"
+    )
+    _add_common(train)
+    _add_as_of(train)
+    train.set_defaults(handler=_run_train)
+
+    forecast = commands.add_parser("forecast", help="issue the four-week forecast with the champion model")
+    _add_common(forecast)
+    _add_as_of(forecast)
+    forecast.add_argument("--out", type=Path, help="also write the forecast to this .csv or .parquet file")
+    forecast.set_defaults(handler=_run_forecast)
+
+    backtest = commands.add_parser("backtest", help="rolling weekly-origin backtest against seasonal naive")
+    _add_common(backtest)
+    backtest.add_argument("--start", type=_date, required=True, help="first origin's local date (Mondays)")
+    backtest.add_argument("--end", type=_date, required=True, help="end date, exclusive")
+    backtest.add_argument(
+        "--retrain-every", type=int, metavar="N", help="retrain every N origins (default: once per period)"
+    )
+    backtest.set_defaults(handler=_run_backtest)
+
     status = commands.add_parser("status", help="what the lake holds: rows and newest hour per zone × series")
     _add_common(status)
     status.set_defaults(handler=_run_status)
@@ -134,6 +158,41 @@ def _run_backfill(args: argparse.Namespace) -> int:
     return _exit_code_of(state)
 
 
+def _run_train(args: argparse.Namespace) -> int:
+    from flows.modelling import train_flow
+
+    result = train_flow(config=args.config, as_of=args.as_of)
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
+    print(f"\nrun {result.run_id}: model {result.model_id} trained in {result.training_seconds:.0f} s")
+    print(f"validation on recent weekly issues: {metrics}")
+    print(
+        f"{'promoted' if result.promoted else 'not promoted'}: {result.decision}\nartifact {result.artifact}"
+    )
+    return EXIT_OK
+
+
+def _run_forecast(args: argparse.Namespace) -> int:
+    from flows.modelling import forecast_flow
+    from forecasting.reports.tables import render_summary, summary_table
+
+    issued = forecast_flow(config=args.config, as_of=args.as_of, out=args.out)
+    print(f"\nforecast issued {issued.issue_date} ({len(issued.forecast)} rows)")
+    print(render_summary(summary_table(issued.forecast)))
+    if args.out:
+        print(f"written to {args.out}")
+    return EXIT_OK
+
+
+def _run_backtest(args: argparse.Namespace) -> int:
+    from flows.modelling import backtest_flow
+
+    result = backtest_flow(
+        config=args.config, start=args.start, end=args.end, retrain_every=args.retrain_every, zones=args.zones
+    )
+    print(result.to_markdown())
+    return EXIT_OK
+
+
 def _run_status(args: argparse.Namespace) -> int:
     _print_lake(args)
     return EXIT_OK
@@ -147,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (ConfigError, LakeBusy) as exc:
+    except (ConfigError, LakeBusy, ArtifactError, ValueError, FileNotFoundError) as exc:
         print(f"spotcast: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
 

@@ -9,7 +9,7 @@ import os
 import tomllib
 from datetime import date, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -113,14 +113,26 @@ class History(_Strict):
     backfill_chunk_days: int = Field(default=366, ge=1, le=366)
 
 
+class ModelConfig(_Strict):
+    """The forecasting model: DeepARPipeline parameters (validated by the estimator itself) and how
+    much history a forecast reads (covariate extension looks a year back)."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    forecast_history_days: int = Field(default=400, ge=60)
+    # A challenger replaces the champion only when its backtest CRPS is lower by this fraction.
+    promotion_margin: float = Field(default=0.02, ge=0.0, lt=1.0)
+
+
 class Settings(_Strict):
     lake_root: str
+    models_root: str = "data/models"
     zones: tuple[Zone, ...] = Field(min_length=1)
     feeds: dict[str, FeedConfig]
     series: dict[str, SeriesRule]
     retry: RetryPolicies = RetryPolicies()
     schedule: Schedule = Schedule()
     history: History = History()
+    model: ModelConfig = ModelConfig()
     entsoe_token: SecretStr | None = None  # from the environment only, never from the file
 
     @field_validator("series")
@@ -156,9 +168,11 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
 
 def _resolve_paths(raw: dict, base: Path) -> dict:
     """Relative local paths in the file are relative to the project root, not the cwd."""
-    root = raw.get("lake_root")
-    if isinstance(root, str) and "://" not in root and not Path(root).is_absolute():
-        raw["lake_root"] = str(base / root)
+    raw.setdefault("models_root", "data/models")
+    for key in ("lake_root", "models_root"):
+        root = raw.get(key)
+        if isinstance(root, str) and "://" not in root and not Path(root).is_absolute():
+            raw[key] = str(base / root)
     for feed in raw.get("feeds", {}).values():
         src = feed.get("source") if isinstance(feed, dict) else None
         if isinstance(src, str) and "://" not in src and not Path(src).is_absolute():

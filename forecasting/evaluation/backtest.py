@@ -191,3 +191,17 @@ def run_backtest(
     factories[SEASONAL_NAIVE_EMPIRICAL] = lambda: SeasonalNaiveEmpirical(timezones)
     label = period or f"{pd.Timestamp(start):%Y-%m-%d}_{pd.Timestamp(end):%Y-%m-%d}"
     return backtest(history, factories, origins, retrain_every=retrain_every, period=label, by_zone=by_zone)
+
+
+class Prefitted:
+    """A fitted forecaster whose `fit` keeps what it learnt: scores a given model (e.g. a new
+    challenger and the champion) on recent origins without retraining it."""
+
+    def __init__(self, forecaster: Forecaster) -> None:
+        self.forecaster = forecaster
+
+    def fit(self, history: pd.DataFrame) -> Prefitted:
+        return self
+
+    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
+        return self.forecaster.predict(history, issued_at)

@@ -1,0 +1,43 @@
+"""On-demand model flows: train a challenger, issue a forecast, run the backtest."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+from prefect import flow
+
+from flows.backfill import settings_for, utc_or_none
+from flows.forecast_tasks import champion_task, forecast_task, train_task
+from forecasting.evaluation.backtest import BacktestResult
+from forecasting.ingest.runs import default_as_of
+from forecasting.jobs.backtest import run_configured_backtest
+from forecasting.jobs.forecast import IssuedForecast
+from forecasting.jobs.train import TrainResult
+
+
+@flow(name="train")
+def train_flow(config: str | None = None, as_of: datetime | None = None) -> TrainResult:
+    settings = settings_for(config, None)
+    as_of_utc = utc_or_none(as_of) or default_as_of(settings)
+    return train_task(settings, as_of_utc, tags={"trigger": "manual"})
+
+
+@flow(name="forecast")
+def forecast_flow(
+    config: str | None = None, as_of: datetime | None = None, out: Path | None = None
+) -> IssuedForecast:
+    settings = settings_for(config, None)
+    as_of_utc = utc_or_none(as_of) or default_as_of(settings)
+    return forecast_task(settings, champion_task(settings, as_of_utc), as_of_utc, None, out)
+
+
+@flow(name="backtest")
+def backtest_flow(
+    config: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    retrain_every: int | None = None,
+    zones: list[str] | None = None,
+) -> BacktestResult:
+    return run_configured_backtest(settings_for(config, zones), start, end, retrain_every)

@@ -1,0 +1,1 @@
+"""Library entry points the flows, the CLI and notebooks call: fetch inputs, run a pipeline, store outputs."""

@@ -1,0 +1,46 @@
+"""Backtest job: rolling weekly origins of the configured model over a period, next to the
+seasonal-naive baselines, from the lake's full history (each origin sees only what was published
+before it); results go to the lake (Parquet) and to a markdown report."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+
+from forecasting.config import Settings
+from forecasting.evaluation.backtest import BacktestResult, RetrainEvery, run_backtest
+from forecasting.jobs.train import build_pipeline, model_series
+from forecasting.lake.files import LakeFS
+from forecasting.lake.series_store import read_series
+
+log = logging.getLogger("spotcast.backtest")
+
+BACKTESTS = "backtests"
+
+
+def run_configured_backtest(
+    settings: Settings, start: date, end: date, retrain_every: int | None = None
+) -> BacktestResult:
+    lake = LakeFS.open(settings.lake_root)
+    series = model_series(build_pipeline(settings))
+    history = read_series(lake, series=series, zones=settings.zone_names)
+    if history.empty:
+        raise ValueError(f"the lake {settings.lake_root} is empty: run `spotcast backfill` first")
+    every: RetrainEvery = retrain_every or "once"
+    result = run_backtest(
+        history,
+        lambda: build_pipeline(settings),
+        start,
+        end,
+        timezones={z.name: z.timezone for z in settings.zones},
+        retrain_every=every,
+        zones=settings.zone_names,
+        model_name="deepar",
+        origin_timezone=settings.schedule.timezone,
+    )
+    if lake.is_local:
+        result.write_parquet(Path(lake.path(BACKTESTS)))
+        report = result.write_markdown(Path(lake.path("reports", f"backtest_{result.period}.md")))
+        log.info("backtest results in %s, report %s", lake.path(BACKTESTS), report)
+    return result

@@ -1,0 +1,47 @@
+"""Report job: the analyst bundle of one issue (fan charts, tables, data quality) in the lake's
+reports area, mirrored as Prefect artifacts when running inside a flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from forecasting.config import Settings
+from forecasting.jobs.forecast import IssuedForecast
+from forecasting.lake.files import LakeFS
+from forecasting.lake.series_store import newest_hours, read_series
+from forecasting.reports.publish import publish_prefect_artifacts, write_report_bundle
+from forecasting.schema import ISSUED_AT
+
+RECENT_DAYS = 28  # history drawn and gap-checked beside the forecast
+
+
+def reports_dir(settings: Settings, issued: IssuedForecast) -> Path:
+    """Reports live in the lake when it is local; a remote lake gets them under data/reports."""
+    lake = LakeFS.open(settings.lake_root)
+    base = Path(lake.root) if lake.is_local else Path(settings.models_root).parent / "reports"
+    return base / "reports" / f"issue_date={issued.issue_date.isoformat()}"
+
+
+def write_daily_report(
+    settings: Settings, issued: IssuedForecast, ingest_table: pd.DataFrame | None, publish: bool = False
+) -> Path:
+    lake = LakeFS.open(settings.lake_root)
+    issued_at = pd.Timestamp(issued.forecast[ISSUED_AT].iloc[0])
+    recent = read_series(
+        lake, zones=settings.zone_names, start=issued_at - pd.Timedelta(days=RECENT_DAYS), as_of=issued_at
+    )
+    bundle = write_report_bundle(
+        reports_dir(settings, issued),
+        issued.forecast,
+        recent,
+        ingest_table,
+        issued.inputs,
+        newest_hours(lake),
+        {z.name: z.timezone for z in settings.zones},
+        as_of=issued_at,
+    )
+    if publish:
+        publish_prefect_artifacts(bundle)
+    return bundle.directory

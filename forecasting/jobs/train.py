@@ -1,0 +1,129 @@
+"""Training job: read what the lake knew at the training instant, fit the pipeline, save the
+artifact, score it on recent weekly issues next to the baselines (and the champion), record the run,
+and promote it when it is the first model or beats the champion by the configured margin."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pandas as pd
+
+from forecasting.config import ConfigError, Settings
+from forecasting.evaluation.backtest import Prefitted, backtest, weekly_origins
+from forecasting.evaluation.baselines import (
+    SEASONAL_NAIVE,
+    SEASONAL_NAIVE_EMPIRICAL,
+    SeasonalNaive,
+    SeasonalNaiveEmpirical,
+)
+from forecasting.evaluation.metrics import MODEL
+from forecasting.lake.files import LakeFS
+from forecasting.lake.series_store import read_series
+from forecasting.model import registry
+from forecasting.model.pipeline import DeepARPipeline
+from forecasting.schema import HORIZON_HOURS, PRICE
+
+log = logging.getLogger("spotcast.train")
+
+VALIDATION_WEEKS = 4  # recent weekly issues, fully delivered before the training instant
+CHALLENGER, CHAMPION = "challenger", "champion"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    model_id: str
+    artifact: str
+    training_seconds: float
+    metrics: dict[str, float]
+    promoted: bool
+    decision: str
+
+
+def build_pipeline(settings: Settings) -> DeepARPipeline:
+    """A new, unfitted pipeline for the configured zones and [model.params]."""
+    pipeline = DeepARPipeline(zones={z.name: z.timezone for z in settings.zones})
+    try:
+        return pipeline.set_params(**settings.model.params)
+    except ValueError as exc:
+        raise ConfigError(f"[model.params]: {exc}") from None
+
+
+def model_series(pipeline: DeepARPipeline) -> list[str]:
+    return [PRICE, *pipeline.covariates]
+
+
+def validation_origins(settings: Settings, as_of: pd.Timestamp) -> pd.DatetimeIndex:
+    """The last VALIDATION_WEEKS Monday issues whose four-week horizon was delivered by `as_of`."""
+    tz = settings.schedule.timezone
+    last = (as_of - pd.Timedelta(hours=HORIZON_HOURS + 48)).tz_convert(tz).date()
+    origins = weekly_origins(
+        last - timedelta(weeks=VALIDATION_WEEKS + 1), last + timedelta(days=1), timezone=tz
+    )
+    return origins[-VALIDATION_WEEKS:]
+
+
+def score_recent(
+    settings: Settings, history: pd.DataFrame, models: dict[str, DeepARPipeline], as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """Overall metrics of `models` and both baselines on the same recent weekly issues."""
+    timezones = {z.name: z.timezone for z in settings.zones}
+    factories = {name: (lambda m=model: Prefitted(m)) for name, model in models.items()}
+    factories[SEASONAL_NAIVE] = lambda: SeasonalNaive(timezones)
+    factories[SEASONAL_NAIVE_EMPIRICAL] = lambda: SeasonalNaiveEmpirical(timezones)
+    result = backtest(history, factories, validation_origins(settings, as_of), period="validation")
+    overall = result.metrics[result.metrics["horizon_week"] == "all"]
+    return overall.set_index(MODEL)
+
+
+def _metrics_of(table: pd.DataFrame, name: str) -> dict[str, float]:
+    row = table.loc[name]
+    names = ["rmae", "mae", "rmse", "wql", "crps", "coverage_10_90", "width_10_90"]
+    metrics = {key: float(row[key]) for key in names}
+    metrics["naive_empirical_crps"] = float(table.loc[SEASONAL_NAIVE_EMPIRICAL, "crps"])
+    return metrics
+
+
+def _decide(table: pd.DataFrame, has_champion: bool, margin: float) -> tuple[bool, str]:
+    """Champion/challenger on the same recent issues: promote when CRPS improves by `margin`."""
+    if not has_champion:
+        return True, "first model"
+    new, old = float(table.loc[CHALLENGER, "crps"]), float(table.loc[CHAMPION, "crps"])
+    if new <= old * (1 - margin):
+        return True, f"validation CRPS {new:.3f} beats champion {old:.3f} by ≥ {margin:.0%}"
+    return False, f"validation CRPS {new:.3f} does not beat champion {old:.3f} by {margin:.0%}"
+
+
+def train(
+    settings: Settings, as_of: pd.Timestamp, tags: dict[str, str] | None = None, promote: bool = True
+) -> TrainResult:
+    lake = LakeFS.open(settings.lake_root)
+    pipeline = build_pipeline(settings)
+    history = read_series(lake, series=model_series(pipeline), zones=settings.zone_names, as_of=as_of)
+    if history.empty:
+        raise ValueError(f"the lake {settings.lake_root} holds no data published by {as_of}: ingest first")
+    log.info("training on %d rows published by %s", len(history), as_of)
+    began = time.perf_counter()
+    pipeline.fit(history)
+    seconds = time.perf_counter() - began
+    artifact = registry.save_artifact(settings, pipeline)
+    log.info("trained %s in %.0f s → %s", pipeline.model_id_, seconds, artifact)
+
+    models = {CHALLENGER: pipeline}
+    try:
+        models[CHAMPION] = registry.load_champion(lake, settings)
+    except (registry.NoChampion, FileNotFoundError) as exc:
+        log.info("no champion to compare with: %s", exc)
+    table = score_recent(settings, history, models, as_of)
+    metrics = _metrics_of(table, CHALLENGER)
+    run_id = registry.record_run(lake, settings, pipeline, artifact, metrics, tags or {}, seconds)
+    promoted, decision = _decide(table, CHAMPION in models, settings.model.promotion_margin)
+    if promoted and promote:
+        registry.promote(lake, run_id, decision)
+    log.info("run %s: %s%s", run_id, decision, "" if promoted and promote else " (not promoted)")
+    return TrainResult(
+        run_id, pipeline.model_id_, str(artifact), seconds, metrics, promoted and promote, decision
+    )

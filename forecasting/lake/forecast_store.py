@@ -1,0 +1,86 @@
+"""Forecasts in the lake, partitioned by issue date, with the input status they were made from.
+
+    forecasts/issue_date=<YYYY-MM-DD>/zone=<zone>/data.parquet      the forecast frame
+    forecast_inputs/issue_date=<YYYY-MM-DD>/data.parquet            per zone × series: feed status,
+                                                                     newest published hour, extension
+Re-issuing a date replaces its files (one atomic rename each), never duplicates rows. The issue date
+is the local date of the issue instant in the schedule's time zone (the desk's "today").
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pyarrow as pa
+
+from forecasting.lake.files import LakeFS
+from forecasting.schema import FORECAST_COLUMNS, ISSUED_AT, ZONE
+
+FORECASTS = "forecasts"
+FORECAST_INPUTS = "forecast_inputs"
+ISSUE_DATE = "issue_date"
+DATA_FILE = "data.parquet"
+
+
+def issue_date_of(issued_at: pd.Timestamp, timezone: str) -> date:
+    return pd.Timestamp(issued_at).tz_convert(timezone).date()
+
+
+def _folder(lake: LakeFS, area: str, issue_date: date) -> str:
+    return lake.path(area, f"{ISSUE_DATE}={issue_date.isoformat()}")
+
+
+def write_forecast(lake: LakeFS, forecast: pd.DataFrame, inputs: pd.DataFrame, issue_date: date) -> list[str]:
+    """Store one issue (all zones) and its input status; returns the files written."""
+    missing = [c for c in FORECAST_COLUMNS if c not in forecast.columns]
+    if missing:
+        raise ValueError(f"forecast frame lacks columns {missing}")
+    if forecast[ISSUED_AT].nunique() != 1:
+        raise ValueError("a forecast write holds exactly one issue instant")
+    written = []
+    folder = _folder(lake, FORECASTS, issue_date)
+    for zone, rows in forecast.groupby(ZONE, sort=True):
+        path = f"{folder}/{ZONE}={zone}/{DATA_FILE}"
+        table = pa.Table.from_pandas(rows[FORECAST_COLUMNS].drop(columns=[ZONE]), preserve_index=False)
+        lake.write_table_atomic(table, path)
+        written.append(path)
+    inputs_path = f"{_folder(lake, FORECAST_INPUTS, issue_date)}/{DATA_FILE}"
+    lake.write_table_atomic(pa.Table.from_pandas(inputs, preserve_index=False), inputs_path)
+    return [*written, inputs_path]
+
+
+def issue_dates(lake: LakeFS) -> list[date]:
+    folder = lake.path(FORECASTS)
+    if not lake.exists(folder):
+        return []
+    names = [p.rsplit("/", 1)[-1] for p in lake.fs.ls(folder, detail=False)]
+    return sorted(date.fromisoformat(n.split("=", 1)[1]) for n in names if n.startswith(f"{ISSUE_DATE}="))
+
+
+def read_forecast(
+    lake: LakeFS, issue_date: date | None = None, zones: list[str] | None = None
+) -> pd.DataFrame:
+    """The forecast issued on `issue_date` (default: the latest) as a forecast frame."""
+    if issue_date is None:
+        dates = issue_dates(lake)
+        if not dates:
+            raise FileNotFoundError(f"the lake {lake.root} holds no forecast yet")
+        issue_date = dates[-1]
+    folder = _folder(lake, FORECASTS, issue_date)
+    if not lake.exists(folder):
+        raise FileNotFoundError(f"no forecast issued on {issue_date} in {lake.root}")
+    frames = []
+    for zone_folder in sorted(lake.fs.ls(folder, detail=False)):
+        zone = zone_folder.rsplit("=", 1)[-1]
+        if zones and zone not in zones:
+            continue
+        frame = lake.read_table(f"{zone_folder}/{DATA_FILE}").to_pandas()
+        frames.append(frame.assign(**{ZONE: zone}))
+    if not frames:
+        raise FileNotFoundError(f"no forecast of zones {zones} issued on {issue_date}")
+    return pd.concat(frames, ignore_index=True)[FORECAST_COLUMNS]
+
+
+def read_forecast_inputs(lake: LakeFS, issue_date: date) -> pd.DataFrame:
+    return lake.read_table(f"{_folder(lake, FORECAST_INPUTS, issue_date)}/{DATA_FILE}").to_pandas()
