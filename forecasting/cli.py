@@ -106,6 +106,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.set_defaults(handler=_run_backtest)
 
+    models = commands.add_parser("models", help="the model registry: list and promote training runs")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    listing = model_commands.add_parser("list", help="training runs, filtered and sorted")
+    listing.add_argument("--config", help="configuration file")
+    listing.add_argument("--where", action="append", metavar="COND", help="e.g. crps<5, trigger=manual")
+    listing.add_argument("--sort", metavar="METRIC", help="a metric (crps, rmae, coverage_10_90…) or column")
+    listing.add_argument("--desc", action="store_true", help="sort descending")
+    listing.set_defaults(handler=_run_models_list)
+    promoting = model_commands.add_parser("promote", help="make a training run's model the champion")
+    promoting.add_argument("run_id")
+    promoting.add_argument("--config", help="configuration file")
+    promoting.add_argument("--reason", default="promoted by hand", help="recorded with the promotion")
+    promoting.set_defaults(handler=_run_models_promote)
+
+    lineage = commands.add_parser("lineage", help="forecast → model → run → data → feed pulls")
+    lineage.add_argument("issue_date", type=_date, help="issue date (local, YYYY-MM-DD)")
+    lineage.add_argument("zone")
+    lineage.add_argument("--config", help="configuration file")
+    lineage.set_defaults(handler=_run_lineage)
+
     status = commands.add_parser("status", help="what the lake holds: rows and newest hour per zone × series")
     _add_common(status)
     status.set_defaults(handler=_run_status)
@@ -193,6 +213,39 @@ def _run_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+RUN_COLUMNS = ["run_id", "model_id", "trained_at", "train_end", "training_seconds"]
+
+
+def _run_models_list(args: argparse.Namespace) -> int:
+    from forecasting.model.registry import list_runs, search_runs
+
+    settings = load_settings(args.config)
+    runs = search_runs(list_runs(LakeFS.open(settings.lake_root)), args.where, args.sort, args.desc)
+    if runs.empty:
+        print("no training runs match")
+        return EXIT_OK
+    metrics = [c for c in runs.columns if c.startswith("metric_")]
+    table = runs[RUN_COLUMNS + metrics + ["tags"]].rename(columns=lambda c: c.removeprefix("metric_"))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return EXIT_OK
+
+
+def _run_models_promote(args: argparse.Namespace) -> int:
+    from forecasting.model.registry import promote
+
+    settings = load_settings(args.config)
+    champion = promote(LakeFS.open(settings.lake_root), args.run_id, args.reason)
+    print(f"champion is now {champion.model_id} (run {champion.run_id}): {champion.reason}")
+    return EXIT_OK
+
+
+def _run_lineage(args: argparse.Namespace) -> int:
+    from forecasting.lineage import lineage
+
+    print(lineage(load_settings(args.config), args.issue_date, args.zone).render())
+    return EXIT_OK
+
+
 def _run_status(args: argparse.Namespace) -> int:
     _print_lake(args)
     return EXIT_OK
@@ -202,11 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Our own progress at INFO; chatty libraries (httpx, lightning) only from WARNING on.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("spotcast").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    for namespace in ("spotcast", "forecasting"):
+        logging.getLogger(namespace).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (ConfigError, LakeBusy, ArtifactError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, LakeBusy, ArtifactError, ValueError, LookupError, FileNotFoundError) as exc:
         print(f"spotcast: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
 

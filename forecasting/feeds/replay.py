@@ -14,7 +14,7 @@ from forecasting.config import Publication, Settings
 from forecasting.feeds.base import DataNotAvailable, NotCovered, SeriesRequest, to_series_frame
 from forecasting.feeds.bundled import read_history_source
 from forecasting.publication import stamp_publication
-from forecasting.schema import DELIVERY_HOUR, PUBLISHED_AT, SERIES_COL, VALUE, ZONE
+from forecasting.schema import DELIVERY_HOUR, PRICE, PUBLISHED_AT, SERIES_COL, VALUE, ZONE
 
 
 def utc_now() -> pd.Timestamp:
@@ -60,9 +60,11 @@ class ReplayFeed:
         return history.sort_values([ZONE, SERIES_COL, DELIVERY_HOUR]).reset_index(drop=True)
 
     def recording_end(self) -> pd.Timestamp:
-        """The replay's natural "now": the last instant at which every recorded zone × series was
-        still complete (the earliest of their final publication times)."""
-        return self.history.groupby([ZONE, SERIES_COL])[PUBLISHED_AT].max().min()
+        """The replay's natural "now": the last instant at which the recorded prices of every zone
+        were still complete (the earliest of their final publication times). Covariates that end
+        earlier in the recording (NO5 wind stops in 2016) are simply not covered after their end."""
+        prices = self.history[self.history[SERIES_COL] == PRICE]
+        return prices.groupby(ZONE)[PUBLISHED_AT].max().min()
 
     def fetch(self, request: SeriesRequest) -> pd.DataFrame:
         as_of = self.clock()

@@ -14,8 +14,10 @@ from forecasting.ingest.pull import PullPlan
 from forecasting.publication import newest_published_hour
 from forecasting.schema import SERIES_COL, ZONE
 
-# The daily pull re-reads this much already-landed history so late corrections are picked up.
+# The daily pull re-reads this much already-landed history so late corrections are picked up, and
+# reaches back at most DAILY_REACH: older holes are the backfill's job (the data-quality report shows them).
 DAILY_LOOKBACK = pd.Timedelta(hours=48)
+DAILY_REACH = pd.Timedelta(days=7)
 HOUR = pd.Timedelta(hours=1)
 
 
@@ -39,7 +41,11 @@ def plan_daily(settings: Settings, lake_newest: pd.DataFrame, as_of: pd.Timestam
         for zone in settings.zones:
             due = newest_published_hour(as_of, rule, zone.timezone)
             previous = newest.get((zone.name, series))
-            start = previous + HOUR - DAILY_LOOKBACK if previous is not None else due - pd.Timedelta(days=7)
+            if previous is not None:  # a lake filled beyond a past --as-of: judge by what was due then
+                previous = min(previous, due)
+            start = due - DAILY_REACH
+            if previous is not None:
+                start = max(start, previous + HOUR - DAILY_LOOKBACK)
             request = SeriesRequest(zone, series, start.floor("h"), due + HOUR)
             plans.append(PullPlan(feed, request, expected_newest=due, previous_newest=previous))
     return plans

@@ -175,10 +175,12 @@ def read_series(
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
     as_of: pd.Timestamp | None = None,
+    with_feed: bool = False,
 ) -> pd.DataFrame:
     """Curated rows as a tidy series frame; partitions outside the series/zones/years are not read.
 
-    `as_of` keeps only what had been published by then (what a forecast issued then could see).
+    `as_of` keeps only what had been published by then (what a forecast issued then could see);
+    `with_feed` adds the name of the feed that delivered each row (lineage).
     """
     dataset = _dataset(lake)
     if dataset is None:
@@ -197,7 +199,7 @@ def read_series(
     condition = None
     for c in conditions:
         condition = c if condition is None else condition & c
-    table = dataset.to_table(filter=condition, columns=SERIES_COLUMNS)
+    table = dataset.to_table(filter=condition, columns=SERIES_COLUMNS + ([FEED] if with_feed else []))
     frame = table.to_pandas()
     frame[ZONE] = frame[ZONE].astype(str)
     frame[SERIES_COL] = frame[SERIES_COL].astype(str)
@@ -205,12 +207,20 @@ def read_series(
 
 
 def newest_hours(lake: LakeFS) -> pd.DataFrame:
-    """Per zone × series: row count and newest delivery hour in the curated area."""
-    frame = read_series(lake)
-    if frame.empty:
-        return pd.DataFrame(columns=[ZONE, SERIES_COL, "rows", "first_hour", "newest_hour"])
-    return (
-        frame.groupby([ZONE, SERIES_COL])[DELIVERY_HOUR]
-        .agg(rows="size", first_hour="min", newest_hour="max")
-        .reset_index()
+    """Per zone × series: row count, first and newest delivery hour in the curated area."""
+    columns = [ZONE, SERIES_COL, "rows", "first_hour", "newest_hour"]
+    dataset = _dataset(lake)
+    if dataset is None:
+        return pd.DataFrame(columns=columns)
+    table = dataset.to_table(columns=[ZONE, SERIES_COL, DELIVERY_HOUR])  # the hour column only
+    stats = table.group_by([ZONE, SERIES_COL]).aggregate(
+        [(DELIVERY_HOUR, "count"), (DELIVERY_HOUR, "min"), (DELIVERY_HOUR, "max")]
     )
+    frame = stats.to_pandas().rename(
+        columns={
+            f"{DELIVERY_HOUR}_count": "rows",
+            f"{DELIVERY_HOUR}_min": "first_hour",
+            f"{DELIVERY_HOUR}_max": "newest_hour",
+        }
+    )
+    return frame[columns].sort_values([ZONE, SERIES_COL]).reset_index(drop=True)

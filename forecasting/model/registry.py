@@ -149,3 +149,42 @@ def load_champion(lake: LakeFS, settings: Settings) -> DeepARPipeline:
             f"champion {current.model_id} has no artifact at {path}; retrain or promote another"
         )
     return load_pipeline(path, zones=settings.zone_names)
+
+
+_OPERATORS = {"<=": "le", ">=": "ge", "!=": "ne", "<": "lt", ">": "gt", "=": "eq"}
+
+
+def _split_condition(text: str) -> tuple[str, str, str]:
+    for symbol, method in _OPERATORS.items():  # two-character operators are tried first
+        if symbol in text:
+            name, value = (part.strip() for part in text.split(symbol, 1))
+            return name, method, value
+    raise ValueError(f"not a condition: {text!r} (use e.g. crps<5 or trigger=manual)")
+
+
+def _condition(runs: pd.DataFrame, text: str) -> pd.Series:
+    """`crps<5`, `rmae<=0.9`, `model_id=deepar-…`, `trigger=manual`: metrics need no `metric_`
+    prefix; names that are neither metrics nor columns are looked up in the run's tags."""
+    name, method, value = _split_condition(text)
+    column = f"metric_{name}" if f"metric_{name}" in runs.columns else name
+    if column in runs.columns:
+        values = runs[column]
+    else:
+        values = runs["tags"].map(lambda tags: json.loads(tags).get(name))
+    if pd.api.types.is_numeric_dtype(values):
+        return getattr(values, method)(float(value))
+    return getattr(values.astype(str), method)(value)
+
+
+def search_runs(
+    runs: pd.DataFrame, where: list[str] | None = None, sort: str | None = None, descending: bool = False
+) -> pd.DataFrame:
+    """Filter runs by conditions on metrics, columns or tags, and sort by any metric or column."""
+    for text in where or []:
+        runs = runs[_condition(runs, text)]
+    if sort:
+        column = f"metric_{sort}" if f"metric_{sort}" in runs.columns else sort
+        if column not in runs.columns:
+            raise ValueError(f"cannot sort by {sort!r}: no such metric or column")
+        runs = runs.sort_values(column, ascending=not descending, na_position="last")
+    return runs.reset_index(drop=True)
