@@ -30,5 +30,8 @@ bench: setup
 	$(PY) bench/bench_lake.py
 	$(PY) bench/bench_train.py
 
+serve: setup
+	$(VENV)/bin/spotcast serve
+
 clean-lake:
 	rm -rf data/lake data/models

@@ -40,10 +40,10 @@ def backfill_flow(
     resume: bool = True,
     zones: list[str] | None = None,
 ) -> State:
-    """Pull history from `start` (default: the configured history start) up to `end` (default: now,
-    or the end of the recording for replay) in chunks of at most a year, landing each chunk."""
+    """Pull history from `start` (default: the configured history start) up to `end` (default: all
+    published by now, or by the end of the recording for replay) in chunks of at most a year."""
     settings = settings_for(config, zones)
     as_of_utc = utc_or_none(as_of) or default_as_of(settings)
     lake = LakeFS.open(settings.lake_root)
-    plans = plan_backfill(settings, newest_hours(lake), utc_or_none(end) or as_of_utc, start, resume)
+    plans = plan_backfill(settings, newest_hours(lake), utc_or_none(end), start, resume, as_of_utc)
     return finish(ingest(settings, lake, plans, as_of_utc, "backfill"), "backfill")

@@ -126,6 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("--config", help="configuration file")
     lineage.set_defaults(handler=_run_lineage)
 
+    serve = commands.add_parser(
+        "serve", help="serve the daily (scheduled) and backfill deployments; Prefect UI at http://HOST:PORT"
+    )
+    serve.add_argument("--config", help="configuration file (default: configs/spotcast.toml)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4200)
+    serve.add_argument(
+        "--start-server",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start a local Prefect server (default: only if PREFECT_API_URL is unset)",
+    )
+    serve.set_defaults(handler=_run_serve)
+
     status = commands.add_parser("status", help="what the lake holds: rows and newest hour per zone × series")
     _add_common(status)
     status.set_defaults(handler=_run_status)
@@ -243,6 +257,17 @@ def _run_lineage(args: argparse.Namespace) -> int:
     from forecasting.lineage import lineage
 
     print(lineage(load_settings(args.config), args.issue_date, args.zone).render())
+    return EXIT_OK
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from flows.serve import ServeError, serve
+
+    try:
+        serve(config=args.config, host=args.host, port=args.port, start_server=args.start_server)
+    except ServeError as exc:
+        print(f"spotcast: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 

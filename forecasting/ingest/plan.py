@@ -54,24 +54,30 @@ def plan_daily(settings: Settings, lake_newest: pd.DataFrame, as_of: pd.Timestam
 def plan_backfill(
     settings: Settings,
     lake_newest: pd.DataFrame,
-    end: pd.Timestamp,
+    end: pd.Timestamp | None = None,
     start: date | None = None,
     resume: bool = True,
+    as_of: pd.Timestamp | None = None,
 ) -> list[PullPlan]:
-    """Chunked history pulls from `start` (default: history.start) to `end` (exclusive, UTC).
+    """Chunked history pulls from `start` (default: history.start) up to `end` (exclusive, UTC) or,
+    without `end`, up to everything published by `as_of` (day-ahead series reach into tomorrow).
 
     With `resume`, each zone × series starts after the newest hour already in the lake, so an
     interrupted backfill picks up where it stopped."""
+    if end is None and as_of is None:
+        raise ValueError("plan_backfill needs an end or an as-of instant")
     newest = _newest_by_pair(lake_newest) if resume else {}
     chunk = pd.Timedelta(days=settings.history.backfill_chunk_days)
     first = _utc(start or settings.history.start)
     plans = []
     for series, feed in series_sources(settings).items():
+        rule = settings.series[series].publication
         for zone in settings.zones:
+            stop_at = end if end is not None else newest_published_hour(as_of, rule, zone.timezone) + HOUR
             landed = newest.get((zone.name, series))
             cursor = max(first, landed + HOUR) if landed is not None else first
-            while cursor < end:
-                stop = min(cursor + chunk, end)
+            while cursor < stop_at:
+                stop = min(cursor + chunk, stop_at)
                 plans.append(PullPlan(feed, SeriesRequest(zone, series, cursor, stop)))
                 cursor = stop
     return plans

@@ -42,7 +42,7 @@ def backfill(
 ) -> IngestReport:
     as_of = as_of or default_as_of(settings)
     lake = LakeFS.open(settings.lake_root)
-    plans = plan_backfill(settings, newest_hours(lake), end or as_of, start=start, resume=resume)
+    plans = plan_backfill(settings, newest_hours(lake), end, start=start, resume=resume, as_of=as_of)
     feeds = build_feeds(settings, clock=frozen_clock(as_of))
     return run_ingest(settings, lake, feeds, plans, purpose="backfill", progress=progress)
 

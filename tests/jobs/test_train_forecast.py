@@ -1,0 +1,133 @@
+"""The library path a notebook or flow takes: backfill → train (registry, champion) → forecast →
+lake, with a tiny real model on real bundled data."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forecasting.config import load_settings
+from forecasting.ingest import runs
+from forecasting.jobs.forecast import issue_forecast
+from forecasting.jobs.train import train
+from forecasting.lake.files import LakeFS
+from forecasting.lake.forecast_store import issue_dates, read_forecast
+from forecasting.lineage import lineage
+from forecasting.model import registry
+from forecasting.model.artifact import ArtifactMismatchError
+from forecasting.schema import FORECAST_COLUMNS, HORIZON_HOURS, QUANTILE_COLUMNS
+
+AS_OF = pd.Timestamp("2019-03-05 13:30", tz="UTC")  # 14:30 Oslo: Wednesday's prices are out
+TINY = {
+    "context_length": 24,
+    "lags_seq": [1, 24],
+    "hidden_size": 8,
+    "num_layers": 1,
+    "dropout_rate": 0.0,
+    "max_epochs": 1,
+    "num_batches_per_epoch": 5,
+    "batch_size": 8,
+    "num_samples": 20,
+    "origin_stride_days": 7,
+    "calibration_weeks": 2,
+}
+SERIES = ["price_da", "load_da", "generation_da", "wind_onshore_da"]
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spotcast")
+    zones = [z.model_dump() for z in load_settings().zones if z.name in ("NO1", "NO2")]
+    return load_settings(
+        lake_root=str(root / "lake"),
+        models_root=str(root / "models"),
+        zones=zones,
+        feeds={"replay": {"kind": "replay", "source": "data/bundled", "series": SERIES}},
+        history={"start": "2018-06-01"},
+        model={"params": TINY},
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(settings):
+    report = runs.backfill(settings, as_of=AS_OF)
+    assert report.ok
+    return train(settings, AS_OF, tags={"purpose": "test"})
+
+
+@pytest.fixture(scope="module")
+def issued(settings, trained):
+    model = registry.load_champion(LakeFS.open(settings.lake_root), settings)
+    return issue_forecast(settings, model, AS_OF)
+
+
+def test_first_model_is_recorded_and_promoted(settings, trained):
+    lake = LakeFS.open(settings.lake_root)
+    assert trained.promoted and trained.decision == "first model"
+    assert registry.champion(lake).run_id == trained.run_id
+    run = registry.list_runs(lake).iloc[-1]
+    newest_published_price = pd.Timestamp("2019-03-06 22:00", tz="UTC")  # Wednesday 23:00 CET
+    assert pd.Timestamp(run["train_end"]) <= newest_published_price and len(run["data_hash"]) == 64
+    assert Path(run["artifact"]).is_dir()
+    assert {"metric_crps", "metric_rmae", "metric_coverage_10_90"} <= set(run.index)
+
+
+def test_forecast_has_672_hours_per_zone_in_the_lake(settings, issued):
+    stored = read_forecast(LakeFS.open(settings.lake_root), issued.issue_date)
+    assert list(stored.columns) == FORECAST_COLUMNS
+    assert stored.groupby("zone").size().to_dict() == {"NO1": HORIZON_HOURS, "NO2": HORIZON_HOURS}
+    assert stored["delivery_hour"].min() == pd.Timestamp("2019-03-06 23:00", tz="UTC")  # Thu 00:00 CET
+    quantiles = stored[list(QUANTILE_COLUMNS)].to_numpy()
+    assert (quantiles[:, 1:] >= quantiles[:, :-1]).all()
+
+
+def test_input_status_names_every_covariate_and_its_feed_status(issued):
+    inputs = issued.inputs
+    assert set(inputs["covariate"]) == {"load_da", "generation_da", "wind_onshore_da"}
+    assert {"hours_extended", "feed_status", "model_id"} <= set(inputs.columns)
+
+
+def test_reissuing_the_same_date_replaces_not_duplicates(settings, trained, issued):
+    model = registry.load_champion(LakeFS.open(settings.lake_root), settings)
+    again = issue_forecast(settings, model, AS_OF + pd.Timedelta(minutes=30))
+    stored = read_forecast(LakeFS.open(settings.lake_root), again.issue_date)
+    assert len(stored) == 2 * HORIZON_HOURS
+    assert issue_dates(LakeFS.open(settings.lake_root)) == [again.issue_date]
+
+
+def test_forecast_export_to_csv_keeps_the_lake_schema(settings, trained, tmp_path):
+    model = registry.load_champion(LakeFS.open(settings.lake_root), settings)
+    out = tmp_path / "forecast.csv"
+    issue_forecast(settings, model, AS_OF, out=out)
+    exported = pd.read_csv(out)
+    assert list(exported.columns) == FORECAST_COLUMNS and len(exported) == 2 * HORIZON_HOURS
+
+
+def test_retraining_on_the_same_data_is_recorded_but_not_promoted(settings, trained):
+    again = train(settings, AS_OF, tags={"purpose": "test"})
+    lake = LakeFS.open(settings.lake_root)
+    assert not again.promoted and "does not beat champion" in again.decision
+    assert registry.champion(lake).run_id == trained.run_id
+    assert len(registry.list_runs(lake)) == 2
+
+
+def test_runs_can_be_filtered_by_tag_and_sorted_by_metric(settings, trained):
+    runs_table = registry.list_runs(LakeFS.open(settings.lake_root))
+    found = registry.search_runs(runs_table, where=["purpose=test", "crps>0"], sort="crps")
+    assert len(found) >= 1 and found["metric_crps"].is_monotonic_increasing
+    assert registry.search_runs(runs_table, where=["purpose=other"]).empty
+
+
+def test_champion_trained_for_other_zones_is_refused(settings, trained):
+    three = settings.model_copy(update={"zones": (*settings.zones, load_settings().zone("NO3"))})
+    with pytest.raises(ArtifactMismatchError):
+        registry.load_champion(LakeFS.open(settings.lake_root), three)
+
+
+def test_lineage_chains_forecast_model_run_data_and_pulls(settings, trained, issued):
+    chain = lineage(settings, issued.issue_date, "NO1")
+    text = chain.render()
+    assert chain.model_id == trained.model_id
+    assert trained.run_id in text and "sha256" in text
+    assert set(chain.pulls["series"]) >= {"price_da", "load_da"}
+    assert (chain.pulls["feed"] == "replay").all()

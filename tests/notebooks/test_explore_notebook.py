@@ -1,0 +1,208 @@
+"""notebooks/explore.ipynb runs top to bottom, offline: on a small lake built through the library
+(backfill, train a tiny model, issue a forecast) it finds the model and the forecast and draws its
+figures; on an empty lake it says what to run instead of failing.
+
+The committed notebook is never executed in place: each test runs a copy with the parameters cell
+replaced, in a kernel on this interpreter, with every Jupyter/IPython/Prefect home under tmp_path.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from forecasting.config import DEFAULT_CONFIG, Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "explore.ipynb"
+ZONES = ("NO1", "NO2")
+# A daily run's "now": Monday 14:00 in Oslo, after the 13:00 day-ahead release.
+AS_OF = pd.Timestamp("2019-11-04 13:00", tz="UTC")
+# Five months of history: enough windows for the tiny model, and the clock change of 2019-10-27.
+HISTORY_START = "2019-06-01"
+# A tiny but real DeepAR pipeline (as tests/model/conftest.py): seconds of training on 2 cores.
+TINY_PARAMS = """\
+context_length = 24
+lags_seq = [1, 24]
+hidden_size = 8
+num_layers = 1
+dropout_rate = 0.0
+max_epochs = 1
+num_batches_per_epoch = 5
+batch_size = 8
+num_samples = 20
+origin_stride_days = 7
+calibration_weeks = 2
+"""
+CELL_TIMEOUT_S = 300
+
+
+def _substitute(pattern: str, replacement: str, text: str) -> str:
+    text, count = re.subn(pattern, lambda _: replacement, text, count=1, flags=re.MULTILINE)
+    assert count == 1, f"configs/spotcast.toml has no line matching {pattern!r}"
+    return text
+
+
+def write_config(folder: Path) -> Path:
+    """configs/spotcast.toml with the lake and models in `folder`, NO1/NO2 only, a short history and
+    the tiny model parameters."""
+    text = DEFAULT_CONFIG.read_text()
+
+    def keep_zone(block: re.Match) -> str:
+        name = re.search(r'^name = "([^"]+)"', block.group(0), flags=re.MULTILINE)
+        return block.group(0) if name and name.group(1) in ZONES else ""
+
+    text = re.sub(r"^\[\[zones\]\]\n(?:[^\[\n].*\n)*", keep_zone, text, flags=re.MULTILINE)
+    text = _substitute(r"^lake_root = .*$", f"lake_root = '{folder / 'lake'}'", text)
+    text = _substitute(r"^models_root = .*$", f"models_root = '{folder / 'models'}'", text)
+    text = _substitute(r'^start = "[0-9-]+"$', f'start = "{HISTORY_START}"', text)
+    text = _substitute(r"^\[model\.params\]$", f"[model.params]\n{TINY_PARAMS}", text)
+    path = folder / "spotcast.toml"
+    path.write_text(text)
+    return path
+
+
+def load_config(path: Path, folder: Path) -> Settings:
+    settings = load_settings(path)
+    assert settings.zone_names == list(ZONES)
+    assert Path(settings.lake_root).is_relative_to(folder), "the test must not touch the project's lake"
+    assert Path(settings.models_root).is_relative_to(folder)
+    return settings
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Prefect, IPython, Jupyter and matplotlib state under tmp_path (the kernel inherits it)."""
+    home = tmp_path / "home"
+    for variable, folder in {
+        "PREFECT_HOME": "prefect",
+        "IPYTHONDIR": "ipython",
+        "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
+        "JUPYTER_DATA_DIR": "jupyter-data",
+        "MPLCONFIGDIR": "matplotlib",
+    }.items():
+        (home / folder).mkdir(parents=True)
+        monkeypatch.setenv(variable, str(home / folder))
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    return home
+
+
+def run_notebook(config: Path, zone: str, workdir: Path) -> nbformat.NotebookNode:
+    """Execute a copy of the notebook with CONFIG/ZONE injected; the copy is kept in `workdir`."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    parameters = next(c for c in notebook.cells if c.cell_type == "code")
+    assert "parameters" in parameters.metadata.get("tags", [])
+    parameters.source = f"CONFIG = {str(config)!r}\nZONE = {zone!r}"
+    # which interpreter the kernel really runs (must be this venv's, where the project is installed)
+    notebook.cells.append(nbformat.v4.new_code_cell("import sys\nprint('kernel:', sys.executable)"))
+    client = NotebookClient(
+        notebook,
+        kernel_name="python3",
+        timeout=CELL_TIMEOUT_S,
+        startup_timeout=120,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    try:
+        client.execute()  # raises CellExecutionError (with the traceback) when a cell fails
+    finally:
+        nbformat.write(notebook, workdir / "explore.executed.ipynb")
+    assert notebook.cells[-1].outputs[0]["text"].strip() == f"kernel: {sys.executable}"
+    return notebook
+
+
+def cell_with(notebook: nbformat.NotebookNode, snippet: str) -> nbformat.NotebookNode:
+    cells = [c for c in notebook.cells if c.cell_type == "code" and snippet in c.source]
+    assert len(cells) == 1, f"expected one code cell containing {snippet!r}, found {len(cells)}"
+    return cells[0]
+
+
+def texts(cell: nbformat.NotebookNode) -> str:
+    """Everything a cell printed or displayed as text (stdout, text/plain, text/markdown)."""
+    parts = []
+    for output in cell.outputs:
+        assert output.output_type != "error", output
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif "data" in output:
+            parts += [output.data.get(kind, "") for kind in ("text/plain", "text/markdown")]
+    return "\n".join(parts)
+
+
+def images(cell: nbformat.NotebookNode) -> int:
+    return sum("image/png" in output.get("data", {}) for output in cell.outputs)
+
+
+def test_committed_notebook_has_parameters_and_no_outputs() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.metadata.kernelspec.name == "python3"
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert code[0].metadata.get("tags") == ["parameters"]
+    assert re.search(r"^CONFIG = None\b", code[0].source, flags=re.MULTILINE)
+    assert re.search(r'^ZONE = "NO1"$', code[0].source, flags=re.MULTILINE)
+    assert all(c.outputs == [] and c.execution_count is None for c in code), "clear the outputs"
+
+
+@pytest.mark.slow
+def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Path) -> None:
+    from forecasting.ingest import runs
+    from forecasting.jobs.forecast import issue_forecast
+    from forecasting.jobs.train import train
+    from forecasting.lake.files import LakeFS
+    from forecasting.model.registry import load_champion
+
+    config = write_config(tmp_path)
+    settings = load_config(config, tmp_path)
+    report = runs.backfill(settings, as_of=AS_OF)
+    assert report.ok, report.problems()
+    trained = train(settings, AS_OF)
+    assert trained.promoted
+    lake = LakeFS.open(settings.lake_root)
+    issued = issue_forecast(settings, load_champion(lake, settings), AS_OF)
+
+    notebook = run_notebook(config, "NO1", tmp_path)
+
+    everything = "\n".join(texts(c) for c in notebook.cells if c.cell_type == "code")
+    for hint in ("no model has been promoted", "holds no forecast", "no market data"):
+        assert hint not in everything
+    assert "price_da" in texts(cell_with(notebook, "newest_hours(lake)"))
+    assert images(cell_with(notebook, "SHOWN = {")) == 1
+    dst = texts(cell_with(notebook, "expected_hours"))
+    assert "2019-10-27" in dst and "1 clock-change days, 1 with the expected hour count" in dst
+
+    assert trained.model_id in texts(cell_with(notebook, "load_champion(lake, settings)"))
+    pca = cell_with(notebook, "explained_variance_ratio_")
+    assert images(pca) == 1
+    assert "wind_onshore_da" in texts(pca) and "holiday" in texts(pca)
+
+    fan = cell_with(notebook, "fan_chart_figure(")
+    assert images(fan) == 1
+    fan_text = texts(fan)
+    assert f"issue {issued.issue_date}" in fan_text
+    assert "feed_status" in fan_text and "hours_extended" in fan_text  # the input status table
+
+    metrics = texts(cell_with(notebook, "render_markdown("))
+    assert "seasonal-naive baselines, 4 weekly issues" in metrics
+    for column in ("rMAE", "CRPS", "cover 10–90", "days 1-7", "days 15-28", "seasonal_naive_empirical"):
+        assert column in metrics
+    assert images(cell_with(notebook, "by horizon week: {source}")) == 1
+
+
+@pytest.mark.slow
+def test_explore_notebook_explains_an_empty_lake(tmp_path: Path, isolated_env: Path) -> None:
+    config = write_config(tmp_path)
+    load_config(config, tmp_path)
+
+    notebook = run_notebook(config, "NO2", tmp_path)
+
+    everything = "\n".join(texts(c) for c in notebook.cells if c.cell_type == "code")
+    for hint in ("`spotcast backfill`", "`spotcast train`", "`spotcast daily`"):
+        assert hint in everything
+    assert sum(images(c) for c in notebook.cells if c.cell_type == "code") == 0
