@@ -161,8 +161,10 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
     lines = [f"invalid configuration {path}:"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
-        value = err.get("input")
-        lines.append(f"  {key} = {value!r}: {err['msg']}")
+        if err["type"] == "missing":
+            lines.append(f"  {key}: missing")
+        else:
+            lines.append(f"  {key} = {err.get('input')!r}: {err['msg']}")
     return "\n".join(lines)
 
 

@@ -60,7 +60,7 @@ class LakeFS:
         """Write `table` as Parquet at `path`, replacing any old file in one rename."""
         folder = path.rsplit("/", 1)[0]
         self.fs.makedirs(folder, exist_ok=True)
-        tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex}.parquet"
+        tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex}"  # no .parquet suffix: globs must not match it
         try:
             if self.is_local:
                 pq.write_table(table, tmp, compression="zstd")

@@ -96,7 +96,9 @@ def write_raw_pull(lake: LakeFS, frame: pd.DataFrame, feed: str) -> str | None:
     if lake.exists(folder) and any(p.endswith("/" + name) for p in lake.fs.find(folder)):
         return None
     path = f"{folder}/pulled={pulled}/{name}"
-    lake.write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), path)
+    # zone and series are in the path (hive keys); repeating them in the file confuses readers
+    content = frame.drop(columns=[ZONE, SERIES_COL])
+    lake.write_table_atomic(pa.Table.from_pandas(content, preserve_index=False), path)
     return path
 
 
@@ -190,9 +192,11 @@ def read_series(
         conditions.append(ds.field(SERIES_COL).isin(series))
     if zones:
         conditions.append(ds.field(ZONE).isin(zones))
-    if start is not None:
+    if start is not None:  # partitions are UTC years
+        start = pd.Timestamp(start).tz_convert("UTC")
         conditions += [ds.field(YEAR) >= start.year, ds.field(DELIVERY_HOUR) >= pa.scalar(start, TS)]
     if end is not None:
+        end = pd.Timestamp(end).tz_convert("UTC")
         conditions += [ds.field(YEAR) <= end.year, ds.field(DELIVERY_HOUR) < pa.scalar(end, TS)]
     if as_of is not None:
         conditions.append(ds.field(PUBLISHED_AT) <= pa.scalar(as_of, TS))
