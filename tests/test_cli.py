@@ -2,13 +2,13 @@
 Prefect (ephemeral server), and a degraded run where one feed never answers."""
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from spotcast_testing import tiny_config
 
 from forecasting.cli import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, main
 from forecasting.config import DEFAULT_CONFIG
@@ -16,33 +16,9 @@ from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import read_forecast
 from forecasting.lake.series_store import newest_hours
 
-TINY_PARAMS = """
-[model.params]
-context_length = 24
-lags_seq = [1, 24]
-hidden_size = 8
-num_layers = 1
-max_epochs = 1
-num_batches_per_epoch = 5
-batch_size = 8
-num_samples = 20
-origin_stride_days = 7
-calibration_weeks = 2
-"""
 
-
-def _config(tmp_path: Path, feeds: str = "", zones: tuple[str, ...] = ("NO1",)) -> Path:
-    """The default configuration with a tmp lake, fewer zones, a short history and a tiny model."""
-    text = DEFAULT_CONFIG.read_text()
-    text = text.replace('lake_root = "data/lake"', f'lake_root = "{tmp_path / "lake"}"')
-    text = text.replace('models_root = "data/models"', f'models_root = "{tmp_path / "models"}"')
-    text = text.replace('start = "2015-01-01"', 'start = "2018-09-01"')
-    text = text.split("[model.params]")[0] + TINY_PARAMS
-    for zone in {"NO1", "NO2", "NO3", "NO4", "NO5"} - set(zones):
-        text = re.sub(rf'\[\[zones\]\]\nname = "{zone}"\n[^\[]*', "", text)
-    path = tmp_path / "spotcast.toml"
-    path.write_text(text + feeds)
-    return path
+def _config(tmp_path: Path, **changes: object) -> Path:
+    return tiny_config(tmp_path, ["NO1"], "2018-09-01", **changes)
 
 
 def _spotcast(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -97,25 +73,26 @@ def test_daily_on_an_empty_lake_backfills_trains_and_forecasts(tmp_path, prefect
 @pytest.mark.slow
 def test_unreachable_feed_ends_degraded_with_exit_3_and_the_others_land(tmp_path, prefect_env):
     # Actual load comes from ENTSO-E at a closed port; the replay still supplies the rest.
-    feeds = """
-[feeds.entsoe_down]
-kind = "entsoe"
-base_url = "http://127.0.0.1:9/api"
-timeout_s = 2
-series = ["load_actual"]
-"""
-    text = _config(tmp_path).read_text()
-    text = text.replace(
-        'series = ["price_da", "load_da", "load_actual", "generation_da", "wind_onshore_da"]\n\n[feeds.entsoe]',
-        'series = ["price_da", "load_da", "generation_da", "wind_onshore_da"]\n\n[feeds.entsoe]',
-        1,
+    config = _config(
+        tmp_path,
+        feeds={
+            "replay": {
+                "kind": "replay",
+                "source": "data/bundled",
+                "series": ["price_da", "load_da", "generation_da", "wind_onshore_da"],
+            },
+            "entsoe_down": {
+                "kind": "entsoe",
+                "base_url": "http://127.0.0.1:9/api",
+                "timeout_s": 2,
+                "series": ["load_actual"],
+            },
+        },
+        retry={
+            "not_available": {"interval_s": 0.01, "backoff": 1.0, "max_attempts": 2},
+            "site_down": {"interval_s": 0.01, "backoff": 2.0, "max_attempts": 2},
+        },
     )
-    text = text.replace(
-        "interval_s = 3600\nbackoff = 2.0\nmax_attempts = 5",
-        "interval_s = 0.01\nbackoff = 2.0\nmax_attempts = 2",
-    )
-    config = tmp_path / "degraded.toml"
-    config.write_text(text + feeds)
     env = {**prefect_env, "ENTSOE_API_TOKEN": "test-token-not-secret"}
     done = _spotcast("backfill", "--config", str(config), "--as-of", "2019-01-10T13:30", env=env)
     assert done.returncode == EXIT_DEGRADED, done.stderr[-3000:]

@@ -31,14 +31,16 @@ def price_history(values: np.ndarray, weeks_before_start: int) -> pd.DataFrame:
     """NO1 prices from `weeks_before_start` weeks before START, one per hour, stamped as published."""
     first = START - pd.Timedelta(hours=WEEK * weeks_before_start)
     hours = pd.date_range(first, periods=len(values), freq="h")
-    return pd.DataFrame({
-        ZONE: "NO1",
-        SERIES_COL: PRICE,
-        DELIVERY_HOUR: hours,
-        VALUE: values,
-        UNIT: "EUR/MWh",
-        PUBLISHED_AT: published_at(hours, PRICE_RULE, "Europe/Oslo"),
-    })
+    return pd.DataFrame(
+        {
+            ZONE: "NO1",
+            SERIES_COL: PRICE,
+            DELIVERY_HOUR: hours,
+            VALUE: values,
+            UNIT: "EUR/MWh",
+            PUBLISHED_AT: published_at(hours, PRICE_RULE, "Europe/Oslo"),
+        }
+    )
 
 
 def noisy_history(weeks_before_start: int = 10) -> pd.DataFrame:

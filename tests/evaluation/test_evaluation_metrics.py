@@ -95,10 +95,14 @@ def test_score_has_overall_and_horizon_week_rows_per_model():
     forecasts = pd.concat([flat_forecast(12.0, "seasonal_naive"), flat_forecast(11.0, "model")])
     table = score(forecasts, flat_actuals(10.0))
     assert table[["model", "horizon_week", "hours"]].values.tolist() == [
-        ["seasonal_naive", "all", 672], ["model", "all", 672],
-        ["seasonal_naive", "days 1-7", 168], ["model", "days 1-7", 168],
-        ["seasonal_naive", "days 8-14", 168], ["model", "days 8-14", 168],
-        ["seasonal_naive", "days 15-28", 336], ["model", "days 15-28", 336],
+        ["seasonal_naive", "all", 672],
+        ["model", "all", 672],
+        ["seasonal_naive", "days 1-7", 168],
+        ["model", "days 1-7", 168],
+        ["seasonal_naive", "days 8-14", 168],
+        ["model", "days 8-14", 168],
+        ["seasonal_naive", "days 15-28", 336],
+        ["model", "days 15-28", 336],
     ]
 
 

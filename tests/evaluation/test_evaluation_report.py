@@ -22,8 +22,10 @@ def test_report_has_a_row_per_horizon_week_and_model():
     rows = [line for line in lines if line.startswith("| all") or line.startswith("| days")]
     assert rows[0] == "| all | model | 168 | 0.500 | 12.35 | 0.50 | 0.500 | 0.50 | 0.500 | 0.50 |"
     assert [row.split(" | ")[:2] for row in rows] == [
-        ["| all", "model"], ["| all", "seasonal_naive"],
-        ["| days 1-7", "model"], ["| days 1-7", "seasonal_naive"],
+        ["| all", "model"],
+        ["| all", "seasonal_naive"],
+        ["| days 1-7", "model"],
+        ["| days 1-7", "seasonal_naive"],
     ]
 
 

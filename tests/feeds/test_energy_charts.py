@@ -64,9 +64,7 @@ def feed(httpserver: HTTPServer) -> EnergyChartsFeed:
     return EnergyChartsFeed(httpserver.url_for(""), RULES, timeout_s=5, clock=lambda: NOW)
 
 
-def serve(
-    httpserver: HTTPServer, path: str, body: str, status: int = 200, ctype: str = JSON
-) -> None:
+def serve(httpserver: HTTPServer, path: str, body: str, status: int = 200, ctype: str = JSON) -> None:
     httpserver.expect_request(path).respond_with_data(body, status=status, content_type=ctype)
 
 
@@ -98,9 +96,7 @@ def test_real_may_answer_gives_24_utc_hours(httpserver: HTTPServer, feed: Energy
     assert values[utc("2024-05-04 18:00")] == 135.4
 
 
-def test_real_no_unit_answer_gets_schema_unit(
-    httpserver: HTTPServer, feed: EnergyChartsFeed
-) -> None:
+def test_real_no_unit_answer_gets_schema_unit(httpserver: HTTPServer, feed: EnergyChartsFeed) -> None:
     serve(httpserver, "/price", fixture_text("price_DE-LU_2024-12-08.json"))
     frame = feed.fetch(DE_DEC_8)
     values = by_hour(frame)
@@ -111,9 +107,7 @@ def test_real_no_unit_answer_gets_schema_unit(
     assert values[utc("2024-12-08 22:00")] == 75.01
 
 
-def test_published_at_follows_day_ahead_rule(
-    httpserver: HTTPServer, feed: EnergyChartsFeed
-) -> None:
+def test_published_at_follows_day_ahead_rule(httpserver: HTTPServer, feed: EnergyChartsFeed) -> None:
     serve(httpserver, "/price", fixture_text("price_DE-LU_2024-05-04.json"))
     frame = feed.fetch(DE_MAY_4)
     # Delivery day 2024-05-04 Berlin is published 2024-05-03 13:00 CEST = 11:00 UTC.
@@ -140,9 +134,7 @@ def test_negative_prices_are_kept(httpserver: HTTPServer, feed: EnergyChartsFeed
     assert values[utc("2020-11-02 02:00")] == -1.73
 
 
-def test_quarter_hours_are_averaged_to_hours(
-    httpserver: HTTPServer, feed: EnergyChartsFeed
-) -> None:
+def test_quarter_hours_are_averaged_to_hours(httpserver: HTTPServer, feed: EnergyChartsFeed) -> None:
     body = fixture_json("price_NO1_2023-01-01_15min.json")
     serve_json(httpserver, "/price", body)
     values = by_hour(feed.fetch(NO1_JAN_1))
@@ -154,9 +146,7 @@ def test_quarter_hours_are_averaged_to_hours(
     assert values[utc("2023-01-01 12:00")] == pytest.approx(122.17, abs=0.01)
 
 
-def test_only_hours_inside_request_are_returned(
-    httpserver: HTTPServer, feed: EnergyChartsFeed
-) -> None:
+def test_only_hours_inside_request_are_returned(httpserver: HTTPServer, feed: EnergyChartsFeed) -> None:
     serve(httpserver, "/price", fixture_text("price_DE-LU_2024-05-04.json"))
     values = by_hour(feed.fetch(series_request(DE_LU, "2024-05-04 06:00", "2024-05-04 09:00")))
     assert list(values.index) == [utc(f"2024-05-04 0{h}:00") for h in (6, 7, 8)]
@@ -196,9 +186,7 @@ def test_price_query_sends_bzn_start_end(httpserver: HTTPServer, feed: EnergyCha
     }
 
 
-def test_price_query_prefers_energy_charts_bzn(
-    httpserver: HTTPServer, feed: EnergyChartsFeed
-) -> None:
+def test_price_query_prefers_energy_charts_bzn(httpserver: HTTPServer, feed: EnergyChartsFeed) -> None:
     serve(httpserver, "/price", fixture_text("price_NO1_2020-11-02_nulls.json"))
     zone = NO1.model_copy(update={"energy_charts_bzn": "NO2NSL"})
     feed.fetch(series_request(zone, "2020-11-01 23:00", "2020-11-02 23:00"))
@@ -206,9 +194,7 @@ def test_price_query_prefers_energy_charts_bzn(
     assert request.args["bzn"] == "NO2NSL"
 
 
-def test_forecast_query_sends_country_and_type(
-    httpserver: HTTPServer, feed: EnergyChartsFeed
-) -> None:
+def test_forecast_query_sends_country_and_type(httpserver: HTTPServer, feed: EnergyChartsFeed) -> None:
     serve(httpserver, "/public_power_forecast", fixture_text(NO_LOAD))
     feed.fetch(series_request(NO1, "2022-12-31 23:00", "2023-01-01 23:00", "load_da"))
     ((request, _),) = httpserver.log
@@ -238,9 +224,7 @@ def test_404_is_data_not_available(httpserver: HTTPServer, feed: EnergyChartsFee
         feed.fetch(DE_MAY_4)
 
 
-def test_empty_arrays_are_data_not_available(
-    httpserver: HTTPServer, feed: EnergyChartsFeed
-) -> None:
+def test_empty_arrays_are_data_not_available(httpserver: HTTPServer, feed: EnergyChartsFeed) -> None:
     body = fixture_json("price_DE-LU_2024-05-04.json") | {"unix_seconds": [], "price": []}
     serve_json(httpserver, "/price", body)
     with pytest.raises(DataNotAvailable, match="empty"):

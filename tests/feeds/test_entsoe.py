@@ -63,9 +63,7 @@ def request(zone: Zone, start: str, end: str, series: str = "price_da") -> Serie
 def serve(
     httpserver: HTTPServer, body: bytes | str, status: int = 200, content_type: str = "text/xml"
 ) -> None:
-    httpserver.expect_request(API_PATH).respond_with_data(
-        body, status=status, content_type=content_type
-    )
+    httpserver.expect_request(API_PATH).respond_with_data(body, status=status, content_type=content_type)
 
 
 def values_by_hour(frame: pd.DataFrame) -> pd.Series:
@@ -78,9 +76,7 @@ def sent_periods(httpserver: HTTPServer) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def feed(httpserver: HTTPServer) -> EntsoeFeed:
-    return EntsoeFeed(
-        httpserver.url_for(API_PATH), TOKEN, timeout_s=5, clock=lambda: NOW
-    )
+    return EntsoeFeed(httpserver.url_for(API_PATH), TOKEN, timeout_s=5, clock=lambda: NOW)
 
 
 BE_DAY = request(BE, "2024-10-07 22:00", "2024-10-08 22:00")
@@ -89,9 +85,7 @@ BE_DAY = request(BE, "2024-10-07 22:00", "2024-10-08 22:00")
 # --- parsing real documents ----------------------------------------------------------------------
 
 
-def test_be_sample_gives_24_hourly_prices_matching_the_xml(
-    httpserver: HTTPServer, feed: EntsoeFeed
-) -> None:
+def test_be_sample_gives_24_hourly_prices_matching_the_xml(httpserver: HTTPServer, feed: EntsoeFeed) -> None:
     serve(httpserver, fixture("BE_60M.xml"))
     frame = feed.fetch(BE_DAY)
     values = values_by_hour(frame)
@@ -105,9 +99,7 @@ def test_be_sample_gives_24_hourly_prices_matching_the_xml(
     assert set(frame[RETRIEVED_AT]) == {NOW}
 
 
-def test_a03_omitted_positions_repeat_the_previous_value(
-    httpserver: HTTPServer, feed: EntsoeFeed
-) -> None:
+def test_a03_omitted_positions_repeat_the_previous_value(httpserver: HTTPServer, feed: EntsoeFeed) -> None:
     # Present positions: 1, 2, 4, 6, 7, 8, 18, 23, 24 of 24.
     serve(httpserver, fixture("NO1_A44_2020-07-14_A03_omitted.xml"))
     values = values_by_hour(feed.fetch(request(NO1, "2020-07-13 22:00", "2020-07-14 22:00")))
@@ -118,9 +110,7 @@ def test_a03_omitted_positions_repeat_the_previous_value(
     assert values[utc("2020-07-14 21:00")] == 1.55  # position 24, the period's last
 
 
-def test_pt15m_quarter_hours_are_averaged_to_hours(
-    httpserver: HTTPServer, feed: EntsoeFeed
-) -> None:
+def test_pt15m_quarter_hours_are_averaged_to_hours(httpserver: HTTPServer, feed: EntsoeFeed) -> None:
     serve(httpserver, fixture("NO1_A69_2023-06-15_wind_onshore_PT15M.xml"))
     frame = feed.fetch(request(NO1, "2023-06-14 22:00", "2023-06-15 22:00", "wind_onshore_da"))
     values = values_by_hour(frame)
@@ -130,9 +120,7 @@ def test_pt15m_quarter_hours_are_averaged_to_hours(
     assert set(frame[UNIT]) == {"MW"}
 
 
-def test_publication_document_namespace_7_0_parses(
-    httpserver: HTTPServer, feed: EntsoeFeed
-) -> None:
+def test_publication_document_namespace_7_0_parses(httpserver: HTTPServer, feed: EntsoeFeed) -> None:
     serve(httpserver, fixture("NO1_A44_2018-03-01_ns7_0.xml"))
     values = values_by_hour(feed.fetch(request(NO1, "2018-02-28 23:00", "2018-03-01 23:00")))
     assert len(values) == 24
@@ -140,9 +128,7 @@ def test_publication_document_namespace_7_0_parses(
     assert values[utc("2018-03-01 07:00")] == 255.02
 
 
-def test_load_forecast_gl_document_gives_megawatts(
-    httpserver: HTTPServer, feed: EntsoeFeed
-) -> None:
+def test_load_forecast_gl_document_gives_megawatts(httpserver: HTTPServer, feed: EntsoeFeed) -> None:
     serve(httpserver, fixture("NO1_A65_2023-01-16_load_da.xml"))
     frame = feed.fetch(request(NO1, "2023-01-15 23:00", "2023-01-16 23:00", "load_da"))
     values = values_by_hour(frame)
@@ -165,11 +151,23 @@ def test_generation_forecast_ignores_the_consumption_time_series(
     ("name", "start", "end", "hours", "probe", "expected"),
     [
         # 25 hours: both 02:00 local hours are 00:00Z and 01:00Z; 03:00 CET is 02:00Z.
-        ("NO1_A44_2022-10-30_dst_25h.xml", "2022-10-29 22:00", "2022-10-30 23:00", 25,
-         "2022-10-30 02:00", 95.46),
+        (
+            "NO1_A44_2022-10-30_dst_25h.xml",
+            "2022-10-29 22:00",
+            "2022-10-30 23:00",
+            25,
+            "2022-10-30 02:00",
+            95.46,
+        ),
         # 23 hours: 02:00 local does not exist; 03:00 CEST is 01:00Z.
-        ("NO1_A44_2023-03-26_dst_23h.xml", "2023-03-25 23:00", "2023-03-26 22:00", 23,
-         "2023-03-26 01:00", 76.45),
+        (
+            "NO1_A44_2023-03-26_dst_23h.xml",
+            "2023-03-25 23:00",
+            "2023-03-26 22:00",
+            23,
+            "2023-03-26 01:00",
+            76.45,
+        ),
     ],
     ids=["autumn_25h", "spring_23h"],
 )
@@ -210,7 +208,9 @@ def test_published_at_is_created_date_time_without_publication_rule(
 def test_published_at_follows_the_publication_rule_when_given(httpserver: HTTPServer) -> None:
     serve(httpserver, fixture("BE_60M.xml"))
     feed = EntsoeFeed(
-        httpserver.url_for(API_PATH), TOKEN, clock=lambda: NOW,
+        httpserver.url_for(API_PATH),
+        TOKEN,
+        clock=lambda: NOW,
         rules={"price_da": DAY_AHEAD_13},
     )
     frame = feed.fetch(BE_DAY)
@@ -234,17 +234,23 @@ NO1_EIC = NO1.eic
 @pytest.mark.parametrize(
     ("series", "expected"),
     [
-        ("price_da", {"documentType": "A44", "in_Domain": NO1_EIC, "out_Domain": NO1_EIC,
-                      "contract_MarketAgreement.type": "A01"}),
-        ("load_da", {"documentType": "A65", "processType": "A01",
-                     "outBiddingZone_Domain": NO1_EIC}),
-        ("load_actual", {"documentType": "A65", "processType": "A16",
-                         "outBiddingZone_Domain": NO1_EIC}),
+        (
+            "price_da",
+            {
+                "documentType": "A44",
+                "in_Domain": NO1_EIC,
+                "out_Domain": NO1_EIC,
+                "contract_MarketAgreement.type": "A01",
+            },
+        ),
+        ("load_da", {"documentType": "A65", "processType": "A01", "outBiddingZone_Domain": NO1_EIC}),
+        ("load_actual", {"documentType": "A65", "processType": "A16", "outBiddingZone_Domain": NO1_EIC}),
         ("generation_da", {"documentType": "A71", "processType": "A01", "in_Domain": NO1_EIC}),
-        ("wind_onshore_da", {"documentType": "A69", "processType": "A01", "in_Domain": NO1_EIC,
-                             "psrType": "B19"}),
-        ("solar_da", {"documentType": "A69", "processType": "A01", "in_Domain": NO1_EIC,
-                      "psrType": "B16"}),
+        (
+            "wind_onshore_da",
+            {"documentType": "A69", "processType": "A01", "in_Domain": NO1_EIC, "psrType": "B19"},
+        ),
+        ("solar_da", {"documentType": "A69", "processType": "A01", "in_Domain": NO1_EIC, "psrType": "B16"}),
     ],
 )
 def test_query_parameters_sent_for_each_series(
@@ -286,15 +292,11 @@ def test_day_straddling_two_yearly_requests_is_returned_once(
     assert frame[DELIVERY_HOUR].is_unique
 
 
-def test_year_without_data_does_not_hide_the_other_years(
-    httpserver: HTTPServer, feed: EntsoeFeed
-) -> None:
+def test_year_without_data_does_not_hide_the_other_years(httpserver: HTTPServer, feed: EntsoeFeed) -> None:
     httpserver.expect_ordered_request(API_PATH).respond_with_data(
         fixture("acknowledgement_999_no_matching_data.docs_example.xml"), status=400
     )
-    httpserver.expect_ordered_request(API_PATH).respond_with_data(
-        fixture("NO1_A44_2022-12-31_two_days.xml")
-    )
+    httpserver.expect_ordered_request(API_PATH).respond_with_data(fixture("NO1_A44_2022-12-31_two_days.xml"))
     frame = feed.fetch(request(NO1, "2021-12-30 23:00", "2023-01-01 23:00"))
     assert len(frame) == 48
 
@@ -326,9 +328,7 @@ def test_acknowledgement_with_another_reason_is_rejected_with_its_text(
         feed.fetch(BE_DAY)
 
 
-def test_document_without_time_series_is_data_not_available(
-    httpserver: HTTPServer, feed: EntsoeFeed
-) -> None:
+def test_document_without_time_series_is_data_not_available(httpserver: HTTPServer, feed: EntsoeFeed) -> None:
     serve(httpserver, fixture("NO1_A44_no_timeseries.xml"))
     with pytest.raises(DataNotAvailable, match="no TimeSeries"):
         feed.fetch(BE_DAY)
@@ -340,9 +340,7 @@ def test_unauthorized_says_the_token_was_refused(httpserver: HTTPServer, feed: E
         feed.fetch(BE_DAY)
 
 
-def test_rate_limit_is_site_down_and_the_next_call_succeeds(
-    httpserver: HTTPServer, feed: EntsoeFeed
-) -> None:
+def test_rate_limit_is_site_down_and_the_next_call_succeeds(httpserver: HTTPServer, feed: EntsoeFeed) -> None:
     httpserver.expect_ordered_request(API_PATH).respond_with_data(
         "", status=429, headers={"Retry-After": "600"}
     )
@@ -424,9 +422,7 @@ def test_token_is_absent_from_errors_and_repr(
     assert TOKEN not in repr(feed)
 
 
-def test_token_quoted_in_a_reason_text_is_redacted(
-    httpserver: HTTPServer, feed: EntsoeFeed
-) -> None:
+def test_token_quoted_in_a_reason_text_is_redacted(httpserver: HTTPServer, feed: EntsoeFeed) -> None:
     echo = fixture("acknowledgement_999_invalid_combination.xml").replace(
         b"[DOCUMENT_TYPE=A65]", f"[securityToken={TOKEN}]".encode()
     )

@@ -17,13 +17,14 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from spotcast_testing import tiny_config, write_config
 
 from flows.serve import (
     BACKFILL,
@@ -41,21 +42,6 @@ OSLO = ZoneInfo("Europe/Oslo")
 ZONES = ["NO1", "NO2"]
 AS_OF = "2019-03-05T13:30:00Z"  # 14:30 in Oslo, after the day-ahead results for 6 March
 HORIZON_HOURS = 672
-# Tiny but real: a DeepAR that trains in seconds; 2 weekly calibration issues.
-TINY_PARAMS = {
-    "random_state": 0,
-    "context_length": 168,
-    "lags_seq": [24, 168],
-    "hidden_size": 8,
-    "num_layers": 1,
-    "dropout_rate": 0.0,
-    "max_epochs": 1,
-    "num_batches_per_epoch": 5,
-    "batch_size": 8,
-    "num_samples": 20,
-    "origin_stride_days": 7,
-    "calibration_weeks": 2,
-}
 # Training windows need their 30-day horizon delivered before the calibration weeks (~6 weeks before
 # the as-of) plus 2 weeks of past; validation scores 4 weekly issues delivered by the as-of.
 HISTORY_START = "2018-10-01"
@@ -64,59 +50,6 @@ RUN_TIMEOUT_S = 360.0
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, date | clock_time):
-        return f'"{value.isoformat()}"'
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML for {value!r}")
-
-
-def dump_toml(data: dict, prefix: str = "") -> str:
-    """Enough TOML for a Spotcast configuration: scalars, lists, tables, arrays of tables."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict | list)]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in data.items() if isinstance(v, list) and not _tables(v)]
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            lines += ["", f"[{name}]", dump_toml(value, f"{name}.")]
-        elif isinstance(value, list) and _tables(value):
-            for item in value:
-                lines += ["", f"[[{name}]]", dump_toml(item, f"{name}.")]
-    return "\n".join(lines)
-
-
-def _tables(value: list) -> bool:
-    return bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def write_config(path: Path, **changes: object) -> Path:
-    """configs/spotcast.toml with top-level tables/keys replaced by `changes`."""
-    raw = tomllib.loads(DEFAULT_CONFIG.read_text())
-    raw.update(changes)
-    path.write_text(dump_toml(raw) + "\n")
-    return path
-
-
-def tiny_config(folder: Path) -> Path:
-    raw = tomllib.loads(DEFAULT_CONFIG.read_text())
-    model = {**raw["model"], "params": TINY_PARAMS}
-    return write_config(
-        folder / "spotcast.toml",
-        lake_root=str(folder / "lake"),
-        models_root=str(folder / "models"),
-        zones=[z for z in raw["zones"] if z["name"] in ZONES],
-        history={**raw["history"], "start": HISTORY_START},
-        model=model,
-    )
 
 
 def free_port() -> int:
@@ -230,7 +163,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPr
 
 @pytest.fixture(scope="module")
 def served_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_config(tmp_path_factory.mktemp("spotcast"))
+    return tiny_config(tmp_path_factory.mktemp("spotcast"), ZONES, HISTORY_START)
 
 
 @pytest.fixture(scope="module")

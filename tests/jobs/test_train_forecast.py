@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from spotcast_testing import TINY_PARAMS
 
 from forecasting.config import load_settings
 from forecasting.ingest import runs
@@ -18,19 +19,6 @@ from forecasting.model.artifact import ArtifactMismatchError
 from forecasting.schema import FORECAST_COLUMNS, HORIZON_HOURS, QUANTILE_COLUMNS
 
 AS_OF = pd.Timestamp("2019-03-05 13:30", tz="UTC")  # 14:30 Oslo: Wednesday's prices are out
-TINY = {
-    "context_length": 24,
-    "lags_seq": [1, 24],
-    "hidden_size": 8,
-    "num_layers": 1,
-    "dropout_rate": 0.0,
-    "max_epochs": 1,
-    "num_batches_per_epoch": 5,
-    "batch_size": 8,
-    "num_samples": 20,
-    "origin_stride_days": 7,
-    "calibration_weeks": 2,
-}
 SERIES = ["price_da", "load_da", "generation_da", "wind_onshore_da"]
 
 
@@ -44,7 +32,7 @@ def settings(tmp_path_factory):
         zones=zones,
         feeds={"replay": {"kind": "replay", "source": "data/bundled", "series": SERIES}},
         history={"start": "2018-06-01"},
-        model={"params": TINY},
+        model={"params": TINY_PARAMS},
     )
 
 

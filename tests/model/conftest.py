@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+from spotcast_testing import TINY_PARAMS
 
 from forecasting.config import load_settings
 from forecasting.feeds.replay import ReplayFeed
@@ -10,20 +11,7 @@ from forecasting.publication import known_at
 
 ZONES = {"NO1": "Europe/Oslo", "NO2": "Europe/Oslo"}
 TRAIN_END = pd.Timestamp("2019-03-01", tz="UTC")
-# Tiny but real: a few seconds of training on 2 cores.
-TINY = dict(
-    context_length=24,
-    lags_seq=(1, 24),
-    hidden_size=8,
-    num_layers=1,
-    dropout_rate=0.0,
-    max_epochs=1,
-    num_batches_per_epoch=5,
-    batch_size=8,
-    num_samples=20,
-    origin_stride_days=7,
-    calibration_weeks=2,
-)
+TINY = TINY_PARAMS
 
 
 @pytest.fixture(scope="session")

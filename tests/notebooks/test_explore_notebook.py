@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from forecasting.config import DEFAULT_CONFIG, Settings, load_settings
+from forecasting.config import Settings, load_settings
+from spotcast_testing import tiny_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "explore.ipynb"
@@ -26,46 +27,7 @@ ZONES = ("NO1", "NO2")
 AS_OF = pd.Timestamp("2019-11-04 13:00", tz="UTC")
 # Five months of history: enough windows for the tiny model, and the clock change of 2019-10-27.
 HISTORY_START = "2019-06-01"
-# A tiny but real DeepAR pipeline (as tests/model/conftest.py): seconds of training on 2 cores.
-TINY_PARAMS = """\
-context_length = 24
-lags_seq = [1, 24]
-hidden_size = 8
-num_layers = 1
-dropout_rate = 0.0
-max_epochs = 1
-num_batches_per_epoch = 5
-batch_size = 8
-num_samples = 20
-origin_stride_days = 7
-calibration_weeks = 2
-"""
 CELL_TIMEOUT_S = 300
-
-
-def _substitute(pattern: str, replacement: str, text: str) -> str:
-    text, count = re.subn(pattern, lambda _: replacement, text, count=1, flags=re.MULTILINE)
-    assert count == 1, f"configs/spotcast.toml has no line matching {pattern!r}"
-    return text
-
-
-def write_config(folder: Path) -> Path:
-    """configs/spotcast.toml with the lake and models in `folder`, NO1/NO2 only, a short history and
-    the tiny model parameters."""
-    text = DEFAULT_CONFIG.read_text()
-
-    def keep_zone(block: re.Match) -> str:
-        name = re.search(r'^name = "([^"]+)"', block.group(0), flags=re.MULTILINE)
-        return block.group(0) if name and name.group(1) in ZONES else ""
-
-    text = re.sub(r"^\[\[zones\]\]\n(?:[^\[\n].*\n)*", keep_zone, text, flags=re.MULTILINE)
-    text = _substitute(r"^lake_root = .*$", f"lake_root = '{folder / 'lake'}'", text)
-    text = _substitute(r"^models_root = .*$", f"models_root = '{folder / 'models'}'", text)
-    text = _substitute(r'^start = "[0-9-]+"$', f'start = "{HISTORY_START}"', text)
-    text = _substitute(r"^\[model\.params\]$", f"[model.params]\n{TINY_PARAMS}", text)
-    path = folder / "spotcast.toml"
-    path.write_text(text)
-    return path
 
 
 def load_config(path: Path, folder: Path) -> Settings:
@@ -158,7 +120,7 @@ def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Pat
     from forecasting.lake.files import LakeFS
     from forecasting.model.registry import load_champion
 
-    config = write_config(tmp_path)
+    config = tiny_config(tmp_path, list(ZONES), HISTORY_START)
     settings = load_config(config, tmp_path)
     report = runs.backfill(settings, as_of=AS_OF)
     assert report.ok, report.problems()
@@ -197,7 +159,7 @@ def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Pat
 
 @pytest.mark.slow
 def test_explore_notebook_explains_an_empty_lake(tmp_path: Path, isolated_env: Path) -> None:
-    config = write_config(tmp_path)
+    config = tiny_config(tmp_path, list(ZONES), HISTORY_START)
     load_config(config, tmp_path)
 
     notebook = run_notebook(config, "NO2", tmp_path)

@@ -1,0 +1,81 @@
+"""Test configurations shared by every test that trains or runs a flow: the default configuration
+with a tmp lake, fewer zones, a short history and a tiny but real DeepAR model (seconds of training on
+2 cores). Short lags drift at four weeks (see forecasting/model/pipeline.py): these tests check
+plumbing and contracts, not accuracy, so the cheapest configuration that trains for real is right.
+"""
+
+import tomllib
+from datetime import date
+from datetime import time as clock_time
+from pathlib import Path
+
+from forecasting.config import DEFAULT_CONFIG
+
+TINY_PARAMS: dict[str, object] = {
+    "context_length": 24,
+    "lags_seq": (1, 24),
+    "hidden_size": 8,
+    "num_layers": 1,
+    "dropout_rate": 0.0,
+    "max_epochs": 1,
+    "num_batches_per_epoch": 5,
+    "batch_size": 8,
+    "num_samples": 20,
+    "origin_stride_days": 7,
+    "calibration_weeks": 2,
+}
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, date | clock_time):
+        return f'"{value.isoformat()}"'
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def dump_toml(data: dict, prefix: str = "") -> str:
+    """Enough TOML for a Spotcast configuration: scalars, lists, tables, arrays of tables."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict | list)]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in data.items() if isinstance(v, list) and not _tables(v)]
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            lines += ["", f"[{name}]", dump_toml(value, f"{name}.")]
+        elif isinstance(value, list) and _tables(value):
+            for item in value:
+                lines += ["", f"[[{name}]]", dump_toml(item, f"{name}.")]
+    return "\n".join(lines)
+
+
+def _tables(value: list) -> bool:
+    return bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def write_config(path: Path, **changes: object) -> Path:
+    """configs/spotcast.toml with top-level tables/keys replaced by `changes`."""
+    raw = tomllib.loads(DEFAULT_CONFIG.read_text())
+    raw.update(changes)
+    path.write_text(dump_toml(raw) + "\n")
+    return path
+
+
+def tiny_config(folder: Path, zones: list[str], history_start: str, **changes: object) -> Path:
+    """A configuration file in `folder`: lake and models there, only `zones`, history from
+    `history_start`, the tiny model; `changes` replace further top-level keys."""
+    raw = tomllib.loads(DEFAULT_CONFIG.read_text())
+    return write_config(
+        folder / "spotcast.toml",
+        lake_root=str(folder / "lake"),
+        models_root=str(folder / "models"),
+        zones=[z for z in raw["zones"] if z["name"] in zones],
+        history={**raw["history"], "start": history_start},
+        model={**raw["model"], "params": TINY_PARAMS},
+        **changes,
+    )
