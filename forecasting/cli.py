@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -282,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for namespace in ("spotcast", "forecasting"):
         logging.getLogger(namespace).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    # SIGTERM (systemd, kill) unwinds like Ctrl-C, so Prefect stops the temporary server it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
