@@ -283,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for namespace in ("spotcast", "forecasting"):
         logging.getLogger(namespace).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:  # the flow logs one progress line per pull; a line per task run is noise
+        logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
     # SIGTERM (systemd, kill) unwinds like Ctrl-C, so Prefect stops the temporary server it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     handler: Callable[[argparse.Namespace], int] = args.handler
