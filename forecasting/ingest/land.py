@@ -112,7 +112,8 @@ def run_ingest(
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[int, int, PullOutcome], None] | None = None,
 ) -> IngestReport:
-    """Pull all `plans` in parallel (each with its retry policy) and land each as it arrives."""
+    """Pull all `plans` in parallel (each with its retry policy) and land them in plan order, so an
+    interrupted backfill leaves each zone × series a gap-free prefix that a resumed run continues."""
 
     def one(plan: PullPlan) -> PullOutcome:
         return pull_planned(feeds, plan, settings, sleep)
