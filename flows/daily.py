@@ -9,11 +9,11 @@ from datetime import datetime
 from prefect import flow, get_run_logger
 from prefect.states import State
 
-from flows.backfill import backfill_flow, settings_for, utc_or_none
+from flows.backfill import backfill_flow, settings_for
 from flows.forecast_tasks import champion_task, forecast_task, report_task
 from flows.ingest_tasks import finish, ingest
 from forecasting.ingest.plan import plan_daily
-from forecasting.ingest.runs import default_as_of
+from forecasting.ingest.runs import resolve_as_of
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import newest_hours
 from forecasting.reports.tables import render_summary, summary_table
@@ -24,11 +24,13 @@ def daily_flow(
     config: str | None = None, as_of: datetime | None = None, zones: list[str] | None = None
 ) -> State:
     settings = settings_for(config, zones)
-    as_of_utc = utc_or_none(as_of) or default_as_of(settings)
+    as_of_utc = resolve_as_of(settings, as_of)
     lake = LakeFS.open(settings.lake_root)
-    if newest_hours(lake).empty:  # no history yet: the reference design's full download first
+    landed = newest_hours(lake)
+    if landed.empty:  # no history yet: the reference design's full download first
         backfill_flow(config=config, as_of=as_of_utc, zones=zones)
-    report = ingest(settings, lake, plan_daily(settings, newest_hours(lake), as_of_utc), as_of_utc, "daily")
+        landed = newest_hours(lake)
+    report = ingest(settings, lake, plan_daily(settings, landed, as_of_utc), as_of_utc, "daily")
     ingest_table = report.table()
     model = champion_task(settings, as_of_utc)
     issued = forecast_task(settings, model, as_of_utc, ingest_table)

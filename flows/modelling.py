@@ -7,10 +7,10 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.backfill import settings_for, utc_or_none
+from flows.backfill import settings_for
 from flows.forecast_tasks import champion_task, forecast_task, train_task
 from forecasting.evaluation.backtest import BacktestResult
-from forecasting.ingest.runs import default_as_of
+from forecasting.ingest.runs import resolve_as_of
 from forecasting.jobs.backtest import run_configured_backtest
 from forecasting.jobs.forecast import IssuedForecast
 from forecasting.jobs.train import TrainResult
@@ -19,7 +19,7 @@ from forecasting.jobs.train import TrainResult
 @flow(name="train")
 def train_flow(config: str | None = None, as_of: datetime | None = None) -> TrainResult:
     settings = settings_for(config, None)
-    as_of_utc = utc_or_none(as_of) or default_as_of(settings)
+    as_of_utc = resolve_as_of(settings, as_of)
     return train_task(settings, as_of_utc, tags={"trigger": "manual"})
 
 
@@ -28,7 +28,7 @@ def forecast_flow(
     config: str | None = None, as_of: datetime | None = None, out: Path | None = None
 ) -> IssuedForecast:
     settings = settings_for(config, None)
-    as_of_utc = utc_or_none(as_of) or default_as_of(settings)
+    as_of_utc = resolve_as_of(settings, as_of)
     return forecast_task(settings, champion_task(settings, as_of_utc), as_of_utc, None, out)
 
 

@@ -5,7 +5,7 @@ when the lake holds no history yet, as the reference design does)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 
@@ -28,6 +28,19 @@ def default_as_of(settings: Settings) -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").floor("min")
 
 
+def as_utc(stamp: datetime | str | pd.Timestamp | None) -> pd.Timestamp | None:
+    """A user-given instant in UTC (naive values are UTC); None stays None."""
+    if stamp is None:
+        return None
+    stamp = pd.Timestamp(stamp)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def resolve_as_of(settings: Settings, as_of: datetime | str | pd.Timestamp | None) -> pd.Timestamp:
+    """The run's instant: as given, else `default_as_of`."""
+    return as_utc(as_of) or default_as_of(settings)
+
+
 def frozen_clock(as_of: pd.Timestamp) -> Callable[[], pd.Timestamp]:
     return lambda: as_of
 
@@ -40,7 +53,7 @@ def backfill(
     resume: bool = True,
     progress: Callable[[int, int, PullOutcome], None] | None = None,
 ) -> IngestReport:
-    as_of = as_of or default_as_of(settings)
+    as_of = resolve_as_of(settings, as_of)
     lake = LakeFS.open(settings.lake_root)
     plans = plan_backfill(settings, newest_hours(lake), end, start=start, resume=resume, as_of=as_of)
     feeds = build_feeds(settings, clock=frozen_clock(as_of))
@@ -53,7 +66,7 @@ def daily(
     progress: Callable[[int, int, PullOutcome], None] | None = None,
 ) -> list[IngestReport]:
     """Returns the reports of the runs done: [backfill, daily] on an empty lake, else [daily]."""
-    as_of = as_of or default_as_of(settings)
+    as_of = resolve_as_of(settings, as_of)
     lake = LakeFS.open(settings.lake_root)
     reports = []
     landed = newest_hours(lake)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.features.covariates import COVARIATE
 from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import issue_date_of, write_forecast
 from forecasting.lake.series_store import read_series
@@ -39,8 +40,7 @@ def input_status(model_inputs: pd.DataFrame, ingest_table: pd.DataFrame | None) 
     worst = ingest_table.groupby([ZONE, SERIES_COL])["status"].agg(
         lambda s: next((v for v in ("failed", "unavailable", "empty") if v in set(s)), "ok")
     )
-    key = "covariate" if "covariate" in inputs.columns else SERIES_COL
-    pairs = list(zip(inputs[ZONE], inputs[key], strict=True))
+    pairs = list(zip(inputs[ZONE], inputs[COVARIATE], strict=True))
     inputs[FEED_STATUS] = [worst.get(pair, "not pulled in this run") for pair in pairs]
     return inputs
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecasting.features.covariates import COVARIATE
 from forecasting.schema import DELIVERY_HOUR, SERIES_COL, ZONE
 
 FEED = "feed"
@@ -79,7 +80,7 @@ def _ingest_view(ingest_table: pd.DataFrame) -> pd.DataFrame:
 
 def _input_view(input_status: pd.DataFrame) -> pd.DataFrame:
     """zone × series → newest published hour, hours extended, method; absent columns become NA."""
-    frame = input_status.rename(columns={"covariate": SERIES_COL, "method": EXTENSION_METHOD})
+    frame = input_status.rename(columns={COVARIATE: SERIES_COL, "method": EXTENSION_METHOD})
     frame = frame.reindex(columns=[*KEYS, NEWEST_PUBLISHED_HOUR, HOURS_EXTENDED, EXTENSION_METHOD])
     # One forecast has one row per zone × covariate; keep the last should windows repeat it.
     return frame.dropna(subset=KEYS).drop_duplicates(KEYS, keep="last")
