@@ -20,8 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forecasting.evaluation.baselines import (
+    LEVEL_SHAPE_NAIVE,
     SEASONAL_NAIVE,
     SEASONAL_NAIVE_EMPIRICAL,
+    LevelShapeNaive,
     SeasonalNaive,
     SeasonalNaiveEmpirical,
 )
@@ -169,12 +171,13 @@ def run_backtest(
     by_zone: bool = False,
 ) -> BacktestResult:
     """Weekly-origin backtest of `forecaster_factory()` (None: the baselines alone) for the local dates
-    [start, end), next to `SeasonalNaive` and `SeasonalNaiveEmpirical` on the same issues and hours.
+    [start, end), next to `SeasonalNaive`, `SeasonalNaiveEmpirical` and `LevelShapeNaive` on the same
+    issues and hours.
 
     `timezones` maps zone → wall clock (settings.zones); `zones` restricts the run (default: every
     zone with prices in `history`); `period` labels the run (default "<start>_<end>").
     """
-    if model_name in (SEASONAL_NAIVE, SEASONAL_NAIVE_EMPIRICAL):
+    if model_name in (SEASONAL_NAIVE, SEASONAL_NAIVE_EMPIRICAL, LEVEL_SHAPE_NAIVE):
         raise ValueError(f"model_name {model_name!r} is taken by a baseline of the same run")
     if zones is not None:
         unknown = set(zones) - set(history[ZONE].unique())
@@ -189,6 +192,7 @@ def run_backtest(
         factories[model_name] = forecaster_factory
     factories[SEASONAL_NAIVE] = lambda: SeasonalNaive(timezones)
     factories[SEASONAL_NAIVE_EMPIRICAL] = lambda: SeasonalNaiveEmpirical(timezones)
+    factories[LEVEL_SHAPE_NAIVE] = lambda: LevelShapeNaive(timezones)
     label = period or f"{pd.Timestamp(start):%Y-%m-%d}_{pd.Timestamp(end):%Y-%m-%d}"
     return backtest(history, factories, origins, retrain_every=retrain_every, period=label, by_zone=by_zone)
 

@@ -6,8 +6,11 @@
   seasonal-naive forecasts of the `window_weeks` previous weekly issues (same weekday and hour),
   scored on the prices published by `issued_at`, give the error deciles of each horizon week
   (hours 1–168, 169–336, …); the deciles are the point forecast plus those error deciles.
+* `LevelShapeNaive` – the DeepAR pipeline's price anchor on its own (`forecasting.features.anchor`):
+  the newest two days' level plus the 8-week median weekly shape; deciles equal the point. A much
+  harder point reference than the seasonal naive: it shows what the network adds.
 
-Both see only rows published by `issued_at`, whatever history they are handed.
+All see only rows published by `issued_at`, whatever history they are handed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
+from forecasting.features.anchor import price_anchor
+from forecasting.features.covariates import pivot_zone
 from forecasting.forecast_frame import forecast_hours, forecast_start, make_forecast_frame
 from forecasting.publication import known_at
 from forecasting.schema import (
@@ -32,6 +37,7 @@ from forecasting.schema import (
 
 SEASONAL_NAIVE = "seasonal_naive"
 SEASONAL_NAIVE_EMPIRICAL = "seasonal_naive_empirical"
+LEVEL_SHAPE_NAIVE = "level_shape_naive"
 WEEK = 168  # hours
 
 
@@ -149,3 +155,22 @@ class SeasonalNaiveEmpirical(SeasonalNaive):
         deciles = error_deciles_by_week(past_errors(window, self.window_weeks, len(path)))
         week_of_hour = np.arange(len(path)) // WEEK
         return path[:, None] + deciles[week_of_hour]
+
+
+class LevelShapeNaive(SeasonalNaive):
+    """Next four weeks = newest level + recent weekly shape (the model's anchor), per zone."""
+
+    model_id = LEVEL_SHAPE_NAIVE
+
+    def _zone_forecast(self, prices: pd.DataFrame, zone: str, issued_at: pd.Timestamp) -> pd.DataFrame:
+        issued_at = pd.Timestamp(issued_at).tz_convert("UTC")
+        start = forecast_start(prices, zone, issued_at)
+        hours = forecast_hours(start)
+        timezone = self.timezones[zone]
+        grid = pivot_zone(prices, zone, timezone, (PRICE,), until=hours[-1])
+        anchor = price_anchor(grid, issued_at.value, grid.index_of(issued_at.floor("h")))
+        if anchor is None or grid.hours[anchor.start] != start:
+            raise ValueError(f"{self.model_id}: no price of {zone} in the week before {start}")
+        path = anchor.baseline(grid.hour_of_week[anchor.start : anchor.start + HORIZON_HOURS])
+        deciles = np.repeat(path[:, None], len(QUANTILE_LEVELS), axis=1)
+        return make_forecast_frame(zone, timezone, issued_at, hours, path, deciles, self.model_id)

@@ -2,10 +2,11 @@
 
 A window spans `past` hours before the forecast start and the HORIZON_HOURS after it. It holds
 
-* the anchored price target (`anchor.Anchor`) – over the past part only, unless built for training,
+* the anchored price target (`anchor.Anchor`: price minus the level + weekly-shape baseline, over
+  scale) – over the past part only, unless built for training,
 * the *covariate features* (extended covariates + calendar), which go through scaler and PCA,
 * the *anchor features*, already in anchored units, which bypass the PCA so the level/shape signal
-  cannot be rotated away: the recent hour-of-week price profile and the position in the horizon.
+  cannot be rotated away: the baseline's weekly shape and the position in the horizon.
 
 Training windows are built exactly like forecast windows, at past issue instants, from what was
 published by then – the model learns on the same (extended) covariates it will be given.
@@ -31,9 +32,9 @@ from forecasting.features.covariates import (
 )
 from forecasting.schema import HORIZON_HOURS, PRICE
 
-PRICE_PROFILE = "price_profile"
+PRICE_SHAPE = "price_shape"
 HORIZON_POSITION = "horizon_position"
-ANCHOR_FEATURES: tuple[str, ...] = (PRICE_PROFILE, HORIZON_POSITION)
+ANCHOR_FEATURES: tuple[str, ...] = (PRICE_SHAPE, HORIZON_POSITION)
 
 
 def covariate_feature_names(covariates: tuple[str, ...]) -> tuple[str, ...]:
@@ -56,6 +57,11 @@ class Window:
     def forecast_hours(self) -> pd.DatetimeIndex:
         start = self.grid.hours[self.anchor.start]
         return pd.date_range(start, periods=HORIZON_HOURS, freq="h", tz="UTC")
+
+    def horizon_prices(self, anchored: np.ndarray) -> np.ndarray:
+        """Anchored values over the forecast hours (last axis) back in EUR/MWh."""
+        keys = self.grid.hour_of_week[self.anchor.start : self.anchor.start + HORIZON_HOURS]
+        return self.anchor.to_price(anchored, keys)
 
     def input_status(self) -> pd.DataFrame:
         return input_status(self.grid, self.extended)
@@ -98,12 +104,13 @@ class WindowMaker:
         }
         covariate_features = np.column_stack([*(e.values for e in extended.values()), self._calendar[lo:hi]])
         position = np.clip(np.arange(lo, hi) - anchor.start + 1, 0, None) / HORIZON_HOURS
-        anchor_features = np.column_stack([anchor.profile[self.grid.hour_of_week[lo:hi]], position])
+        keys = self.grid.hour_of_week[lo:hi]
+        anchor_features = np.column_stack([anchor.shape[keys] / anchor.scale, position])
         return Window(
             zone=self.grid.zone,
             anchor=anchor,
             first_hour=self.grid.hours[lo],
-            target=anchor.to_anchored(price),
+            target=anchor.to_anchored(price, keys[: target_end - lo]),
             covariate_features=covariate_features,
             anchor_features=anchor_features,
             extended=extended,

@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 
 from forecasting.model.pipeline import DeepARPipeline
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PARAMS_FILE = "params.json"
 METADATA_FILE = "metadata.json"
 PREPROCESSING_FILE = "preprocessing.npz"

@@ -321,7 +321,7 @@ class DeepARPipeline(BaseEstimator):
             raise ValueError(f"{window.zone}: forecast start disagrees with the anchored window")
         median = np.median(samples, axis=0)
         factors = np.repeat(self.spread_factors_, 168)
-        calibrated = window.anchor.to_price(median + factors * (samples - median))
+        calibrated = window.horizon_prices(median + factors * (samples - median))
         return make_forecast_frame(
             zone=window.zone,
             timezone=self.zones_[window.zone],

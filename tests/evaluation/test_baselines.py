@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from forecasting.config import Publication
-from forecasting.evaluation.baselines import SeasonalNaive, SeasonalNaiveEmpirical
+from forecasting.evaluation.baselines import LevelShapeNaive, SeasonalNaive, SeasonalNaiveEmpirical
+from forecasting.features.calendar import hour_of_week
 from forecasting.publication import known_at, published_at
 from forecasting.schema import (
     DELIVERY_HOUR,
@@ -106,3 +107,23 @@ def test_empirical_deciles_shift_the_naive_path_by_past_errors_per_horizon_week(
 def test_empirical_needs_enough_history_for_every_horizon_week():
     with pytest.raises(ValueError, match="horizon week 4"):
         forecast(SeasonalNaiveEmpirical(TIMEZONES, window_weeks=8), noisy_history(weeks_before_start=4))
+
+
+def test_level_shape_naive_continues_the_newest_level_on_the_local_weekly_shape():
+    # Prices = level + a fixed pattern by local hour of the week; the level jumps by 20 two days
+    # before START. The forecast keeps the new level and the pattern, also across the DST change of
+    # 2019-03-31 inside the horizon.
+    pattern = np.random.default_rng(5).normal(0, 10, WEEK)
+    hours = pd.date_range(START - pd.Timedelta(hours=WEEK * 10), periods=WEEK * 14, freq="h")
+    values = 40.0 + pattern[hour_of_week(hours, "Europe/Oslo")]
+    values[(hours >= START - pd.Timedelta(hours=48)) & (hours < START)] += 20.0
+    result = forecast(LevelShapeNaive(TIMEZONES), price_history(values, weeks_before_start=10))
+    expected = 60.0 + pattern[hour_of_week(pd.DatetimeIndex(result[DELIVERY_HOUR]), "Europe/Oslo")]
+    np.testing.assert_allclose(result["p50"], expected, atol=1e-9)
+    np.testing.assert_array_equal(result["p10"], result["p90"])
+
+
+def test_level_shape_naive_ignores_rows_published_after_issue():
+    history = noisy_history()
+    cut = forecast(LevelShapeNaive(TIMEZONES), known_at(history, ISSUED_AT))
+    pd.testing.assert_frame_equal(forecast(LevelShapeNaive(TIMEZONES), history), cut)
