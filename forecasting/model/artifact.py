@@ -2,9 +2,9 @@
 
     params.json         constructor parameters (get_params)
     metadata.json       format version, model id, zones, feature names and order, training range and
-                        data hash, decile spread factors, library versions
+                        data hash, start of the out-of-sample calibration weeks, library versions
     preprocessing.npz   fitted StandardScaler and PCA attributes (plain arrays, no pickle)
-    predictor/          the GluonTS predictor, written by its own serialize()
+    predictor/<k>/      the GluonTS predictor of ensemble member k, written by its own serialize()
 
 Security: the scikit-learn part is loaded from plain arrays, but the GluonTS predictor is rebuilt by
 GluonTS's serde, which instantiates the classes named in its JSON, and by torch.load of the network
@@ -19,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from gluonts.torch.model.predictor import PyTorchPredictor
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
@@ -44,7 +45,7 @@ class ArtifactMismatchError(ArtifactError):
 
 def save_pipeline(pipeline: DeepARPipeline, path: str | Path) -> Path:
     """Write the fitted `pipeline` to the directory `path` (created; existing files overwritten)."""
-    if not hasattr(pipeline, "predictor_"):
+    if not hasattr(pipeline, "predictors_"):
         raise ArtifactError("only a fitted pipeline can be saved")
     path = Path(path)
     (path / PREDICTOR_DIR).mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,9 @@ def save_pipeline(pipeline: DeepARPipeline, path: str | Path) -> Path:
     _write_json(path / METADATA_FILE, _metadata(pipeline))
     stages = {"scaler": pipeline.scaler_, "pca": pipeline.pca_}
     np.savez(path / PREPROCESSING_FILE, **_stage_arrays(stages))
-    pipeline.predictor_.serialize(path / PREDICTOR_DIR)
+    for member, predictor in enumerate(pipeline.predictors_):
+        (path / PREDICTOR_DIR / str(member)).mkdir(exist_ok=True)
+        predictor.serialize(path / PREDICTOR_DIR / str(member))
     return path
 
 
@@ -85,11 +88,14 @@ def load_pipeline(
     pipeline.zones_ = dict(meta["zones"])
     pipeline.covariate_features_ = tuple(meta["covariate_features"])
     pipeline.anchor_features_ = tuple(meta["anchor_features"])
-    pipeline.spread_factors_ = np.asarray(meta["spread_factors"], dtype="float64")
+    pipeline.calibration_from_ = pd.Timestamp(meta["calibration_from"])
     pipeline.training_range_ = tuple(meta["training_range"])
     pipeline.training_data_hash_ = meta["training_data_hash"]
     pipeline.model_id_ = meta["model_id"]
-    pipeline.predictor_ = PyTorchPredictor.deserialize(path / PREDICTOR_DIR, device="cpu")
+    pipeline.predictors_ = [
+        PyTorchPredictor.deserialize(path / PREDICTOR_DIR / str(member), device="cpu")
+        for member in range(pipeline.ensemble_size)
+    ]
     return pipeline
 
 
@@ -118,7 +124,7 @@ def _metadata(pipeline: DeepARPipeline) -> dict:
         "covariate_features": list(pipeline.covariate_features_),
         "anchor_features": list(pipeline.anchor_features_),
         "pca_components": int(pipeline.pca_.n_components_),
-        "spread_factors": [float(f) for f in pipeline.spread_factors_],
+        "calibration_from": pipeline.calibration_from_.isoformat(),
         "training_range": list(pipeline.training_range_),
         "training_data_hash": pipeline.training_data_hash_,
         "libraries": {name: version(name) for name in LIBRARIES},

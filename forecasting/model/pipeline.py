@@ -7,7 +7,8 @@ four-week hourly decile forecast of every configured zone.
 One global DeepAR model serves all zones (zone = static categorical with a learned embedding).
 Training and forecasting build their windows with the same code, from what was published at each
 issue instant. Deciles come from sample paths widened/narrowed per horizon week by spread factors
-calibrated on the last weeks before the training data ends, out of sample (conformal style).
+calibrated at every forecast on the model's own out-of-sample forecasts of the newest weekly issues
+whose four weeks are delivered (rolling conformal style): the spread follows the current regime.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ DEFAULT_COVARIATES: tuple[str, ...] = ("load_da", "generation_da", "wind_onshore
 HORIZON_WEEKS = HORIZON_HOURS // 168
 CALIBRATION_COVERAGE = 0.8  # p10…p90
 SCALER_ROWS = 200_000  # rows sampled to fit scaler and PCA
+DELIVERED_AFTER = pd.Timedelta(hours=HORIZON_HOURS + 48)  # an issue's horizon is published by then
 REQUIRED_COLUMNS = [ZONE, SERIES_COL, DELIVERY_HOUR, VALUE, PUBLISHED_AT]
 
 
@@ -69,8 +71,11 @@ class DeepARPipeline(BaseEstimator):
         with lags 1,2,24,48,168; 0.88 with 168,336).
     origin_stride_days: one training window per zone every this many days (issued at `issue_hour`
         local time, like the daily flow).
-    calibration_weeks: weekly out-of-sample forecasts at the end of the history that calibrate the
-        decile spread per horizon week; 0 keeps the raw sample deciles.
+    ensemble_size: DeepAR networks trained with consecutive seeds; their sample paths are pooled
+        (num_samples in all), which steadies the median and the spread.
+    calibration_weeks: how many weekly out-of-sample forecasts calibrate the decile spread per
+        horizon week: the newest ones before each issue whose horizon is delivered, never before the
+        weeks held out of training at the end of the fit history; 0 keeps the raw sample deciles.
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class DeepARPipeline(BaseEstimator):
         num_batches_per_epoch: int = 100,
         max_epochs: int = 10,
         num_samples: int = 200,
+        ensemble_size: int = 1,
         origin_stride_days: int = 2,
         issue_hour: int = 14,
         calibration_weeks: int = 16,
@@ -109,6 +115,7 @@ class DeepARPipeline(BaseEstimator):
         self.num_batches_per_epoch = num_batches_per_epoch
         self.max_epochs = max_epochs
         self.num_samples = num_samples
+        self.ensemble_size = ensemble_size
         self.origin_stride_days = origin_stride_days
         self.issue_hour = issue_hour
         self.calibration_weeks = calibration_weeks
@@ -120,13 +127,16 @@ class DeepARPipeline(BaseEstimator):
     def fit(self, history: pd.DataFrame) -> Self:
         """Learn scaler, PCA, DeepAR and the decile calibration from a tidy series frame."""
         history = self._validate(history)
+        if not 1 <= self.ensemble_size <= self.num_samples:
+            raise ValueError(f"ensemble_size must be 1…num_samples, got {self.ensemble_size}")
+        self.__dict__.pop("_calibration_cache", None)  # samples of a previous fit
         zones = self._zone_timezones(history)
         series = (PRICE, *self.covariates)
         makers = {
             zone: WindowMaker(pivot_zone(history, zone, tz, series), self.covariates, self._past_length)
             for zone, tz in zones.items()
         }
-        calibration_from, calibration_issues = self._calibration_issues(makers)
+        calibration_from = self._calibration_from(makers)
         train_windows = [
             w
             for maker in makers.values()
@@ -145,14 +155,11 @@ class DeepARPipeline(BaseEstimator):
             len(train_windows), len(zones), self.pca_.n_components_, len(self.covariate_features_),
         )
         entries = [self._entry(w) for w in train_windows]
-        self.predictor_ = deepar.train(self._estimator_kwargs(), entries, self.random_state)
-
-        calibration_windows = [
-            w for issue in calibration_issues for m in makers.values() if (w := m.window(issue, True))
+        self.predictors_ = [
+            deepar.train(self._estimator_kwargs(), entries, self.random_state + member)
+            for member in range(self.ensemble_size)
         ]
-        log.info("calibrating deciles on %d out-of-sample windows", len(calibration_windows))
-        self.spread_factors_ = self._calibrate(calibration_windows)
-        log.info("decile spread factors per horizon week: %s", np.round(self.spread_factors_, 2))
+        self.calibration_from_ = calibration_from
 
         hours = history.loc[history[ZONE].isin(list(zones)), DELIVERY_HOUR]
         self.training_range_ = (str(hours.min()), str(hours.max()))
@@ -193,15 +200,23 @@ class DeepARPipeline(BaseEstimator):
         horizon_end = issues + pd.Timedelta(hours=HORIZON_HOURS + 48)
         return issues[horizon_end <= until]
 
-    def _calibration_issues(self, makers: dict[str, WindowMaker]) -> tuple[pd.Timestamp, pd.DatetimeIndex]:
-        """Weekly issue instants at the end of the history whose horizons are fully delivered."""
+    def _calibration_from(self, makers: dict[str, WindowMaker]) -> pd.Timestamp:
+        """Start of the weeks held out of training: the last `calibration_weeks` weekly issues whose
+        horizons are delivered, so the first forecasts after the fit can be calibrated."""
         end = min(m.grid.hours[-1] for m in makers.values())
-        maker = next(iter(makers.values()))
-        weekly = self._issue_instants(maker, 7)
-        weekly = weekly[weekly + pd.Timedelta(hours=HORIZON_HOURS + 48) <= end]
-        chosen = weekly[len(weekly) - self.calibration_weeks :] if self.calibration_weeks else weekly[:0]
-        calibration_from = chosen[0] if len(chosen) else end + pd.Timedelta(hours=1)
-        return calibration_from, chosen
+        weekly = self._issue_instants(next(iter(makers.values())), 7)
+        weekly = weekly[weekly + DELIVERED_AFTER <= end]
+        if not self.calibration_weeks or len(weekly) == 0:
+            return end + pd.Timedelta(hours=1)
+        return weekly[max(0, len(weekly) - self.calibration_weeks)]
+
+    def _calibration_issues(self, issued_at: pd.Timestamp) -> pd.DatetimeIndex:
+        """The newest `calibration_weeks` weekly issues before `issued_at` (same weekday and hour)
+        whose horizon is delivered by then and which the network never trained on."""
+        weeks_back = np.arange(1, self.calibration_weeks + DELIVERED_AFTER // pd.Timedelta(days=7) + 2)
+        issues = pd.DatetimeIndex([issued_at - pd.Timedelta(days=7 * int(k)) for k in weeks_back])
+        issues = issues[(issues + DELIVERED_AFTER <= issued_at) & (issues >= self.calibration_from_)]
+        return issues[: self.calibration_weeks]
 
     def _fit_preprocessing(self, windows: list[Window]) -> None:
         rows = np.vstack([w.covariate_features for w in windows])
@@ -242,15 +257,42 @@ class DeepARPipeline(BaseEstimator):
             entry = self._entry(window)
             entry["target"] = entry["target"][: self._past_length]
             entries.append(entry)
-        return deepar.sample_paths(self.predictor_, entries, self.num_samples, self.random_state)
+        shares = np.array_split(np.arange(self.num_samples), len(self.predictors_))
+        members = [
+            deepar.sample_paths(predictor, entries, len(share), self.random_state)
+            for predictor, share in zip(self.predictors_, shares, strict=True)
+        ]
+        return [np.concatenate(paths) for paths in zip(*members, strict=True)]
 
-    def _calibrate(self, windows: list[Window]) -> np.ndarray:
+    def _calibration_samples(self, windows: list[Window]) -> np.ndarray:
+        """Sample paths of one past issue's windows, remembered per content: a rolling backtest or
+        a second forecast of the day samples only the issues it has not seen. Sampled per issue with
+        the fixed seed, so the paths do not depend on what was sampled before."""
+        cache = self.__dict__.setdefault("_calibration_cache", {})
+        key = hashlib.sha256(b"".join(w.target.tobytes() + w.covariate_features.tobytes() for w in windows))
+        digest = key.hexdigest()
+        if digest not in cache:
+            cache[digest] = np.stack(self._anchored_samples(windows))
+        return cache[digest]
+
+    def _spread_factors(self, makers: Mapping[str, WindowMaker], issued_at: pd.Timestamp) -> np.ndarray:
         """Per horizon week, the factor on the sample spread around the median that makes p10–p90
-        cover 80 % of the out-of-sample truths (1.0 where there is nothing to calibrate on)."""
-        if not windows:
+        cover 80 % of the truths of the calibration issues (1.0 where there is nothing to go on)."""
+        samples, truths = [], []
+        for issue in self._calibration_issues(issued_at):
+            windows = [w for m in makers.values() if (w := m.window(issue, with_future=True)) is not None]
+            if windows:
+                samples.append(self._calibration_samples(windows))
+                truths += [w.target[self._past_length :] for w in windows]
+        if not truths:
+            log.warning("no delivered out-of-sample issue to calibrate on: raw sample deciles")
             return np.ones(HORIZON_WEEKS)
-        samples = np.stack(self._anchored_samples(windows))
-        truth = np.stack([w.target[self._past_length :] for w in windows])
+        return self._calibrate(np.concatenate(samples), np.stack(truths))
+
+    @staticmethod
+    def _calibrate(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
+        """Spread factors per horizon week from (windows × samples × hours) anchored sample paths
+        and the (windows × hours) anchored truths."""
         median = np.median(samples, axis=1)
         low, high = np.quantile(samples, [0.1, 0.9], axis=1)
         # how far out (in units of the own-side half width) each truth lies
@@ -259,10 +301,8 @@ class DeepARPipeline(BaseEstimator):
             (truth - median) / np.maximum(high - median, 1e-6),
             (median - truth) / np.maximum(median - low, 1e-6),
         )
-        factors = [
-            np.nanquantile(ratio[:, week * 168 : (week + 1) * 168], CALIBRATION_COVERAGE)
-            for week in range(HORIZON_WEEKS)
-        ]
+        weeks = [ratio[:, week * 168 : (week + 1) * 168] for week in range(HORIZON_WEEKS)]
+        factors = [np.nanquantile(w, CALIBRATION_COVERAGE) if (~np.isnan(w)).any() else 1.0 for w in weeks]
         return np.asarray(factors, dtype="float64")
 
     # --- persistence ---------------------------------------------------------------------------
@@ -287,25 +327,27 @@ class DeepARPipeline(BaseEstimator):
 
     def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
         """Forecast frame of every fitted zone, from the rows of `history` public at `issued_at`."""
-        if not hasattr(self, "predictor_"):
+        if not hasattr(self, "predictors_"):
             raise NotFittedError("DeepARPipeline is not fitted yet: call fit(history) or load an artifact")
         issued_at = pd.Timestamp(issued_at).tz_convert("UTC")
         known = known_at(self._validate(history), issued_at)
         series = (PRICE, *self.covariates)
         until = issued_at + pd.Timedelta(hours=HORIZON_HOURS + 72)
-        windows = []
+        windows, makers = [], {}
         present = set(known[ZONE])
         for zone, tz in self.zones_.items():
             if zone not in present:
                 raise ValueError(f"history holds no rows of fitted zone {zone} published by {issued_at}")
-            grid = pivot_zone(known, zone, tz, series, until)
-            window = WindowMaker(grid, self.covariates, self._past_length).window(issued_at)
+            makers[zone] = WindowMaker(pivot_zone(known, zone, tz, series, until), self.covariates, self._past_length)
+            window = makers[zone].window(issued_at)
             if window is None:
                 raise ValueError(
                     f"{zone}: cannot forecast at {issued_at}: needs the prices of the "
                     f"{self._past_length} hours before the forecast start, published within the last week"
                 )
             windows.append(window)
+        self.spread_factors_ = self._spread_factors(makers, issued_at)
+        log.info("decile spread factors per horizon week: %s", np.round(self.spread_factors_, 2))
         frames = [
             self._forecast_frame(window, known, issued_at, samples)
             for window, samples in zip(windows, self._anchored_samples(windows), strict=True)

@@ -88,7 +88,7 @@ def test_backtest_forecasts_every_zone_and_horizon_hour_for_each_model(run):
     result, _, _ = run
     rows = result.forecasts.groupby(["model", "issued_at", "zone"]).size()
     assert set(rows) == {HORIZON_HOURS}
-    assert len(rows) == 3 * len(ORIGINS) * len(ZONES)
+    assert len(rows) == 4 * len(ORIGINS) * len(ZONES)  # the model and three baselines
 
 
 def test_seasonal_naive_as_model_has_rmae_exactly_one(run):
@@ -99,7 +99,7 @@ def test_seasonal_naive_as_model_has_rmae_exactly_one(run):
 def test_baselines_are_scored_beside_the_model_on_the_same_hours(run):
     result, _, _ = run
     hours = result.metrics.pivot(index="horizon_week", columns="model", values="hours")
-    assert list(hours.columns) == ["model", "seasonal_naive", "seasonal_naive_empirical"]
+    assert list(hours.columns) == ["level_shape_naive", "model", "seasonal_naive", "seasonal_naive_empirical"]
     assert (hours.nunique(axis=1) == 1).all()
 
 
@@ -114,7 +114,8 @@ def test_parquet_is_partitioned_by_period_and_model(run, tmp_path):
     result.write_parquet(tmp_path)
     partitions = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("forecasts/*/*"))
     assert partitions == [
-        f"forecasts/period=test/model={m}" for m in ("model", "seasonal_naive", "seasonal_naive_empirical")
+        f"forecasts/period=test/model={m}"
+        for m in ("level_shape_naive", "model", "seasonal_naive", "seasonal_naive_empirical")
     ]
     assert len(pd.read_parquet(tmp_path / "forecasts")) == len(result.forecasts)
 
@@ -122,5 +123,5 @@ def test_parquet_is_partitioned_by_period_and_model(run, tmp_path):
 def test_markdown_report_lists_the_model_and_the_baselines(run):
     result, _, _ = run
     report = result.to_markdown()
-    for model in ("model", "seasonal_naive", "seasonal_naive_empirical"):
+    for model in ("model", "seasonal_naive", "seasonal_naive_empirical", "level_shape_naive"):
         assert f"| days 15-28 | {model} |" in report

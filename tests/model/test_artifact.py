@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from spotcast_testing import TINY_PARAMS
 
 from forecasting.model.artifact import (
     METADATA_FILE,
@@ -24,6 +25,16 @@ def artifact(fitted, tmp_path_factory):
 def test_loaded_pipeline_forecasts_identically(fitted, artifact, history):
     loaded = DeepARPipeline.load(artifact)
     pd.testing.assert_frame_equal(loaded.predict(history, ISSUED), fitted.predict(history, ISSUED))
+
+
+def test_seed_ensemble_pools_its_members_and_round_trips(fitted, training_history, history, tmp_path):
+    ensemble = DeepARPipeline(zones=fitted.zones_, **{**TINY_PARAMS, "ensemble_size": 2})
+    ensemble.fit(training_history)
+    assert len(ensemble.predictors_) == 2
+    forecast = ensemble.predict(history, ISSUED)
+    assert not forecast.equals(fitted.predict(history, ISSUED))  # the second member changes the paths
+    loaded = DeepARPipeline.load(ensemble.save(tmp_path / "ensemble"))
+    pd.testing.assert_frame_equal(loaded.predict(history, ISSUED), forecast)
 
 
 def test_loaded_pipeline_keeps_its_params(fitted, artifact):

@@ -8,7 +8,7 @@ from sklearn.exceptions import NotFittedError
 
 from forecasting.features.covariates import HOURS_EXTENDED, INPUT_STATUS_COLUMNS, NEWEST_PUBLISHED_HOUR
 from forecasting.forecast_frame import forecast_start
-from forecasting.model.pipeline import DeepARPipeline
+from forecasting.model.pipeline import DELIVERED_AFTER, DeepARPipeline
 from forecasting.publication import known_at
 from forecasting.schema import (
     DELIVERY_HOUR,
@@ -44,7 +44,7 @@ def test_set_params_changes_only_the_named_param():
 
 
 def test_clone_of_fitted_pipeline_is_unfitted(fitted):
-    assert not hasattr(clone(fitted), "predictor_")
+    assert not hasattr(clone(fitted), "predictors_")
 
 
 def test_predict_before_fit_raises_not_fitted(history):
@@ -75,6 +75,16 @@ def test_forecast_carries_the_model_id(forecast, fitted):
 def test_forecast_ignores_rows_published_after_issue(fitted, history, forecast):
     only_known = fitted.predict(known_at(history, ISSUED), ISSUED)
     pd.testing.assert_frame_equal(only_known, forecast)
+
+
+def test_deciles_are_calibrated_on_delivered_weekly_issues_the_network_never_saw(fitted, forecast):
+    issues = fitted._calibration_issues(ISSUED)
+    assert len(issues) == fitted.calibration_weeks
+    assert ((ISSUED - issues) % pd.Timedelta(days=7) == pd.Timedelta(0)).all()  # same weekday and hour
+    assert (issues + DELIVERED_AFTER <= ISSUED).all()  # every truth was published by the issue
+    assert (issues >= fitted.calibration_from_).all()  # after the training windows' horizons
+    assert fitted.spread_factors_.shape == (HORIZON_HOURS // 168,)
+    assert (fitted.spread_factors_ > 0).all()
 
 
 def test_input_status_reports_every_zone_and_covariate(fitted, forecast):
