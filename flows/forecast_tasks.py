@@ -14,6 +14,7 @@ from forecasting.jobs.reporting import write_daily_report
 from forecasting.jobs.train import TrainResult, train
 from forecasting.lake.files import LakeFS
 from forecasting.model import registry
+from forecasting.model.artifact import ArtifactFormatError
 from forecasting.model.pipeline import DeepARPipeline
 
 
@@ -24,14 +25,18 @@ def train_task(settings: Settings, as_of: pd.Timestamp, tags: dict[str, str] | N
 
 @task(name="load champion", cache_policy=NO_CACHE)
 def champion_task(settings: Settings, as_of: pd.Timestamp) -> DeepARPipeline:
-    """The promoted model; trains and promotes one first when none exists yet."""
+    """The promoted model; trains and promotes one first when none exists yet, or when the champion
+    was written by a Spotcast whose model format this version cannot forecast with."""
     lake = LakeFS.open(settings.lake_root)
     try:
         return registry.load_champion(lake, settings)
     except registry.NoChampion:
         get_run_logger().info("no model yet: training the first one")
         train(settings, as_of, tags={"trigger": "daily: no model yet"})
-        return registry.load_champion(lake, settings)
+    except ArtifactFormatError as exc:
+        get_run_logger().warning("%s: training a model of this version", exc)
+        train(settings, as_of, tags={"trigger": "daily: champion of an older format"})
+    return registry.load_champion(lake, settings)
 
 
 @task(name="forecast", cache_policy=NO_CACHE)

@@ -23,6 +23,7 @@ from forecasting.evaluation.metrics import MODEL
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
 from forecasting.model import registry
+from forecasting.model.artifact import ArtifactFormatError, ArtifactMismatchError
 from forecasting.model.pipeline import DeepARPipeline
 from forecasting.schema import HORIZON_HOURS, PRICE
 
@@ -87,8 +88,13 @@ def _metrics_of(table: pd.DataFrame, name: str) -> dict[str, float]:
     return metrics
 
 
-def _decide(table: pd.DataFrame, has_champion: bool, margin: float) -> tuple[bool, str]:
-    """Champion/challenger on the same recent issues: promote when CRPS improves by `margin`."""
+def _decide(
+    table: pd.DataFrame, has_champion: bool, margin: float, incomparable: str | None = None
+) -> tuple[bool, str]:
+    """Champion/challenger on the same recent issues: promote when CRPS improves by `margin`.
+    A champion this code cannot forecast with (`incomparable` says why) is replaced."""
+    if incomparable:
+        return True, f"replaces a champion that cannot forecast here: {incomparable}"
     if not has_champion:
         return True, "first model"
     new, old = float(table.loc[CHALLENGER, "crps"]), float(table.loc[CHAMPION, "crps"])
@@ -113,14 +119,18 @@ def train(
     log.info("trained %s in %.0f s → %s", pipeline.model_id_, seconds, artifact)
 
     models = {CHALLENGER: pipeline}
+    incomparable = None
     try:
         models[CHAMPION] = registry.load_champion(lake, settings)
     except (registry.NoChampion, FileNotFoundError) as exc:
         log.info("no champion to compare with: %s", exc)
+    except (ArtifactFormatError, ArtifactMismatchError) as exc:
+        incomparable = str(exc)
+        log.warning("the champion cannot be compared, the new model replaces it: %s", exc)
     table = score_recent(settings, history, models, as_of)
     metrics = _metrics_of(table, CHALLENGER)
     run_id = registry.record_run(lake, settings, pipeline, artifact, metrics, tags or {}, seconds)
-    promoted, decision = _decide(table, CHAMPION in models, settings.model.promotion_margin)
+    promoted, decision = _decide(table, CHAMPION in models, settings.model.promotion_margin, incomparable)
     if promoted and promote:
         registry.promote(lake, run_id, decision)
     log.info("run %s: %s%s", run_id, decision, "" if promoted and promote else " (not promoted)")

@@ -43,6 +43,10 @@ class ArtifactMismatchError(ArtifactError):
     """The artifact was trained for other zones or features than the caller asks for."""
 
 
+class ArtifactFormatError(ArtifactError):
+    """The artifact was written by a Spotcast whose model format this code cannot forecast with."""
+
+
 def save_pipeline(pipeline: DeepARPipeline, path: str | Path) -> Path:
     """Write the fitted `pipeline` to the directory `path` (created; existing files overwritten)."""
     if not hasattr(pipeline, "predictors_"):
@@ -73,7 +77,7 @@ def load_pipeline(
             raise ArtifactError(f"{path} is not a model artifact: {name} is missing")
     meta = json.loads((path / METADATA_FILE).read_text())
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(
+        raise ArtifactFormatError(
             f"{path}: artifact format {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
         )
     check_matches(meta, zones, covariates, where=str(path))

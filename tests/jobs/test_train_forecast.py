@@ -1,6 +1,7 @@
 """The library path a notebook or flow takes: backfill → train (registry, champion) → forecast →
 lake, with a tiny real model on real bundled data."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -15,16 +16,14 @@ from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import issue_dates, read_forecast
 from forecasting.lineage import lineage
 from forecasting.model import registry
-from forecasting.model.artifact import ArtifactMismatchError
+from forecasting.model.artifact import METADATA_FILE, ArtifactFormatError, ArtifactMismatchError
 from forecasting.schema import FORECAST_COLUMNS, HORIZON_HOURS, QUANTILE_COLUMNS
 
 AS_OF = pd.Timestamp("2019-03-05 13:30", tz="UTC")  # 14:30 Oslo: Wednesday's prices are out
 SERIES = ["price_da", "load_da", "generation_da", "wind_onshore_da"]
 
 
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory):
-    root = tmp_path_factory.mktemp("spotcast")
+def tiny_settings(root: Path):
     zones = [z.model_dump() for z in load_settings().zones if z.name in ("NO1", "NO2")]
     return load_settings(
         lake_root=str(root / "lake"),
@@ -34,6 +33,11 @@ def settings(tmp_path_factory):
         history={"start": "2018-06-01"},
         model={"params": TINY_PARAMS},
     )
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return tiny_settings(tmp_path_factory.mktemp("spotcast"))
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +101,22 @@ def test_retraining_on_the_same_data_is_recorded_but_not_promoted(settings, trai
     assert not again.promoted and "does not beat champion" in again.decision
     assert registry.champion(lake).run_id == trained.run_id
     assert len(registry.list_runs(lake)) == 2
+
+
+def test_a_champion_of_an_older_model_format_is_replaced_by_the_next_training(tmp_path):
+    settings = tiny_settings(tmp_path)
+    assert runs.backfill(settings, as_of=AS_OF).ok
+    first = train(settings, AS_OF)
+    metadata = Path(first.artifact) / METADATA_FILE
+    metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "format_version": 1}))
+    lake = LakeFS.open(settings.lake_root)
+    with pytest.raises(ArtifactFormatError, match="format 1"):
+        registry.load_champion(lake, settings)
+    next_day = AS_OF + pd.Timedelta(days=1)
+    assert all(report.ok for report in runs.daily(settings, as_of=next_day))  # new data: a new model id
+    second = train(settings, next_day)
+    assert second.promoted and "cannot forecast here" in second.decision
+    assert registry.load_champion(lake, settings).model_id_ == second.model_id
 
 
 def test_runs_can_be_filtered_by_tag_and_sorted_by_metric(settings, trained):
