@@ -20,6 +20,7 @@ from forecasting.reports.data_quality import data_quality
 from forecasting.reports.fan_chart import fan_chart
 from forecasting.reports.tables import (
     ACTUAL_DAILY_MEAN,
+    LAST_7_DAYS_LEGEND,
     LOCAL_DATE,
     SUMMARY_LEGEND,
     daily_table,
@@ -98,7 +99,7 @@ def summary_markdown(
         f"Issued {issued:%Y-%m-%d %H:%M} UTC · model {models} · prices in {unit}",
         "## Four weeks ahead",
         markdown_table(list(summary.columns), summary.to_numpy().tolist()),
-        SUMMARY_LEGEND,
+        SUMMARY_LEGEND + LAST_7_DAYS_LEGEND,
         "## ISO weeks (local delivery days; means of hourly values)",
         frame_markdown(weekly),
         "Daily values: [daily.csv](daily.csv).",

@@ -45,8 +45,9 @@ START = "from (local)"
 LAST_7_DAYS = "last 7 days (actual)"
 SUMMARY_LEGEND = (
     f"{SERIES_UNITS[PRICE]}; week k = forecast hours 168(k−1)+1 … 168k; cells: mean [p10–p90], each the "
-    "mean of the hourly values; last 7 days = mean actual price of the 7 local days before the start."
+    "mean of the hourly values."
 )
+LAST_7_DAYS_LEGEND = " Last 7 days = mean actual price of the 7 local days before the start."
 
 
 def zone_prices(actuals: pd.DataFrame, zone: str) -> pd.Series:
@@ -128,4 +129,5 @@ def summary_table(forecast: pd.DataFrame, last_week: pd.DataFrame | None = None)
 
 def render_summary(summary: pd.DataFrame) -> str:
     """The summary table as aligned plain text with its legend, for the terminal."""
-    return summary.to_string(index=False) + "\n\n" + SUMMARY_LEGEND
+    legend = SUMMARY_LEGEND + (LAST_7_DAYS_LEGEND if LAST_7_DAYS in summary.columns else "")
+    return summary.to_string(index=False) + "\n\n" + legend

@@ -8,6 +8,7 @@ from forecasting.evaluation.baselines import SeasonalNaiveEmpirical
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.reports.tables import (
     LAST_7_DAYS,
+    LAST_7_DAYS_LEGEND,
     SUMMARY_LEGEND,
     daily_table,
     last_week_actuals,
@@ -140,8 +141,10 @@ def test_summary_shows_last_weeks_hour_weighted_actual_mean(history, forecast):
     assert summary.loc["NO1", LAST_7_DAYS] == f"{expected:.1f}"
 
 
-def test_render_summary_prints_table_and_legend(forecast):
+def test_render_summary_prints_table_and_legend(forecast, history):
     text = render_summary(summary_table(forecast))
 
     assert text.splitlines()[0].split()[:2] == ["zone", "from"]
-    assert text.endswith(SUMMARY_LEGEND)
+    assert text.endswith(SUMMARY_LEGEND)  # no "last 7 days" column, so no word about it
+    with_actuals = render_summary(summary_table(forecast, last_week_actuals(history, forecast, ZONES)))
+    assert with_actuals.endswith(SUMMARY_LEGEND + LAST_7_DAYS_LEGEND)
