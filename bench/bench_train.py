@@ -67,10 +67,9 @@ def main() -> None:
             timed(lambda: DeepARPipeline.load(artifact).predict(history, ISSUED))[0]
             for _ in range(args.forecast_repeats)
         ]
-    warm, _ = timed(lambda: pipeline.predict(history, ISSUED))  # calibration issues already sampled
     print(f"train    median {statistics.median(train_times):7.1f} s over {len(train_times)} run(s)")
     print(f"forecast median {statistics.median(forecast_times):7.1f} s over {len(forecast_times)} run(s) "
-          f"(load + calibration + forecast); {warm:.1f} s again in the same process")
+          "(load + calibration + forecast, as each daily run)")
     print("(this machine only; compare numbers measured on the same machine)")
 
 

@@ -21,6 +21,7 @@ from typing import Self
 
 import numpy as np
 import pandas as pd
+from gluonts.torch.model.predictor import PyTorchPredictor
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
@@ -155,10 +156,7 @@ class DeepARPipeline(BaseEstimator):
             len(train_windows), len(zones), self.pca_.n_components_, len(self.covariate_features_),
         )
         entries = [self._entry(w) for w in train_windows]
-        self.predictors_ = [
-            deepar.train(self._estimator_kwargs(), entries, self.random_state + member)
-            for member in range(self.ensemble_size)
-        ]
+        self.predictors_ = [self._train_member(entries, member) for member in range(self.ensemble_size)]
         self.calibration_from_ = calibration_from
 
         hours = history.loc[history[ZONE].isin(list(zones)), DELIVERY_HOUR]
@@ -166,6 +164,11 @@ class DeepARPipeline(BaseEstimator):
         self.training_data_hash_ = data_hash(history, tuple(zones), series)
         self.model_id_ = self.model_id or f"deepar-{self.training_data_hash_[:12]}"
         return self
+
+    def _train_member(self, entries: list[dict], member: int) -> PyTorchPredictor:
+        seed = self.random_state + member
+        log.info("ensemble member %d/%d (seed %d)", member + 1, self.ensemble_size, seed)
+        return deepar.train(self._estimator_kwargs(), entries, seed)
 
     def _validate(self, history: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in REQUIRED_COLUMNS if c not in history.columns]
