@@ -267,26 +267,24 @@ class DeepARPipeline(BaseEstimator):
         ]
         return [np.concatenate(paths) for paths in zip(*members, strict=True)]
 
-    def _calibration_samples(self, windows: list[Window]) -> np.ndarray:
-        """Sample paths of one past issue's windows, remembered per content: a rolling backtest or
-        a second forecast of the day samples only the issues it has not seen. Sampled per issue with
-        the fixed seed, so the paths do not depend on what was sampled before."""
-        cache = self.__dict__.setdefault("_calibration_cache", {})
-        key = hashlib.sha256(b"".join(w.target.tobytes() + w.covariate_features.tobytes() for w in windows))
-        digest = key.hexdigest()
-        if digest not in cache:
-            cache[digest] = np.stack(self._anchored_samples(windows))
-        return cache[digest]
-
     def _spread_factors(self, makers: Mapping[str, WindowMaker], issued_at: pd.Timestamp) -> np.ndarray:
         """Per horizon week, the factor on the sample spread around the median that makes p10–p90
-        cover 80 % of the truths of the calibration issues (1.0 where there is nothing to go on)."""
+        cover 80 % of the truths of the calibration issues (1.0 where there is nothing to go on).
+
+        Each issue's paths are sampled with the fixed seed, so they do not depend on what was
+        sampled before, and kept (by window content) until the next forecast: a rolling backtest or
+        a second forecast of the day samples only the issues it has not seen yet."""
+        previous = self.__dict__.get("_calibration_cache", {})
+        current: dict[str, np.ndarray] = {}
         samples, truths = [], []
         for issue in self._calibration_issues(issued_at):
             windows = [w for m in makers.values() if (w := m.window(issue, with_future=True)) is not None]
             if windows:
-                samples.append(self._calibration_samples(windows))
+                key = content_key(windows)
+                current[key] = previous[key] if key in previous else np.stack(self._anchored_samples(windows))
+                samples.append(current[key])
                 truths += [w.target[self._past_length :] for w in windows]
+        self._calibration_cache = current
         if not truths:
             log.warning("no delivered out-of-sample issue to calibrate on: raw sample deciles")
             return np.ones(HORIZON_WEEKS)
@@ -376,6 +374,12 @@ class DeepARPipeline(BaseEstimator):
             quantiles=np.quantile(calibrated, QUANTILE_LEVELS, axis=0).T,
             model_id=self.model_id_,
         )
+
+
+def content_key(windows: list[Window]) -> str:
+    """sha256 of what the model sees of these windows (anchored target, covariates)."""
+    parts = (w.target.tobytes() + w.covariate_features.tobytes() for w in windows)
+    return hashlib.sha256(b"".join(parts)).hexdigest()
 
 
 def data_hash(history: pd.DataFrame, zones: tuple[str, ...], series: tuple[str, ...]) -> str:
