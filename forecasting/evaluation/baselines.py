@@ -116,14 +116,21 @@ class SeasonalNaive:
     def _zone_forecast(self, prices: pd.DataFrame, zone: str, issued_at: pd.Timestamp) -> pd.DataFrame:
         start = forecast_start(prices, zone, issued_at)
         window = price_window(prices, start, self._window_hours())
-        path = seasonal_naive_path(window[-WEEK:])
-        if np.isnan(path).any():
-            raise ValueError(f"{self.model_id}: no price of {zone} in the week before {start}")
+        path = self._path(prices, zone, issued_at, start, window)
         deciles = self._deciles(path, window)
         timezone = self.timezones[zone]
         return make_forecast_frame(
             zone, timezone, issued_at, forecast_hours(start), path, deciles, self.model_id
         )
+
+    def _path(
+        self, prices: pd.DataFrame, zone: str, issued_at: pd.Timestamp, start: pd.Timestamp, window: np.ndarray
+    ) -> np.ndarray:
+        """The point forecast over the horizon from `start`; `window` holds the hours before it."""
+        path = seasonal_naive_path(window[-WEEK:])
+        if np.isnan(path).any():
+            raise ValueError(f"{self.model_id}: no price of {zone} in the week before {start}")
+        return path
 
     def _window_hours(self) -> int:
         return WEEK
@@ -162,15 +169,13 @@ class LevelShapeNaive(SeasonalNaive):
 
     model_id = LEVEL_SHAPE_NAIVE
 
-    def _zone_forecast(self, prices: pd.DataFrame, zone: str, issued_at: pd.Timestamp) -> pd.DataFrame:
+    def _path(
+        self, prices: pd.DataFrame, zone: str, issued_at: pd.Timestamp, start: pd.Timestamp, window: np.ndarray
+    ) -> np.ndarray:
         issued_at = pd.Timestamp(issued_at).tz_convert("UTC")
-        start = forecast_start(prices, zone, issued_at)
-        hours = forecast_hours(start)
-        timezone = self.timezones[zone]
-        grid = pivot_zone(prices, zone, timezone, (PRICE,), until=hours[-1])
+        until = start + pd.Timedelta(hours=HORIZON_HOURS - 1)
+        grid = pivot_zone(prices, zone, self.timezones[zone], (PRICE,), until=until)
         anchor = price_anchor(grid, issued_at.value, grid.index_of(issued_at.floor("h")))
         if anchor is None or grid.hours[anchor.start] != start:
             raise ValueError(f"{self.model_id}: no price of {zone} in the week before {start}")
-        path = anchor.baseline(grid.hour_of_week[anchor.start : anchor.start + HORIZON_HOURS])
-        deciles = np.repeat(path[:, None], len(QUANTILE_LEVELS), axis=1)
-        return make_forecast_frame(zone, timezone, issued_at, hours, path, deciles, self.model_id)
+        return anchor.baseline(grid.hour_of_week[anchor.start : anchor.start + HORIZON_HOURS])

@@ -130,7 +130,7 @@ class DeepARPipeline(BaseEstimator):
         history = self._validate(history)
         if not 1 <= self.ensemble_size <= self.num_samples:
             raise ValueError(f"ensemble_size must be 1…num_samples, got {self.ensemble_size}")
-        self.__dict__.pop("_calibration_cache", None)  # samples of a previous fit
+        self._calibration_cache: dict[str, np.ndarray] = {}  # samples of a previous fit are stale
         zones = self._zone_timezones(history)
         series = (PRICE, *self.covariates)
         makers = {
@@ -200,8 +200,7 @@ class DeepARPipeline(BaseEstimator):
     def _training_issues(self, maker: WindowMaker, until: pd.Timestamp) -> pd.DatetimeIndex:
         """Issue instants whose whole horizon is delivered before `until` (the calibration start)."""
         issues = self._issue_instants(maker, self.origin_stride_days)
-        horizon_end = issues + pd.Timedelta(hours=HORIZON_HOURS + 48)
-        return issues[horizon_end <= until]
+        return issues[issues + DELIVERED_AFTER <= until]
 
     def _calibration_from(self, makers: dict[str, WindowMaker]) -> pd.Timestamp:
         """Start of the weeks held out of training: the last `calibration_weeks` weekly issues whose
@@ -216,10 +215,10 @@ class DeepARPipeline(BaseEstimator):
     def _calibration_issues(self, issued_at: pd.Timestamp) -> pd.DatetimeIndex:
         """The newest `calibration_weeks` weekly issues before `issued_at` (same weekday and hour)
         whose horizon is delivered by then and which the network never trained on."""
-        weeks_back = np.arange(1, self.calibration_weeks + DELIVERED_AFTER // pd.Timedelta(days=7) + 2)
-        issues = pd.DatetimeIndex([issued_at - pd.Timedelta(days=7 * int(k)) for k in weeks_back])
-        issues = issues[(issues + DELIVERED_AFTER <= issued_at) & (issues >= self.calibration_from_)]
-        return issues[: self.calibration_weeks]
+        newest = -(-DELIVERED_AFTER // pd.Timedelta(days=7))  # weeks back to the newest delivered one
+        weeks_back = np.arange(newest, newest + self.calibration_weeks)
+        issues = issued_at - pd.to_timedelta(7 * weeks_back, unit="D")
+        return issues[issues >= self.calibration_from_]
 
     def _fit_preprocessing(self, windows: list[Window]) -> None:
         rows = np.vstack([w.covariate_features for w in windows])
@@ -274,7 +273,7 @@ class DeepARPipeline(BaseEstimator):
         Each issue's paths are sampled with the fixed seed, so they do not depend on what was
         sampled before, and kept (by window content) until the next forecast: a rolling backtest or
         a second forecast of the day samples only the issues it has not seen yet."""
-        previous = self.__dict__.get("_calibration_cache", {})
+        previous = getattr(self, "_calibration_cache", {})  # none yet in a loaded artifact
         current: dict[str, np.ndarray] = {}
         samples, truths = [], []
         for issue in self._calibration_issues(issued_at):
