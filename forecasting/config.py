@@ -114,11 +114,9 @@ class History(_Strict):
 
 
 class ModelConfig(_Strict):
-    """The forecasting model: DeepARPipeline parameters (validated by the estimator itself) and how
-    much history a forecast reads (covariate extension looks a year back)."""
+    """The forecasting model: DeepARPipeline parameters (validated by the estimator itself)."""
 
     params: dict[str, Any] = Field(default_factory=dict)
-    forecast_history_days: int = Field(default=400, ge=60)
     # A challenger replaces the champion only when its backtest CRPS is lower by this fraction.
     promotion_margin: float = Field(default=0.02, ge=0.0, lt=1.0)
 

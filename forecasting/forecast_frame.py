@@ -4,6 +4,7 @@ the model and the baselines share the horizon's start, the local clock and non-c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, Self
 
 import numpy as np
@@ -26,6 +27,17 @@ from forecasting.schema import (
 )
 
 
+@dataclass(frozen=True)
+class ForecastRecord:
+    """A model's forecast of one issue with its by-products: the input status (per zone ×
+    covariate: newest published hour, hours extended, method) and the decile spread factors per
+    horizon week it was calibrated with."""
+
+    frame: pd.DataFrame
+    input_status: pd.DataFrame
+    spread_factors: np.ndarray
+
+
 class Forecaster(Protocol):
     """What the daily flow and the backtest need from a model (the DeepAR pipeline, a baseline)."""
 
@@ -33,9 +45,14 @@ class Forecaster(Protocol):
         """Learn from a tidy series frame; the caller has already cut it to what was known."""
         ...
 
-    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
-        """Forecast frame for every fitted zone; ignores rows published after `issued_at`."""
+    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame | ForecastRecord:
+        """Forecast for every fitted zone (a frame, or a record holding it); ignores rows published
+        after `issued_at`."""
         ...
+
+
+def frame_of(forecast: pd.DataFrame | ForecastRecord) -> pd.DataFrame:
+    return forecast.frame if isinstance(forecast, ForecastRecord) else forecast
 
 
 def forecast_start(history: pd.DataFrame, zone: str, issued_at: pd.Timestamp) -> pd.Timestamp:

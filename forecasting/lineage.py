@@ -3,6 +3,7 @@ the feed pulls whose rows the forecast read. Answers "which model and which data
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -12,6 +13,7 @@ from forecasting.config import Settings
 from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import read_forecast, read_forecast_inputs
 from forecasting.lake.series_store import FEED, read_series
+from forecasting.model.pipeline import DeepARPipeline, history_needed
 from forecasting.model.registry import list_runs
 from forecasting.schema import DELIVERY_HOUR, ISSUED_AT, MODEL_ID, RETRIEVED_AT, SERIES_COL, ZONE
 
@@ -46,6 +48,12 @@ class Lineage:
         return "\n".join(lines)
 
 
+def _calibration_weeks(runs: pd.DataFrame) -> int:
+    """The forecasting model's calibration_weeks (what sets how far back its forecast read)."""
+    default = DeepARPipeline().calibration_weeks
+    return int(json.loads(runs["params"].iloc[0]).get("calibration_weeks", default)) if len(runs) else default
+
+
 def lineage(settings: Settings, issue_date: date, zone: str) -> Lineage:
     lake = LakeFS.open(settings.lake_root)
     forecast = read_forecast(lake, issue_date, zones=[zone])
@@ -58,7 +66,7 @@ def lineage(settings: Settings, issue_date: date, zone: str) -> Lineage:
     rows = read_series(
         lake,
         zones=[zone],
-        start=issued_at - pd.Timedelta(days=settings.model.forecast_history_days),
+        start=issued_at - history_needed(_calibration_weeks(runs)),
         as_of=issued_at,
         with_feed=True,
     )

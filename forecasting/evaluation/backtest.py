@@ -29,7 +29,7 @@ from forecasting.evaluation.baselines import (
 )
 from forecasting.evaluation.metrics import MODEL, score
 from forecasting.evaluation.report import render_markdown
-from forecasting.forecast_frame import Forecaster
+from forecasting.forecast_frame import Forecaster, ForecastRecord, frame_of
 from forecasting.publication import known_at
 from forecasting.schema import FORECAST_COLUMNS, PRICE, SERIES_COL, ZONE
 
@@ -115,7 +115,7 @@ def _forecast_origin(
     for name, factory in factories.items():
         if refit:
             fitted[name] = factory().fit(known)
-        forecast = fitted[name].predict(known, origin)
+        forecast = frame_of(fitted[name].predict(known, origin))
         frames.append(forecast[FORECAST_COLUMNS].assign(**{MODEL: name}))
     return frames
 
@@ -207,5 +207,5 @@ class Prefitted:
     def fit(self, history: pd.DataFrame) -> Prefitted:
         return self
 
-    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
+    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame | ForecastRecord:
         return self.forecaster.predict(history, issued_at)

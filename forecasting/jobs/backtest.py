@@ -13,6 +13,7 @@ from forecasting.evaluation.backtest import BacktestResult, RetrainEvery, run_ba
 from forecasting.jobs.train import build_pipeline, model_series
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
+from forecasting.model.pipeline import TrackedPipeline
 
 log = logging.getLogger("spotcast.backtest")
 
@@ -30,7 +31,7 @@ def run_configured_backtest(
     every: RetrainEvery = retrain_every or "once"
     result = run_backtest(
         history,
-        lambda: build_pipeline(settings),
+        lambda: TrackedPipeline(build_pipeline(settings)),
         start,
         end,
         timezones={z.name: z.timezone for z in settings.zones},

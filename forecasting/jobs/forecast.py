@@ -15,6 +15,7 @@ from forecasting.features.covariates import COVARIATE
 from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import issue_date_of, write_forecast
 from forecasting.lake.series_store import read_series
+from forecasting.lake.track_record import LakeTrackRecord
 from forecasting.model.pipeline import DeepARPipeline
 from forecasting.schema import SERIES_COL, ZONE
 
@@ -54,10 +55,11 @@ def issue_forecast(
 ) -> IssuedForecast:
     """Forecast from the rows published by `issued_at` and store the issue (replacing a re-issue)."""
     lake = LakeFS.open(settings.lake_root)
-    start = issued_at - pd.Timedelta(days=settings.model.forecast_history_days)
+    start = issued_at - model.history_needed
     history = read_series(lake, zones=list(model.zones_), start=start, as_of=issued_at)
-    forecast = model.predict(history, issued_at)
-    inputs = input_status(model.input_status_, ingest_table).assign(
+    record = model.predict(history, issued_at, LakeTrackRecord(lake))
+    forecast = record.frame
+    inputs = input_status(record.input_status, ingest_table).assign(
         issued_at=issued_at, model_id=model.model_id_
     )
     issue_date = issue_date_of(issued_at, settings.schedule.timezone)

@@ -22,9 +22,10 @@ from forecasting.evaluation.baselines import (
 from forecasting.evaluation.metrics import MODEL
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
+from forecasting.lake.track_record import LakeTrackRecord
 from forecasting.model import registry
 from forecasting.model.artifact import ArtifactFormatError, ArtifactMismatchError
-from forecasting.model.pipeline import DeepARPipeline
+from forecasting.model.pipeline import DeepARPipeline, TrackedPipeline
 from forecasting.schema import HORIZON_HOURS, PRICE
 
 log = logging.getLogger("spotcast.train")
@@ -70,9 +71,11 @@ def validation_origins(settings: Settings, as_of: pd.Timestamp) -> pd.DatetimeIn
 def score_recent(
     settings: Settings, history: pd.DataFrame, models: dict[str, DeepARPipeline], as_of: pd.Timestamp
 ) -> pd.DataFrame:
-    """Overall metrics of `models` and both baselines on the same recent weekly issues."""
+    """Overall metrics of `models` and both baselines on the same recent weekly issues. The models'
+    raw forecasts of these issues (and of their calibration issues) go to the lake's track record."""
     timezones = {z.name: z.timezone for z in settings.zones}
-    factories = {name: (lambda m=model: Prefitted(m)) for name, model in models.items()}
+    record = LakeTrackRecord(LakeFS.open(settings.lake_root))
+    factories = {name: (lambda m=model: Prefitted(TrackedPipeline(m, record))) for name, model in models.items()}
     factories[SEASONAL_NAIVE] = lambda: SeasonalNaive(timezones)
     factories[SEASONAL_NAIVE_EMPIRICAL] = lambda: SeasonalNaiveEmpirical(timezones)
     result = backtest(history, factories, validation_origins(settings, as_of), period="validation")

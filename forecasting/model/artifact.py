@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from gluonts.torch.model.predictor import PyTorchPredictor
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from forecasting.model.pipeline import DeepARPipeline
+from forecasting.model.pipeline import DeepARPipeline, FittedState
 
 FORMAT_VERSION = 2
 PARAMS_FILE = "params.json"
@@ -51,13 +50,13 @@ def save_pipeline(pipeline: DeepARPipeline, path: str | Path) -> Path:
     """Write the fitted `pipeline` to the directory `path` (created; existing files overwritten)."""
     if not hasattr(pipeline, "predictors_"):
         raise ArtifactError("only a fitted pipeline can be saved")
+    state = pipeline.fitted_state()
     path = Path(path)
     (path / PREDICTOR_DIR).mkdir(parents=True, exist_ok=True)
     _write_json(path / PARAMS_FILE, _jsonable_params(pipeline))
-    _write_json(path / METADATA_FILE, _metadata(pipeline))
-    stages = {"scaler": pipeline.scaler_, "pca": pipeline.pca_}
-    np.savez(path / PREPROCESSING_FILE, **_stage_arrays(stages))
-    for member, predictor in enumerate(pipeline.predictors_):
+    _write_json(path / METADATA_FILE, _metadata(pipeline.covariates, state))
+    np.savez(path / PREPROCESSING_FILE, **_stage_arrays({"scaler": state.scaler, "pca": state.pca}))
+    for member, predictor in enumerate(state.predictors):
         (path / PREDICTOR_DIR / str(member)).mkdir(exist_ok=True)
         predictor.serialize(path / PREDICTOR_DIR / str(member))
     return path
@@ -69,38 +68,47 @@ def load_pipeline(
     """Read an artifact written by `save_pipeline` (trusted artifacts only, see the module doc).
 
     `zones` / `covariates`, when given, are what the caller will forecast with; an artifact trained
-    for anything else raises ArtifactMismatchError instead of forecasting nonsense.
+    for anything else raises ArtifactMismatchError instead of forecasting nonsense. A damaged
+    artifact (truncated or unreadable file) raises ArtifactError naming the file.
     """
+    from gluonts.torch.model.predictor import PyTorchPredictor  # torch loads only with a model
+
     path = Path(path)
     for name in (PARAMS_FILE, METADATA_FILE, PREPROCESSING_FILE, PREDICTOR_DIR):
         if not (path / name).exists():
             raise ArtifactError(f"{path} is not a model artifact: {name} is missing")
-    meta = json.loads((path / METADATA_FILE).read_text())
+    meta = _read_json(path / METADATA_FILE)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactFormatError(
             f"{path}: artifact format {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
         )
     check_matches(meta, zones, covariates, where=str(path))
 
-    params = json.loads((path / PARAMS_FILE).read_text())
+    params = _read_json(path / PARAMS_FILE)
     params["covariates"] = tuple(params["covariates"])
     params["lags_seq"] = tuple(params["lags_seq"])
-    pipeline = DeepARPipeline(**params)
-    with np.load(path / PREPROCESSING_FILE, allow_pickle=False) as arrays:
-        stages = _stages_from_arrays(dict(arrays))
-    pipeline.scaler_, pipeline.pca_ = stages["scaler"], stages["pca"]
-    pipeline.zones_ = dict(meta["zones"])
-    pipeline.covariate_features_ = tuple(meta["covariate_features"])
-    pipeline.anchor_features_ = tuple(meta["anchor_features"])
-    pipeline.calibration_from_ = pd.Timestamp(meta["calibration_from"])
-    pipeline.training_range_ = tuple(meta["training_range"])
-    pipeline.training_data_hash_ = meta["training_data_hash"]
-    pipeline.model_id_ = meta["model_id"]
-    pipeline.predictors_ = [
-        PyTorchPredictor.deserialize(path / PREDICTOR_DIR / str(member), device="cpu")
-        for member in range(pipeline.ensemble_size)
-    ]
-    return pipeline
+    try:
+        with np.load(path / PREPROCESSING_FILE, allow_pickle=False) as arrays:
+            stages = _stages_from_arrays(dict(arrays))
+        predictors = [
+            PyTorchPredictor.deserialize(path / PREDICTOR_DIR / str(member), device="cpu")
+            for member in range(params.get("ensemble_size", 1))
+        ]
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError) as exc:
+        raise ArtifactError(f"{path}: damaged model artifact ({type(exc).__name__}: {exc}); retrain it") from exc
+    state = FittedState(
+        zones=dict(meta["zones"]),
+        covariate_features=tuple(meta["covariate_features"]),
+        anchor_features=tuple(meta["anchor_features"]),
+        scaler=stages["scaler"],
+        pca=stages["pca"],
+        predictors=predictors,
+        calibration_from=pd.Timestamp(meta["calibration_from"]),
+        training_range=tuple(meta["training_range"]),
+        training_data_hash=meta["training_data_hash"],
+        model_id=meta["model_id"],
+    )
+    return DeepARPipeline.from_state(params, state)
 
 
 def check_matches(
@@ -119,18 +127,18 @@ def check_matches(
         )
 
 
-def _metadata(pipeline: DeepARPipeline) -> dict:
+def _metadata(covariates: Iterable[str], state: FittedState) -> dict:
     return {
         "format_version": FORMAT_VERSION,
-        "model_id": pipeline.model_id_,
-        "zones": pipeline.zones_,
-        "covariates": list(pipeline.covariates),
-        "covariate_features": list(pipeline.covariate_features_),
-        "anchor_features": list(pipeline.anchor_features_),
-        "pca_components": int(pipeline.pca_.n_components_),
-        "calibration_from": pipeline.calibration_from_.isoformat(),
-        "training_range": list(pipeline.training_range_),
-        "training_data_hash": pipeline.training_data_hash_,
+        "model_id": state.model_id,
+        "zones": state.zones,
+        "covariates": list(covariates),
+        "covariate_features": list(state.covariate_features),
+        "anchor_features": list(state.anchor_features),
+        "pca_components": int(state.pca.n_components_),
+        "calibration_from": state.calibration_from.isoformat(),
+        "training_range": list(state.training_range),
+        "training_data_hash": state.training_data_hash,
         "libraries": {name: version(name) for name in LIBRARIES},
     }
 
@@ -165,6 +173,13 @@ def _stages_from_arrays(arrays: dict[str, np.ndarray]) -> dict:
                 setattr(estimator, name, value.item() if value.ndim == 0 else value)
         stages[stage] = estimator
     return stages
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable model artifact file ({exc}); retrain the model") from exc
 
 
 def _write_json(path: Path, content: dict) -> None:

@@ -9,10 +9,15 @@ the same issue-time information it gets when forecasting.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import lightning
 import numpy as np
@@ -106,13 +111,102 @@ def make_estimator(
     )
 
 
-def train(estimator_kwargs: dict, entries: list[dict], seed: int) -> PyTorchPredictor:
-    """Train on `entries`; lightning's checkpoints live in a temporary directory, never the tree."""
+@dataclass(frozen=True)
+class TrainingSet:
+    """Training windows as flat float32 files in `folder` (written once, memory-mapped by every
+    ensemble member): a member process reads the same pages instead of a pickled copy, and the
+    windows never sit in memory as Python objects."""
+
+    folder: str
+    count: int
+    hours: int  # window length: past + horizon
+    features: int
+
+    def _array(self, name: str, *shape: int) -> np.ndarray:
+        return np.memmap(Path(self.folder) / f"{name}.f32", dtype="float32", mode="r", shape=shape)
+
+    def entries(self) -> list[dict]:
+        target = self._array("target", self.count, self.hours)
+        dynamic = self._array("dynamic", self.count, self.features, self.hours)
+        static = self._array("static", self.count, 3)  # zone index, then the static reals
+        starts = np.fromfile(Path(self.folder) / "start.i8", dtype="int64")
+        return [
+            {
+                FieldName.START: pd.Period(pd.Timestamp(int(starts[i])), freq=FREQ),
+                FieldName.TARGET: target[i],
+                FieldName.FEAT_DYNAMIC_REAL: dynamic[i],
+                FieldName.FEAT_STATIC_CAT: np.array([int(static[i, 0])], dtype=int),
+                FieldName.FEAT_STATIC_REAL: np.asarray(static[i, 1:]),
+            }
+            for i in range(self.count)
+        ]
+
+
+class TrainingSetWriter:
+    """Appends windows to the files of a `TrainingSet` (plain writes: the page cache, not this
+    process, holds them)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.count = 0
+        self.hours = self.features = 0
+        self._files = {
+            name: open(Path(folder) / name, "wb")  # noqa: SIM115 - closed in close()
+            for name in ("target.f32", "dynamic.f32", "static.f32", "start.i8")
+        }
+
+    def add(self, window: Window, dynamic: np.ndarray, zone_index: int) -> None:
+        """`dynamic` is (window hours × features); the target covers the whole window."""
+        self.hours, self.features = dynamic.shape
+        static = np.array([zone_index, *static_reals(window)], dtype="float32")
+        self._files["target.f32"].write(window.target.astype("float32").tobytes())
+        self._files["dynamic.f32"].write(np.ascontiguousarray(dynamic.T, dtype="float32").tobytes())
+        self._files["static.f32"].write(static.tobytes())
+        self._files["start.i8"].write(np.int64(window.first_hour.tz_convert(None).value).tobytes())
+        self.count += 1
+
+    def close(self) -> TrainingSet:
+        for handle in self._files.values():
+            handle.close()
+        return TrainingSet(self.folder, self.count, self.hours, self.features)
+
+
+def train_member(estimator_kwargs: dict, training: TrainingSet, seed: int, out: str, threads: int) -> str:
+    """Train one ensemble member and serialize its predictor to `out` (runs in a worker process when
+    members train in parallel). Lightning's checkpoints live in a temporary directory."""
+    if threads:
+        torch.set_num_threads(threads)
     lightning.seed_everything(seed, verbose=False)
     with tempfile.TemporaryDirectory(prefix="spotcast-train-") as root, _quiet_gluonts():
         estimator = make_estimator(**estimator_kwargs, root_dir=root)
-        log.info("training DeepAR on %d windows", len(entries))
-        return estimator.train(entries, shuffle_buffer_length=SHUFFLE_BUFFER, cache_data=True)
+        predictor = estimator.train(training.entries(), shuffle_buffer_length=SHUFFLE_BUFFER)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    predictor.serialize(Path(out))
+    return out
+
+
+def train_ensemble(
+    estimator_kwargs: dict, training: TrainingSet, seeds: list[int], workers: int
+) -> list[PyTorchPredictor]:
+    """One predictor per seed. With `workers` > 1 the members train in that many spawned processes
+    of cores // workers torch threads each: on CPU a small LSTM gains less from a second thread than
+    from a second member running beside it."""
+    outs = [str(Path(training.folder) / f"member-{k}") for k in range(len(seeds))]
+    log.info("training %d DeepAR member(s) on %d windows, %d at a time", len(seeds), training.count, workers)
+    if workers <= 1:
+        for seed, out in zip(seeds, outs, strict=True):
+            train_member(estimator_kwargs, training, seed, out, threads=0)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            jobs = [
+                pool.submit(train_member, estimator_kwargs, training, seed, out, threads)
+                for seed, out in zip(seeds, outs, strict=True)
+            ]
+            for job in jobs:
+                job.result()
+    return [PyTorchPredictor.deserialize(Path(out), device="cpu") for out in outs]
 
 
 def sample_paths(

@@ -6,36 +6,42 @@ four-week hourly decile forecast of every configured zone.
 
 One global DeepAR model serves all zones (zone = static categorical with a learned embedding).
 Training and forecasting build their windows with the same code, from what was published at each
-issue instant. Deciles come from sample paths widened/narrowed per horizon week by spread factors
-calibrated at every forecast on the model's own out-of-sample forecasts of the newest weekly issues
-whose four weeks are delivered (rolling conformal style): the spread follows the current regime.
+issue instant. `predict` returns a `ForecastRecord`: the deciles of the sample paths, widened or
+narrowed per horizon week by the spread calibration stage (`forecasting.model.calibration`), fitted at
+every forecast on the model's own raw forecasts of the newest weekly issues whose four weeks are
+delivered (rolling conformal style), so the spread follows the current regime. Those past forecasts
+come from a track record (`forecasting.lake.track_record`): each (model, issue) is forecast once.
+`predict` never changes the estimator; persistence goes through `fitted_state` / `from_state`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Self
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
-from gluonts.torch.model.predictor import PyTorchPredictor
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
-from forecasting.features.covariates import pivot_zone
+from forecasting.features.covariates import LAST_YEAR, NEWEST_SEARCH_HOURS, RATIO_HOURS, pivot_zone
 from forecasting.features.windows import (
     ANCHOR_FEATURES,
     Window,
     WindowMaker,
     covariate_feature_names,
 )
-from forecasting.forecast_frame import forecast_hours, forecast_start, make_forecast_frame
-from forecasting.model import deepar
+from forecasting.forecast_frame import ForecastRecord, forecast_hours, forecast_start, make_forecast_frame
+from forecasting.lake.track_record import MemoryTrackRecord, TrackRecord
+from forecasting.model.calibration import HORIZON_WEEKS, SpreadCalibration
 from forecasting.publication import known_at
 from forecasting.schema import (
     DELIVERY_HOUR,
@@ -48,15 +54,38 @@ from forecasting.schema import (
     ZONE,
 )
 
+if TYPE_CHECKING:
+    from gluonts.torch.model.predictor import PyTorchPredictor
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEZONE = "Europe/Oslo"
 DEFAULT_COVARIATES: tuple[str, ...] = ("load_da", "generation_da", "wind_onshore_da")
-HORIZON_WEEKS = HORIZON_HOURS // 168
-CALIBRATION_COVERAGE = 0.8  # p10…p90
-SCALER_ROWS = 200_000  # rows sampled to fit scaler and PCA
+WEEK = pd.Timedelta(days=7)
+SCALER_ROWS = 200_000  # rows (of evenly spread training windows) that fit scaler and PCA
 DELIVERED_AFTER = pd.Timedelta(hours=HORIZON_HOURS + 48)  # an issue's horizon is published by then
+NEWEST_CALIBRATION_WEEKS = -(-DELIVERED_AFTER // WEEK)  # weeks back to the newest delivered issue
+# History a window reads before its issue: the last-year covariate extension (52 weeks + the 2-week
+# ratio) behind the oldest published covariate hour it may use (8 weeks back), plus a margin.
+WINDOW_LOOKBACK = pd.Timedelta(hours=LAST_YEAR + RATIO_HOURS + NEWEST_SEARCH_HOURS) + WEEK
 REQUIRED_COLUMNS = [ZONE, SERIES_COL, DELIVERY_HOUR, VALUE, PUBLISHED_AT]
+NOT_IN_MODEL_ID = ("model_id", "n_jobs")  # parameters that do not change what the model forecasts
+
+
+@dataclass(frozen=True)
+class FittedState:
+    """Everything `fit` learns: what an artifact stores and `from_state` restores."""
+
+    zones: dict[str, str]
+    covariate_features: tuple[str, ...]
+    anchor_features: tuple[str, ...]
+    scaler: StandardScaler
+    pca: PCA
+    predictors: list[PyTorchPredictor]
+    calibration_from: pd.Timestamp
+    training_range: tuple[str, str]
+    training_data_hash: str
+    model_id: str
 
 
 class DeepARPipeline(BaseEstimator):
@@ -77,6 +106,8 @@ class DeepARPipeline(BaseEstimator):
     calibration_weeks: how many weekly out-of-sample forecasts calibrate the decile spread per
         horizon week: the newest ones before each issue whose horizon is delivered, never before the
         weeks held out of training at the end of the fit history; 0 keeps the raw sample deciles.
+    n_jobs: ensemble members trained at once, each in its own process (None: as many as there are
+        CPU cores, at most ensemble_size). Does not change the model id.
     """
 
     def __init__(
@@ -100,6 +131,7 @@ class DeepARPipeline(BaseEstimator):
         issue_hour: int = 14,
         calibration_weeks: int = 16,
         random_state: int = 0,
+        n_jobs: int | None = None,
         model_id: str | None = None,
     ) -> None:
         self.zones = zones
@@ -121,60 +153,73 @@ class DeepARPipeline(BaseEstimator):
         self.issue_hour = issue_hour
         self.calibration_weeks = calibration_weeks
         self.random_state = random_state
+        self.n_jobs = n_jobs
         self.model_id = model_id
 
     # --- fit -----------------------------------------------------------------------------------
 
     def fit(self, history: pd.DataFrame) -> Self:
-        """Learn scaler, PCA, DeepAR and the decile calibration from a tidy series frame."""
+        """Learn scaler, PCA and the DeepAR ensemble from a tidy series frame."""
+        from forecasting.model import deepar  # torch and lightning load only where a model trains
+
         history = self._validate(history)
         if not 1 <= self.ensemble_size <= self.num_samples:
             raise ValueError(f"ensemble_size must be 1…num_samples, got {self.ensemble_size}")
-        self._calibration_cache: dict[str, np.ndarray] = {}  # samples of a previous fit are stale
         zones = self._zone_timezones(history)
-        series = (PRICE, *self.covariates)
-        makers = {
-            zone: WindowMaker(pivot_zone(history, zone, tz, series), self.covariates, self._past_length)
-            for zone, tz in zones.items()
-        }
+        makers = self._makers(history, zones)
         calibration_from = self._calibration_from(makers)
-        train_windows = [
-            w
-            for maker in makers.values()
-            for issue in self._training_issues(maker, until=calibration_from)
-            if (w := maker.window(issue, with_future=True)) is not None
-        ]
-        if not train_windows:
-            raise ValueError("history too short: no complete training window (needs ≥ ~6 weeks per zone)")
-
-        self.zones_ = dict(zones)
-        self.covariate_features_ = covariate_feature_names(tuple(self.covariates))
-        self.anchor_features_ = ANCHOR_FEATURES
-        self._fit_preprocessing(train_windows)
-        log.info(
-            "%d training windows over %d zones; PCA keeps %d of %d covariate features",
-            len(train_windows), len(zones), self.pca_.n_components_, len(self.covariate_features_),
-        )
-        entries = [self._entry(w) for w in train_windows]
-        self.predictors_ = [self._train_member(entries, member) for member in range(self.ensemble_size)]
-        self.calibration_from_ = calibration_from
+        issues = [(maker, issue) for maker in makers.values() for issue in self._training_issues(maker, calibration_from)]
+        scaler, pca = self._fit_preprocessing(issues)
+        with tempfile.TemporaryDirectory(prefix="spotcast-windows-") as folder:
+            writer = deepar.TrainingSetWriter(folder)
+            zone_index = {zone: k for k, zone in enumerate(zones)}
+            for maker, issue in issues:
+                if (window := maker.window(issue, with_future=True)) is not None:
+                    writer.add(window, _dynamic(scaler, pca, window), zone_index[window.zone])
+            training = writer.close()
+            if training.count == 0:
+                raise ValueError("history too short: no complete training window (needs ≥ ~6 weeks per zone)")
+            log.info(
+                "%d training windows over %d zones; PCA keeps %d of %d covariate features",
+                training.count, len(zones), pca.n_components_, len(covariate_feature_names(self.covariates)),
+            )
+            seeds = [self.random_state + member for member in range(self.ensemble_size)]
+            predictors = deepar.train_ensemble(
+                self._estimator_kwargs(len(zones), pca), training, seeds, self._workers()
+            )
 
         hours = history.loc[history[ZONE].isin(list(zones)), DELIVERY_HOUR]
-        self.training_range_ = (str(hours.min()), str(hours.max()))
-        self.training_data_hash_ = data_hash(history, tuple(zones), series)
-        self.model_id_ = self.model_id or f"deepar-{self.training_data_hash_[:12]}"
+        data = data_hash(history, tuple(zones), (PRICE, *self.covariates))
+        self._set_state(
+            FittedState(
+                zones=dict(zones),
+                covariate_features=covariate_feature_names(tuple(self.covariates)),
+                anchor_features=ANCHOR_FEATURES,
+                scaler=scaler,
+                pca=pca,
+                predictors=predictors,
+                calibration_from=calibration_from,
+                training_range=(str(hours.min()), str(hours.max())),
+                training_data_hash=data,
+                model_id=self.model_id or f"deepar-{self._model_hash(data)[:12]}",
+            )
+        )
         return self
 
-    def _train_member(self, entries: list[dict], member: int) -> PyTorchPredictor:
-        seed = self.random_state + member
-        log.info("ensemble member %d/%d (seed %d)", member + 1, self.ensemble_size, seed)
-        return deepar.train(self._estimator_kwargs(), entries, seed)
+    def _workers(self) -> int:
+        cores = os.cpu_count() or 1
+        return max(1, min(self.ensemble_size, self.n_jobs or cores))
+
+    def _model_hash(self, data: str) -> str:
+        """sha256 of the training data hash and every parameter that shapes the forecasts."""
+        params = {k: v for k, v in self.get_params().items() if k not in NOT_IN_MODEL_ID}
+        return hashlib.sha256((data + json.dumps(params, default=str, sort_keys=True)).encode()).hexdigest()
 
     def _validate(self, history: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in REQUIRED_COLUMNS if c not in history.columns]
         if missing:
             raise ValueError(f"history lacks columns {missing}; expected a tidy series frame")
-        unknown_zones = set(self.zones or ()) - set(history[ZONE])
+        unknown_zones = set(self.zones or ()) - set(history[ZONE].unique())
         if unknown_zones:
             raise ValueError(f"history holds no rows of configured zones {sorted(unknown_zones)}")
         return history
@@ -183,6 +228,15 @@ class DeepARPipeline(BaseEstimator):
         if self.zones is not None:
             return dict(self.zones)
         return {zone: DEFAULT_TIMEZONE for zone in sorted(history[ZONE].unique())}
+
+    def _makers(
+        self, history: pd.DataFrame, zones: Mapping[str, str], until: pd.Timestamp | None = None
+    ) -> dict[str, WindowMaker]:
+        series = (PRICE, *self.covariates)
+        return {
+            zone: WindowMaker(pivot_zone(history, zone, tz, series, until), self.covariates, self._past_length)
+            for zone, tz in zones.items()
+        }
 
     @property
     def _past_length(self) -> int:
@@ -212,33 +266,22 @@ class DeepARPipeline(BaseEstimator):
             return end + pd.Timedelta(hours=1)
         return weekly[max(0, len(weekly) - self.calibration_weeks)]
 
-    def _calibration_issues(self, issued_at: pd.Timestamp) -> pd.DatetimeIndex:
-        """The newest `calibration_weeks` weekly issues before `issued_at` (same weekday and hour)
-        whose horizon is delivered by then and which the network never trained on."""
-        newest = -(-DELIVERED_AFTER // pd.Timedelta(days=7))  # weeks back to the newest delivered one
-        weeks_back = np.arange(newest, newest + self.calibration_weeks)
-        issues = issued_at - pd.to_timedelta(7 * weeks_back, unit="D")
-        return issues[issues >= self.calibration_from_]
+    def _fit_preprocessing(self, issues: list[tuple[WindowMaker, pd.Timestamp]]) -> tuple[StandardScaler, PCA]:
+        """Scaler and PCA on the covariate rows of training windows spread evenly over the issues
+        (about SCALER_ROWS rows): the windows are never all in memory at once."""
+        every = max(1, len(issues) * (HORIZON_HOURS + self._past_length) // SCALER_ROWS)
+        sample = [w.covariate_features for m, issue in issues[::every] if (w := m.window(issue, with_future=True))]
+        if not sample:
+            raise ValueError("history too short: no complete training window (needs ≥ ~6 weeks per zone)")
+        rows = np.vstack(sample)
+        scaler = StandardScaler().fit(rows)
+        scaled = np.nan_to_num(scaler.transform(rows))  # a missing covariate → its mean
+        return scaler, PCA(n_components=self.n_components, random_state=self.random_state).fit(scaled)
 
-    def _fit_preprocessing(self, windows: list[Window]) -> None:
-        rows = np.vstack([w.covariate_features for w in windows])
-        rng = np.random.default_rng(self.random_state)
-        if len(rows) > SCALER_ROWS:
-            rows = rows[rng.choice(len(rows), SCALER_ROWS, replace=False)]
-        self.scaler_ = StandardScaler().fit(rows)
-        scaled = np.nan_to_num(self.scaler_.transform(rows))  # a missing covariate → its mean
-        self.pca_ = PCA(n_components=self.n_components, random_state=self.random_state).fit(scaled)
-
-    def _entry(self, window: Window) -> dict:
-        scaled = np.nan_to_num(self.scaler_.transform(window.covariate_features))
-        dynamic = np.column_stack([self.pca_.transform(scaled), window.anchor_features])
-        zone_index = list(self.zones_).index(window.zone)
-        return deepar.to_entry(window, dynamic, zone_index)
-
-    def _estimator_kwargs(self) -> dict:
+    def _estimator_kwargs(self, num_zones: int, pca: PCA) -> dict:
         return {
-            "num_features": int(self.pca_.n_components_) + len(self.anchor_features_),
-            "num_zones": len(self.zones_),
+            "num_features": int(pca.n_components_) + len(ANCHOR_FEATURES),
+            "num_zones": num_zones,
             "embedding_dimension": self.embedding_dimension,
             "context_length": self.context_length,
             "lags_seq": list(self.lags_seq),
@@ -252,13 +295,137 @@ class DeepARPipeline(BaseEstimator):
             "num_samples": self.num_samples,
         }
 
+    # --- state (persistence: forecasting.model.artifact) ----------------------------------------
+
+    def fitted_state(self) -> FittedState:
+        self._check_fitted()
+        return FittedState(
+            zones=self.zones_,
+            covariate_features=self.covariate_features_,
+            anchor_features=self.anchor_features_,
+            scaler=self.scaler_,
+            pca=self.pca_,
+            predictors=self.predictors_,
+            calibration_from=self.calibration_from_,
+            training_range=self.training_range_,
+            training_data_hash=self.training_data_hash_,
+            model_id=self.model_id_,
+        )
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: FittedState) -> DeepARPipeline:
+        pipeline = cls(**params)
+        pipeline._set_state(state)
+        return pipeline
+
+    def _set_state(self, state: FittedState) -> None:
+        self.zones_ = dict(state.zones)
+        self.covariate_features_ = tuple(state.covariate_features)
+        self.anchor_features_ = tuple(state.anchor_features)
+        self.scaler_ = state.scaler
+        self.pca_ = state.pca
+        self.predictors_ = list(state.predictors)
+        self.calibration_from_ = state.calibration_from
+        self.training_range_ = tuple(state.training_range)
+        self.training_data_hash_ = state.training_data_hash
+        self.model_id_ = state.model_id
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "predictors_"):
+            raise NotFittedError("DeepARPipeline is not fitted yet: call fit(history) or load an artifact")
+
+    # --- predict -------------------------------------------------------------------------------
+
+    @property
+    def history_needed(self) -> pd.Timedelta:
+        """How far before an issue `predict` reads history (see `history_needed`)."""
+        return history_needed(self.calibration_weeks)
+
+    def predict(
+        self, history: pd.DataFrame, issued_at: pd.Timestamp, track_record: TrackRecord | None = None
+    ) -> ForecastRecord:
+        """The forecast of every fitted zone from the rows of `history` public at `issued_at`, its
+        input status and the spread factors it was calibrated with. Raw forecasts of the
+        calibration issues come from `track_record` when stored there, else are made and stored
+        (default: a fresh in-memory record, i.e. made now); the raw forecast of `issued_at` is
+        stored too. The estimator itself is left unchanged."""
+        self._check_fitted()
+        issued_at = pd.Timestamp(issued_at).tz_convert("UTC")
+        known = known_at(self._validate(history), issued_at)
+        known = known[known[DELIVERY_HOUR] >= issued_at - self.history_needed]
+        present = set(known[ZONE].unique())
+        for zone in self.zones_:
+            if zone not in present:
+                raise ValueError(f"history holds no rows of fitted zone {zone} published by {issued_at}")
+        makers = self._makers(known, self.zones_, until=issued_at + pd.Timedelta(hours=HORIZON_HOURS + 72))
+        record = track_record if track_record is not None else MemoryTrackRecord()
+        raw, windows = self._raw_forecast(makers, known, issued_at, strict=True)
+        record.put(self.model_id_, raw)
+        past = [self._past_forecast(makers, known, issue, record) for issue in self._calibration_issues(issued_at)]
+        past = [frame for frame in past if frame is not None]
+        if past:
+            prices = known[known[SERIES_COL] == PRICE]
+            calibration = SpreadCalibration().fit(pd.concat(past, ignore_index=True), prices)
+            factors = calibration.factors_
+            forecast = calibration.apply(raw)
+        else:
+            log.warning("no delivered out-of-sample issue to calibrate on: raw sample deciles")
+            factors, forecast = np.ones(HORIZON_WEEKS), raw
+        log.info("decile spread factors per horizon week: %s (%d past issues)", np.round(factors, 2), len(past))
+        status = pd.concat([w.input_status() for w in windows], ignore_index=True)
+        return ForecastRecord(forecast, status, factors)
+
+    def _calibration_issues(self, issued_at: pd.Timestamp) -> pd.DatetimeIndex:
+        """The newest `calibration_weeks` weekly issues before `issued_at` (same weekday and hour)
+        whose horizon is delivered by then and which the network never trained on."""
+        weeks_back = np.arange(NEWEST_CALIBRATION_WEEKS, NEWEST_CALIBRATION_WEEKS + self.calibration_weeks)
+        issues = issued_at - pd.to_timedelta(7 * weeks_back, unit="D")
+        return issues[issues >= self.calibration_from_]
+
+    def _past_forecast(
+        self, makers: dict[str, WindowMaker], known: pd.DataFrame, issue: pd.Timestamp, record: TrackRecord
+    ) -> pd.DataFrame | None:
+        """The raw forecast of a past issue from the track record, or made and stored now."""
+        stored = record.get(self.model_id_, issue)
+        if stored is not None:
+            return stored
+        made = self._raw_forecast(makers, known, issue, strict=False)
+        if made is None:
+            return None
+        record.put(self.model_id_, made[0])
+        return made[0]
+
+    def _raw_forecast(
+        self, makers: dict[str, WindowMaker], known: pd.DataFrame, issued_at: pd.Timestamp, strict: bool
+    ) -> tuple[pd.DataFrame, list[Window]] | None:
+        """Uncalibrated forecast frame (all zones) issued at `issued_at` and its windows; a zone
+        without a window raises when `strict`, else the issue is skipped (None)."""
+        windows = []
+        for zone, maker in makers.items():
+            window = maker.window(issued_at)
+            if window is None:
+                if not strict:
+                    return None
+                raise ValueError(
+                    f"{zone}: cannot forecast at {issued_at}: needs the prices of the "
+                    f"{self._past_length} hours before the forecast start, published within the last week"
+                )
+            windows.append(window)
+        frames = [
+            self._forecast_frame(window, known, issued_at, samples)
+            for window, samples in zip(windows, self._anchored_samples(windows), strict=True)
+        ]
+        return pd.concat(frames, ignore_index=True), windows
+
     def _anchored_samples(self, windows: list[Window]) -> list[np.ndarray]:
-        """Anchored sample paths of forecast windows (the training part of a window is cut off)."""
-        entries = []
-        for window in windows:
-            entry = self._entry(window)
-            entry["target"] = entry["target"][: self._past_length]
-            entries.append(entry)
+        """Anchored sample paths of forecast windows; the same windows always give the same paths."""
+        from forecasting.model import deepar
+
+        zone_index = {zone: k for k, zone in enumerate(self.zones_)}
+        entries = [
+            deepar.to_entry(w, _dynamic(self.scaler_, self.pca_, w), zone_index[w.zone])
+            for w in windows
+        ]
         shares = np.array_split(np.arange(self.num_samples), len(self.predictors_))
         members = [
             deepar.sample_paths(predictor, entries, len(share), self.random_state)
@@ -266,119 +433,51 @@ class DeepARPipeline(BaseEstimator):
         ]
         return [np.concatenate(paths) for paths in zip(*members, strict=True)]
 
-    def _spread_factors(self, makers: Mapping[str, WindowMaker], issued_at: pd.Timestamp) -> np.ndarray:
-        """Per horizon week, the factor on the sample spread around the median that makes p10–p90
-        cover 80 % of the truths of the calibration issues (1.0 where there is nothing to go on).
-
-        Each issue's paths are sampled with the fixed seed, so they do not depend on what was
-        sampled before, and kept (by window content) until the next forecast: a rolling backtest or
-        a second forecast of the day samples only the issues it has not seen yet."""
-        previous = getattr(self, "_calibration_cache", {})  # none yet in a loaded artifact
-        current: dict[str, np.ndarray] = {}
-        samples, truths = [], []
-        for issue in self._calibration_issues(issued_at):
-            windows = [w for m in makers.values() if (w := m.window(issue, with_future=True)) is not None]
-            if windows:
-                key = content_key(windows)
-                current[key] = previous[key] if key in previous else np.stack(self._anchored_samples(windows))
-                samples.append(current[key])
-                truths += [w.target[self._past_length :] for w in windows]
-        self._calibration_cache = current
-        if not truths:
-            log.warning("no delivered out-of-sample issue to calibrate on: raw sample deciles")
-            return np.ones(HORIZON_WEEKS)
-        return self._calibrate(np.concatenate(samples), np.stack(truths))
-
-    @staticmethod
-    def _calibrate(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
-        """Spread factors per horizon week from (windows × samples × hours) anchored sample paths
-        and the (windows × hours) anchored truths."""
-        median = np.median(samples, axis=1)
-        low, high = np.quantile(samples, [0.1, 0.9], axis=1)
-        # how far out (in units of the own-side half width) each truth lies
-        ratio = np.where(
-            truth >= median,
-            (truth - median) / np.maximum(high - median, 1e-6),
-            (median - truth) / np.maximum(median - low, 1e-6),
-        )
-        weeks = [ratio[:, week * 168 : (week + 1) * 168] for week in range(HORIZON_WEEKS)]
-        factors = [np.nanquantile(w, CALIBRATION_COVERAGE) if (~np.isnan(w)).any() else 1.0 for w in weeks]
-        return np.asarray(factors, dtype="float64")
-
-    # --- persistence ---------------------------------------------------------------------------
-
-    def save(self, path: str | Path) -> Path:
-        """Write the fitted pipeline to ONE artifact directory (see `forecasting.model.artifact`)."""
-        from forecasting.model.artifact import save_pipeline  # the artifact module imports this one
-
-        return save_pipeline(self, path)
-
-    @classmethod
-    def load(
-        cls, path: str | Path, zones: Iterable[str] | None = None, covariates: Iterable[str] | None = None
-    ) -> DeepARPipeline:
-        """Read an artifact; raises ArtifactMismatchError if it was trained for other zones/covariates.
-        Only load trusted artifacts (the GluonTS/torch part can run code)."""
-        from forecasting.model.artifact import load_pipeline
-
-        return load_pipeline(path, zones, covariates)
-
-    # --- predict -------------------------------------------------------------------------------
-
-    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
-        """Forecast frame of every fitted zone, from the rows of `history` public at `issued_at`."""
-        if not hasattr(self, "predictors_"):
-            raise NotFittedError("DeepARPipeline is not fitted yet: call fit(history) or load an artifact")
-        issued_at = pd.Timestamp(issued_at).tz_convert("UTC")
-        known = known_at(self._validate(history), issued_at)
-        series = (PRICE, *self.covariates)
-        until = issued_at + pd.Timedelta(hours=HORIZON_HOURS + 72)
-        windows, makers = [], {}
-        present = set(known[ZONE])
-        for zone, tz in self.zones_.items():
-            if zone not in present:
-                raise ValueError(f"history holds no rows of fitted zone {zone} published by {issued_at}")
-            makers[zone] = WindowMaker(pivot_zone(known, zone, tz, series, until), self.covariates, self._past_length)
-            window = makers[zone].window(issued_at)
-            if window is None:
-                raise ValueError(
-                    f"{zone}: cannot forecast at {issued_at}: needs the prices of the "
-                    f"{self._past_length} hours before the forecast start, published within the last week"
-                )
-            windows.append(window)
-        self.spread_factors_ = self._spread_factors(makers, issued_at)
-        log.info("decile spread factors per horizon week: %s", np.round(self.spread_factors_, 2))
-        frames = [
-            self._forecast_frame(window, known, issued_at, samples)
-            for window, samples in zip(windows, self._anchored_samples(windows), strict=True)
-        ]
-        self.input_status_ = pd.concat([w.input_status() for w in windows], ignore_index=True)
-        return pd.concat(frames, ignore_index=True)
-
     def _forecast_frame(
         self, window: Window, known: pd.DataFrame, issued_at: pd.Timestamp, samples: np.ndarray
     ) -> pd.DataFrame:
         hours = forecast_hours(forecast_start(known, window.zone, issued_at))
         if not hours.equals(window.forecast_hours):
             raise ValueError(f"{window.zone}: forecast start disagrees with the anchored window")
-        median = np.median(samples, axis=0)
-        factors = np.repeat(self.spread_factors_, 168)
-        calibrated = window.horizon_prices(median + factors * (samples - median))
+        prices = window.horizon_prices(samples)
         return make_forecast_frame(
             zone=window.zone,
             timezone=self.zones_[window.zone],
             issued_at=issued_at,
             delivery_hours=hours,
-            mean=calibrated.mean(axis=0),
-            quantiles=np.quantile(calibrated, QUANTILE_LEVELS, axis=0).T,
+            mean=prices.mean(axis=0),
+            quantiles=np.quantile(prices, QUANTILE_LEVELS, axis=0).T,
             model_id=self.model_id_,
         )
 
 
-def content_key(windows: list[Window]) -> str:
-    """sha256 of what the model sees of these windows (anchored target, covariates)."""
-    parts = (w.target.tobytes() + w.covariate_features.tobytes() for w in windows)
-    return hashlib.sha256(b"".join(parts)).hexdigest()
+def history_needed(calibration_weeks: int) -> pd.Timedelta:
+    """How far before an issue a forecast reads history, its calibration issues included; older
+    rows are ignored, so a forecast is the same however much history the caller passes."""
+    return (NEWEST_CALIBRATION_WEEKS + calibration_weeks) * WEEK + WINDOW_LOOKBACK
+
+
+class TrackedPipeline:
+    """`Forecaster` adapter: a pipeline that forecasts with one track record across calls, so a
+    rolling backtest or a validation forecasts each (model, issue) once."""
+
+    def __init__(self, pipeline: DeepARPipeline, track_record: TrackRecord | None = None) -> None:
+        self.pipeline = pipeline
+        self.track_record = track_record if track_record is not None else MemoryTrackRecord()
+
+    def fit(self, history: pd.DataFrame) -> Self:
+        self.pipeline.fit(history)
+        return self
+
+    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> ForecastRecord:
+        return self.pipeline.predict(history, issued_at, self.track_record)
+
+
+def _dynamic(scaler: StandardScaler, pca: PCA, window: Window) -> np.ndarray:
+    """The network's dynamic features of a window: PCA of the scaled covariates, then the anchor
+    features (already in anchored units, so they bypass the PCA)."""
+    scaled = np.nan_to_num(scaler.transform(window.covariate_features))
+    return np.column_stack([pca.transform(scaled), window.anchor_features])
 
 
 def data_hash(history: pd.DataFrame, zones: tuple[str, ...], series: tuple[str, ...]) -> str:

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from forecasting.config import PROJECT_ROOT, Settings
 from forecasting.lake.files import LakeFS
-from forecasting.model.artifact import ArtifactError, load_pipeline
+from forecasting.model.artifact import ArtifactError, load_pipeline, save_pipeline
 from forecasting.model.pipeline import DeepARPipeline
 
 RUNS = "model_runs"
@@ -66,7 +66,7 @@ def save_artifact(settings: Settings, pipeline: DeepARPipeline) -> Path:
     """Save under a temporary name, then rename: a crash never leaves a half-written model behind."""
     final = artifact_dir(settings, pipeline.model_id_)
     tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
-    pipeline.save(tmp)
+    save_pipeline(pipeline, tmp)
     if final.exists():  # same data and parameters → same model id: replace the older copy
         shutil.rmtree(final)
     tmp.rename(final)

@@ -7,7 +7,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from forecasting.features.covariates import HOURS_EXTENDED, INPUT_STATUS_COLUMNS, NEWEST_PUBLISHED_HOUR
-from forecasting.forecast_frame import forecast_start
+from forecasting.forecast_frame import ForecastRecord, forecast_start
+from forecasting.lake.track_record import MemoryTrackRecord
 from forecasting.model.pipeline import DELIVERED_AFTER, DeepARPipeline
 from forecasting.publication import known_at
 from forecasting.schema import (
@@ -25,8 +26,13 @@ ISSUED = pd.Timestamp("2019-04-10 12:00", tz="UTC")  # 14:00 in Oslo, after the 
 
 
 @pytest.fixture(scope="module")
-def forecast(fitted, history) -> pd.DataFrame:
+def record(fitted, history) -> ForecastRecord:
     return fitted.predict(history, ISSUED)
+
+
+@pytest.fixture(scope="module")
+def forecast(record) -> pd.DataFrame:
+    return record.frame
 
 
 def test_get_params_survive_clone():
@@ -52,6 +58,21 @@ def test_predict_before_fit_raises_not_fitted(history):
         DeepARPipeline().predict(history, ISSUED)
 
 
+def test_predict_leaves_the_estimator_unchanged(fitted, history):
+    """scikit-learn's check_dict_unchanged: a forecast returns its by-products, stores none."""
+    before = dict(fitted.__dict__)
+    params = fitted.get_params()
+    fitted.predict(history, ISSUED + pd.Timedelta(days=1))
+    assert fitted.__dict__.keys() == before.keys()
+    assert all(fitted.__dict__[key] is value for key, value in before.items())
+    assert fitted.get_params() == params
+
+
+def test_state_round_trip_gives_the_same_forecast(fitted, history, forecast):
+    restored = DeepARPipeline.from_state(fitted.get_params(), fitted.fitted_state())
+    pd.testing.assert_frame_equal(restored.predict(history, ISSUED).frame, forecast)
+
+
 def test_forecast_has_horizon_rows_per_zone_and_forecast_columns(forecast):
     assert list(forecast.columns) == FORECAST_COLUMNS
     assert forecast.groupby(ZONE).size().to_dict() == {"NO1": HORIZON_HOURS, "NO2": HORIZON_HOURS}
@@ -73,22 +94,47 @@ def test_forecast_carries_the_model_id(forecast, fitted):
 
 
 def test_forecast_ignores_rows_published_after_issue(fitted, history, forecast):
-    only_known = fitted.predict(known_at(history, ISSUED), ISSUED)
+    only_known = fitted.predict(known_at(history, ISSUED), ISSUED).frame
     pd.testing.assert_frame_equal(only_known, forecast)
 
 
-def test_deciles_are_calibrated_on_delivered_weekly_issues_the_network_never_saw(fitted, forecast):
+def test_forecast_ignores_history_older_than_it_needs(fitted, history, forecast):
+    recent = history[history[DELIVERY_HOUR] >= ISSUED - fitted.history_needed]
+    pd.testing.assert_frame_equal(fitted.predict(recent, ISSUED).frame, forecast)
+
+
+def test_deciles_are_calibrated_on_delivered_weekly_issues_the_network_never_saw(fitted, record):
     issues = fitted._calibration_issues(ISSUED)
     assert len(issues) == fitted.calibration_weeks
     assert ((ISSUED - issues) % pd.Timedelta(days=7) == pd.Timedelta(0)).all()  # same weekday and hour
     assert (issues + DELIVERED_AFTER <= ISSUED).all()  # every truth was published by the issue
     assert (issues >= fitted.calibration_from_).all()  # after the training windows' horizons
-    assert fitted.spread_factors_.shape == (HORIZON_HOURS // 168,)
-    assert (fitted.spread_factors_ > 0).all()
+    assert record.spread_factors.shape == (HORIZON_HOURS // 168,)
+    assert (record.spread_factors > 0).all()
 
 
-def test_input_status_reports_every_zone_and_covariate(fitted, forecast):
-    status = fitted.input_status_
+def test_track_record_keeps_the_forecast_and_its_calibration_issues(fitted, history, forecast):
+    track_record = MemoryTrackRecord()
+    first = fitted.predict(history, ISSUED, track_record)
+    for issue in [ISSUED, *fitted._calibration_issues(ISSUED)]:
+        assert track_record.get(fitted.model_id_, issue) is not None
+    pd.testing.assert_frame_equal(first.frame, forecast)  # the same whatever was stored before
+    again = fitted.predict(history, ISSUED, track_record)  # everything now comes from the record
+    pd.testing.assert_frame_equal(again.frame, forecast)
+
+
+def test_calibration_issues_come_from_the_track_record(fitted, history, forecast):
+    """A stored past forecast is what the calibration uses: a doctored one changes the spread."""
+    track_record = MemoryTrackRecord()
+    for issue in fitted._calibration_issues(ISSUED):
+        past = fitted.predict(history, issue).frame
+        track_record.put(fitted.model_id_, past.assign(p10=past["p50"] - 1e-3, p90=past["p50"] + 1e-3))
+    widened = fitted.predict(history, ISSUED, track_record)
+    assert (widened.spread_factors > 100).all()
+
+
+def test_input_status_reports_every_zone_and_covariate(fitted, record):
+    status = record.input_status
     assert list(status.columns) == INPUT_STATUS_COLUMNS
     assert len(status) == 2 * len(fitted.covariates)
     assert (status[NEWEST_PUBLISHED_HOUR] <= ISSUED + pd.Timedelta(days=2)).all()
@@ -101,7 +147,7 @@ def local_hours_of_day(forecast: pd.DataFrame, day: str) -> pd.DataFrame:
 
 
 def test_spring_forward_day_has_23_local_hours_mapped_to_utc(fitted, history):
-    forecast = fitted.predict(history, pd.Timestamp("2019-03-20 13:00", tz="UTC"))
+    forecast = fitted.predict(history, pd.Timestamp("2019-03-20 13:00", tz="UTC")).frame
     day = local_hours_of_day(forecast, "2019-03-31")
     assert len(day) == 23
     assert day[LOCAL_TIME].iloc[2] == "2019-03-31T03:00+0200"  # 02:00 does not exist
@@ -109,7 +155,7 @@ def test_spring_forward_day_has_23_local_hours_mapped_to_utc(fitted, history):
 
 
 def test_fall_back_day_has_25_local_hours_mapped_to_utc(fitted, history):
-    forecast = fitted.predict(history, pd.Timestamp("2019-10-10 12:00", tz="UTC"))
+    forecast = fitted.predict(history, pd.Timestamp("2019-10-10 12:00", tz="UTC")).frame
     day = local_hours_of_day(forecast, "2019-10-27")
     assert len(day) == 25
     assert day[LOCAL_TIME].iloc[2:4].tolist() == ["2019-10-27T02:00+0200", "2019-10-27T02:00+0100"]
