@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 from forecasting.config import ConfigError, Settings
-from forecasting.evaluation.backtest import Prefitted, backtest, weekly_origins
+from forecasting.evaluation.backtest import Prefitted, backtest
 from forecasting.evaluation.baselines import (
     SEASONAL_NAIVE,
     SEASONAL_NAIVE_EMPIRICAL,
@@ -25,8 +25,9 @@ from forecasting.lake.series_store import read_series
 from forecasting.lake.track_record import LakeTrackRecord
 from forecasting.model import registry
 from forecasting.model.artifact import ArtifactFormatError, ArtifactMismatchError
+from forecasting.model.calibration import NEWEST_CALIBRATION_WEEKS, weekly_issues_before
 from forecasting.model.pipeline import DeepARPipeline, TrackedPipeline
-from forecasting.schema import HORIZON_HOURS, PRICE
+from forecasting.schema import PRICE
 
 log = logging.getLogger("spotcast.train")
 
@@ -59,13 +60,11 @@ def model_series(pipeline: DeepARPipeline) -> list[str]:
 
 
 def validation_origins(settings: Settings, as_of: pd.Timestamp) -> pd.DatetimeIndex:
-    """The last VALIDATION_WEEKS Monday issues whose four-week horizon was delivered by `as_of`."""
-    tz = settings.schedule.timezone
-    last = (as_of - pd.Timedelta(hours=HORIZON_HOURS + 48)).tz_convert(tz).date()
-    origins = weekly_origins(
-        last - timedelta(weeks=VALIDATION_WEEKS + 1), last + timedelta(days=1), timezone=tz
-    )
-    return origins[-VALIDATION_WEEKS:]
+    """The last VALIDATION_WEEKS weekly issues (as-of's local weekday and hour) whose four-week
+    horizon was delivered by `as_of`: the newest calibration issues of a forecast at `as_of`, so
+    their raw forecasts in the track record serve that forecast's calibration as well."""
+    weeks_back = np.arange(NEWEST_CALIBRATION_WEEKS, NEWEST_CALIBRATION_WEEKS + VALIDATION_WEEKS)
+    return weekly_issues_before(as_of, settings.zones[0].timezone, weeks_back)[::-1]
 
 
 def score_recent(

@@ -28,9 +28,20 @@ from forecasting.schema import (
 
 WEEK = 168
 HORIZON_WEEKS = HORIZON_HOURS // WEEK
+DELIVERED_AFTER = pd.Timedelta(hours=HORIZON_HOURS + 48)  # an issue's horizon is published by then
+NEWEST_CALIBRATION_WEEKS = -(-DELIVERED_AFTER // pd.Timedelta(days=7))  # weeks back to the newest delivered issue
 COVERAGE = 0.8  # the band p10…p90
 MEDIAN, LOW, HIGH = "p50", "p10", "p90"
 _TINY = 1e-6  # floor of a half band, EUR/MWh
+
+
+def weekly_issues_before(issued_at: pd.Timestamp, timezone: str, weeks_back: np.ndarray) -> pd.DatetimeIndex:
+    """Issue instants `weeks_back` weeks before `issued_at` on the local clock (same weekday and
+    local hour, minutes dropped), so a daily run at 14:00 finds last weeks' 14:00 issues whatever
+    the DST offset or the minute it started."""
+    local = pd.Timestamp(issued_at).tz_convert(timezone).floor("h").tz_localize(None)
+    days = local - pd.to_timedelta(7 * np.asarray(weeks_back), unit="D")
+    return pd.DatetimeIndex(days).tz_localize(timezone, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
 
 
 def horizon_week(frame: pd.DataFrame) -> np.ndarray:

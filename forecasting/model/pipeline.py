@@ -41,7 +41,13 @@ from forecasting.features.windows import (
 )
 from forecasting.forecast_frame import ForecastRecord, forecast_hours, forecast_start, make_forecast_frame
 from forecasting.lake.track_record import MemoryTrackRecord, TrackRecord
-from forecasting.model.calibration import HORIZON_WEEKS, SpreadCalibration
+from forecasting.model.calibration import (
+    DELIVERED_AFTER,
+    HORIZON_WEEKS,
+    NEWEST_CALIBRATION_WEEKS,
+    SpreadCalibration,
+    weekly_issues_before,
+)
 from forecasting.publication import known_at
 from forecasting.schema import (
     DELIVERY_HOUR,
@@ -63,8 +69,6 @@ DEFAULT_TIMEZONE = "Europe/Oslo"
 DEFAULT_COVARIATES: tuple[str, ...] = ("load_da", "generation_da", "wind_onshore_da")
 WEEK = pd.Timedelta(days=7)
 SCALER_ROWS = 200_000  # rows (of evenly spread training windows) that fit scaler and PCA
-DELIVERED_AFTER = pd.Timedelta(hours=HORIZON_HOURS + 48)  # an issue's horizon is published by then
-NEWEST_CALIBRATION_WEEKS = -(-DELIVERED_AFTER // WEEK)  # weeks back to the newest delivered issue
 # History a window reads before its issue: the last-year covariate extension (52 weeks + the 2-week
 # ratio) behind the oldest published covariate hour it may use (8 weeks back), plus a margin.
 WINDOW_LOOKBACK = pd.Timedelta(hours=LAST_YEAR + RATIO_HOURS + NEWEST_SEARCH_HOURS) + WEEK
@@ -376,11 +380,16 @@ class DeepARPipeline(BaseEstimator):
         return ForecastRecord(forecast, status, factors)
 
     def _calibration_issues(self, issued_at: pd.Timestamp) -> pd.DatetimeIndex:
-        """The newest `calibration_weeks` weekly issues before `issued_at` (same weekday and hour)
-        whose horizon is delivered by then and which the network never trained on."""
+        """The newest `calibration_weeks` weekly issues before `issued_at` (same local weekday and
+        hour) whose horizon is delivered by then and which the network never trained on."""
         weeks_back = np.arange(NEWEST_CALIBRATION_WEEKS, NEWEST_CALIBRATION_WEEKS + self.calibration_weeks)
-        issues = issued_at - pd.to_timedelta(7 * weeks_back, unit="D")
-        return issues[issues >= self.calibration_from_]
+        issues = weekly_issues_before(issued_at, self.calibration_timezone, weeks_back)
+        return issues[(issues + DELIVERED_AFTER <= issued_at) & (issues >= self.calibration_from_)]
+
+    @property
+    def calibration_timezone(self) -> str:
+        """The clock of calibration issues: the first zone's."""
+        return next(iter(self.zones_.values()))
 
     def _past_forecast(
         self, makers: dict[str, WindowMaker], known: pd.DataFrame, issue: pd.Timestamp, record: TrackRecord

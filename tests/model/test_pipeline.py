@@ -9,7 +9,8 @@ from sklearn.exceptions import NotFittedError
 from forecasting.features.covariates import HOURS_EXTENDED, INPUT_STATUS_COLUMNS, NEWEST_PUBLISHED_HOUR
 from forecasting.forecast_frame import ForecastRecord, forecast_start
 from forecasting.lake.track_record import MemoryTrackRecord
-from forecasting.model.pipeline import DELIVERED_AFTER, DeepARPipeline
+from forecasting.model.calibration import DELIVERED_AFTER
+from forecasting.model.pipeline import DeepARPipeline
 from forecasting.publication import known_at
 from forecasting.schema import (
     DELIVERY_HOUR,
@@ -106,7 +107,9 @@ def test_forecast_ignores_history_older_than_it_needs(fitted, history, forecast)
 def test_deciles_are_calibrated_on_delivered_weekly_issues_the_network_never_saw(fitted, record):
     issues = fitted._calibration_issues(ISSUED)
     assert len(issues) == fitted.calibration_weeks
-    assert ((ISSUED - issues) % pd.Timedelta(days=7) == pd.Timedelta(0)).all()  # same weekday and hour
+    local, issued_local = issues.tz_convert("Europe/Oslo"), ISSUED.tz_convert("Europe/Oslo")
+    assert (local.weekday == issued_local.weekday()).all()  # same local weekday and hour, across DST
+    assert (local.hour == issued_local.hour).all()
     assert (issues + DELIVERED_AFTER <= ISSUED).all()  # every truth was published by the issue
     assert (issues >= fitted.calibration_from_).all()  # after the training windows' horizons
     assert record.spread_factors.shape == (HORIZON_HOURS // 168,)
