@@ -29,13 +29,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import machine
+from measure import children_peak_mb, machine, peak_mb
 
 from forecasting.config import load_settings
 from forecasting.evaluation.backtest import BacktestResult, run_backtest
 from forecasting.feeds.replay import ReplayFeed
+from forecasting.forecast_frame import ForecastRecord
 from forecasting.jobs.train import build_pipeline
-from forecasting.model.pipeline import DeepARPipeline
+from forecasting.model.pipeline import DeepARPipeline, TrackedPipeline
 
 MODEL_NAME = "deepar"
 PERIODS: dict[str, tuple[str, str]] = {
@@ -52,21 +53,22 @@ class Timings:
 
 
 class TimedPipeline:
-    """A DeepARPipeline, with the wall time of every fit and predict recorded."""
+    """A DeepARPipeline forecasting with one in-memory track record (each issue is forecast once,
+    as in the daily runs), with the wall time of every fit and predict recorded."""
 
     def __init__(self, pipeline: DeepARPipeline, timings: Timings) -> None:
-        self.pipeline = pipeline
+        self.tracked = TrackedPipeline(pipeline)
         self.timings = timings
 
     def fit(self, history: pd.DataFrame) -> Self:
         began = time.perf_counter()
-        self.pipeline.fit(history)
+        self.tracked.fit(history)
         self.timings.fit.append(time.perf_counter() - began)
         return self
 
-    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
+    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> ForecastRecord:
         began = time.perf_counter()
-        forecast = self.pipeline.predict(history, issued_at)
+        forecast = self.tracked.predict(history, issued_at)
         self.timings.predict.append(time.perf_counter() - began)
         return forecast
 
@@ -85,7 +87,11 @@ def param(text: str) -> tuple[str, object]:
 
 
 def report(
-    results: dict[str, BacktestResult], timings: Timings, retrain: int | str, overrides: dict[str, object]
+    results: dict[str, BacktestResult],
+    timings: Timings,
+    retrain: int | str,
+    overrides: dict[str, object],
+    wall: float,
 ) -> str:
     fit, predict = statistics.median(timings.fit), statistics.median(timings.predict)
     schedule = "once per period (at its first origin)" if retrain == "once" else f"every {retrain} origins"
@@ -105,8 +111,9 @@ def report(
         "",
         f"Model training: median {fit:.0f} s over {len(timings.fit)} fit(s) (min {min(timings.fit):.0f}, "
         f"max {max(timings.fit):.0f}); forecast of one issue (5 zones): median {predict:.1f} s over "
-        f"{len(timings.predict)} issue(s). Machine: {machine()} — shared with other jobs, so the times "
-        "are indicative only; compare numbers measured on the same machine.",
+        f"{len(timings.predict)} issue(s); the whole run {wall / 60:.1f} min, peak RSS {peak_mb():.0f} MB "
+        f"(largest worker {children_peak_mb():.0f} MB). Machine: {machine()} — the times are for this "
+        "machine only; compare numbers measured on the same machine.",
         "",
     ]
     for result in results.values():
@@ -127,6 +134,7 @@ def main() -> None:
     logging.getLogger("lightning").setLevel(logging.WARNING)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
+    began = time.perf_counter()
     settings = load_settings()
     history = ReplayFeed.from_settings(settings).history
     timezones = {zone.name: zone.timezone for zone in settings.zones}
@@ -146,7 +154,8 @@ def main() -> None:
         )
         results[name].write_parquet(args.out)
         print(results[name].to_markdown(), flush=True)
-    text = report(results, timings, args.retrain_every, dict(args.set))
+    wall = time.perf_counter() - began
+    text = report(results, timings, args.retrain_every, dict(args.set), wall)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text)
     print(
@@ -154,6 +163,7 @@ def main() -> None:
         f"{[round(t) for t in timings.fit]}"
     )
     print(f"forecast: median {statistics.median(timings.predict):.1f} s over {len(timings.predict)} issue(s)")
+    print(f"wall time {wall / 60:.1f} min; peak RSS {peak_mb():.0f} MB (largest worker {children_peak_mb():.0f} MB)")
     print(f"machine: {machine()}; report → {args.report}; parquet → {args.out}")
 
 

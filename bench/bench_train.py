@@ -1,75 +1,96 @@
-"""Benchmark of the forecasting core: training time of the CONFIGURED DeepARPipeline ([model.params]
-of configs/spotcast.toml) on the five bundled zones, and forecast time of one issue (all zones) the
-way the daily run pays it: load the artifact, re-forecast the 16 calibration issues, forecast. Prints
-medians over the repeats.
+"""Benchmark of the forecasting core: training of the CONFIGURED DeepARPipeline ([model.params] of
+configs/spotcast.toml) on the five bundled zones, then one issue's forecast (all zones) the two ways a
+daily run pays it:
 
-    .venv/bin/python bench/bench_train.py [--train-repeats 1] [--forecast-repeats 5]
+  cold   load the artifact, forecast the 16 calibration issues (nothing in the track record yet: the
+         first forecast of a new model on this weekday), then the issue itself
+  daily  load the artifact, read the 16 calibration forecasts from the track record, forecast the
+         issue (the steady state: each day adds one issue)
 
-Caveat: numbers are for THIS machine (printed first: CPU cores, torch threads, GPU). Training time
-grows with the horizon (672 steps), context, lags and epochs × batches; on a shared machine, other
-processes inflate it.
+    .venv/bin/python bench/bench_train.py [--train-repeats 1] [--forecast-repeats 3] [--set PARAM=VALUE]
+
+Prints medians over the repeats and the peak RSS of each step (this process; and the largest worker
+process, where the members train). Caveat: numbers are for THIS machine (printed first); on a shared
+machine other processes inflate them.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
-import os
 import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
-import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import children_peak_mb, machine, peak_mb, reset_peak, timed
 
 from forecasting.config import load_settings
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.jobs.train import build_pipeline
-from forecasting.model.pipeline import DeepARPipeline
+from forecasting.lake.track_record import MemoryTrackRecord
+from forecasting.model.artifact import load_pipeline, save_pipeline
 from forecasting.publication import known_at
 
 TRAIN_END = pd.Timestamp("2023-05-01", tz="UTC")
-ISSUED = pd.Timestamp("2023-05-15 12:00", tz="UTC")
+ISSUED = pd.Timestamp("2023-06-12 12:00", tz="UTC")  # 14:00 in Oslo, after the auction
 
 
-def machine() -> str:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return f"cpu cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, gpu {gpu}"
-
-
-def timed(action) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = action()
-    return time.perf_counter() - start, result
+def param(text: str) -> tuple[str, object]:
+    """`name=value` of a pipeline parameter; the value is a Python literal (3, 0.5, (168, 336))."""
+    name, _, value = text.partition("=")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-repeats", type=int, default=1)
-    parser.add_argument("--forecast-repeats", type=int, default=5)
+    parser.add_argument("--forecast-repeats", type=int, default=3)
+    parser.add_argument("--set", type=param, action="append", default=[], metavar="PARAM=VALUE")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
 
     settings = load_settings()
     history = ReplayFeed.from_settings(settings).history
     training = known_at(history, TRAIN_END)
+    pipeline = build_pipeline(settings).set_params(**dict(args.set))
     print(f"machine: {machine()}")
-    print(f"training rows: {len(training)}, params: {build_pipeline(settings).get_params()}")
+    print(f"training rows: {len(training)}, params: {pipeline.get_params()}", flush=True)
 
-    train_times = []
-    for _ in range(args.train_repeats):
-        seconds, pipeline = timed(lambda: build_pipeline(settings).fit(training))
-        train_times.append(seconds)
+    reset_peak()
+    train_times = [timed(lambda: pipeline.fit(training))[0] for _ in range(args.train_repeats)]
+    train_peak, worker_peak = peak_mb(), children_peak_mb()
+    known = known_at(history, ISSUED)
     with tempfile.TemporaryDirectory() as folder:
-        artifact = pipeline.save(Path(folder) / "model")
-        forecast_times = [
-            timed(lambda: DeepARPipeline.load(artifact).predict(history, ISSUED))[0]
+        artifact = save_pipeline(pipeline, Path(folder) / "model")
+        reset_peak()
+        cold = [
+            timed(lambda: load_pipeline(artifact).predict(known, ISSUED, MemoryTrackRecord()))[0]
             for _ in range(args.forecast_repeats)
         ]
-    print(f"train    median {statistics.median(train_times):7.1f} s over {len(train_times)} run(s)")
-    print(f"forecast median {statistics.median(forecast_times):7.1f} s over {len(forecast_times)} run(s) "
-          "(load + calibration + forecast, as each daily run)")
+        cold_peak = peak_mb()
+        record = MemoryTrackRecord()
+        load_pipeline(artifact).predict(known, ISSUED, record)  # the calibration issues are now stored
+        reset_peak()
+        daily = [
+            timed(lambda: load_pipeline(artifact).predict(known, ISSUED, record))[0]
+            for _ in range(args.forecast_repeats)
+        ]
+        daily_peak = peak_mb()
+    print(f"train    median {statistics.median(train_times):7.1f} s over {len(train_times)} run(s); "
+          f"peak RSS {train_peak:.0f} MB (largest worker {worker_peak:.0f} MB)")
+    print(f"cold     median {statistics.median(cold):7.1f} s over {len(cold)} run(s); peak RSS {cold_peak:.0f} MB "
+          "(load + 16 calibration issues + forecast)")
+    print(f"daily    median {statistics.median(daily):7.1f} s over {len(daily)} run(s); peak RSS {daily_peak:.0f} MB "
+          "(load + calibration from the track record + forecast)")
     print("(this machine only; compare numbers measured on the same machine)")
 
 

@@ -40,10 +40,13 @@ SHUFFLE_BUFFER = 1024
 
 @contextmanager
 def _quiet_gluonts() -> Iterator[None]:
-    """gluonts 0.17 indexes tensors with lists; torch warns on every batch. Harmless, and it would
-    drown the training progress in the log."""
+    """Notices about the libraries' own code, not ours, that would drown the training progress:
+    gluonts 0.17 indexes tensors with lists (torch warns on every batch), its lightning module
+    defines a validation step we do not use, and lightning calls a deprecated torch API."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Using a non-tuple sequence", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=DeprecationWarning)
         yield
 
 
@@ -107,6 +110,7 @@ def make_estimator(
             "default_root_dir": root_dir,
             "logger": False,
             "enable_model_summary": False,
+            "enable_progress_bar": False,
         },
     )
 
@@ -176,6 +180,8 @@ def train_member(estimator_kwargs: dict, training: TrainingSet, seed: int, out: 
     members train in parallel). Lightning's checkpoints live in a temporary directory."""
     if threads:
         torch.set_num_threads(threads)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # tips and device notices
+        logging.getLogger(name).setLevel(logging.WARNING)
     lightning.seed_everything(seed, verbose=False)
     with tempfile.TemporaryDirectory(prefix="spotcast-train-") as root, _quiet_gluonts():
         estimator = make_estimator(**estimator_kwargs, root_dir=root)
