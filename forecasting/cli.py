@@ -22,7 +22,6 @@ from forecasting.config import ConfigError, load_settings
 from forecasting.ingest.land import IngestReport
 from forecasting.lake.files import LakeBusy, LakeFS
 from forecasting.lake.series_store import newest_hours
-from forecasting.model.artifact import ArtifactError
 
 if TYPE_CHECKING:
     from prefect.states import State
@@ -277,6 +276,14 @@ def _run_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """The errors reported as one line. A model's errors only once a model module is loaded: importing
+    it just to name its error class would cost every command the seconds torch takes to import."""
+    errors: tuple[type[Exception], ...] = (ConfigError, LakeBusy, ValueError, LookupError, FileNotFoundError)
+    artifact = sys.modules.get("forecasting.model.artifact")
+    return (*errors, artifact.ArtifactError) if artifact else errors
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Our own progress at INFO; chatty libraries (httpx, lightning) only from WARNING on.
@@ -290,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (ConfigError, LakeBusy, ArtifactError, ValueError, LookupError, FileNotFoundError) as exc:
+    except _expected_errors() as exc:
         print(f"spotcast: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
 

@@ -17,14 +17,16 @@ import uuid
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 
 from forecasting.config import PROJECT_ROOT, Settings
 from forecasting.lake.files import LakeFS
-from forecasting.model.artifact import ArtifactError, load_pipeline
-from forecasting.model.pipeline import DeepARPipeline
+
+if TYPE_CHECKING:  # the model (torch) is imported only where one is loaded: listing runs stays fast
+    from forecasting.model.pipeline import DeepARPipeline
 
 RUNS = "model_runs"
 CHAMPION_FILE = "champion.json"
@@ -142,6 +144,8 @@ def champion(lake: LakeFS) -> Champion:
 
 def load_champion(lake: LakeFS, settings: Settings) -> DeepARPipeline:
     """The promoted model, checked against the configured zones (trusted artifacts only)."""
+    from forecasting.model.artifact import ArtifactError, load_pipeline
+
     current = champion(lake)
     path = artifact_dir(settings, current.model_id)
     if not path.exists():
