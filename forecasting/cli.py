@@ -8,16 +8,19 @@ land: see the per-feed status printed above it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from rich.console import Console
 
+from forecasting import console
 from forecasting.config import ConfigError, load_settings
 from forecasting.ingest.land import IngestReport
 from forecasting.lake.files import LakeBusy, LakeFS
@@ -167,13 +170,36 @@ def _print_lake(args: argparse.Namespace) -> None:
     print(table.to_string(index=False) if len(table) else "(empty)")
 
 
+def _print_ingest(state: State) -> None:
+    """What an ingest run did, per feed × series (a few lines; the lake listing is `spotcast status`)."""
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, IngestReport):
+        print(f"\nfeed status ({outcome.new_rows} new or revised rows):\n{outcome.summary()}")
+
+
+def _print_issued_forecast(args: argparse.Namespace) -> None:
+    """The summary of the forecast the daily run issued, read back from the lake."""
+    from forecasting.ingest.runs import resolve_as_of
+    from forecasting.lake.forecast_store import issue_date_of, read_forecast
+    from forecasting.reports.tables import render_summary, summary_table
+
+    settings = load_settings(args.config)
+    issue_date = issue_date_of(resolve_as_of(settings, args.as_of), settings.schedule.timezone)
+    forecast = read_forecast(LakeFS.open(settings.lake_root), issue_date, args.zones)
+    print(f"\nforecast issued {issue_date} ({len(forecast)} rows)")
+    print(render_summary(summary_table(forecast)))
+
+
 # Flows are imported when run: importing Prefect costs seconds that `--help` and `status` need not pay.
 def _run_daily(args: argparse.Namespace) -> int:
     from flows.daily import daily_flow
 
     state = daily_flow(config=args.config, as_of=args.as_of, zones=args.zones, return_state=True)
-    _print_lake(args)
-    return _exit_code_of(state)
+    code = _exit_code_of(state)
+    _print_ingest(state)
+    if code in (EXIT_OK, EXIT_DEGRADED):  # the forecast is issued from what landed
+        _print_issued_forecast(args)
+    return code
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
@@ -188,8 +214,9 @@ def _run_backfill(args: argparse.Namespace) -> int:
         zones=args.zones,
         return_state=True,
     )
-    _print_lake(args)
-    return _exit_code_of(state)
+    code = _exit_code_of(state)
+    _print_ingest(state)
+    return code
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -210,10 +237,10 @@ def _run_forecast(args: argparse.Namespace) -> int:
     from forecasting.reports.tables import render_summary, summary_table
 
     issued = forecast_flow(config=args.config, as_of=args.as_of, out=args.out)
-    print(f"\nforecast issued {issued.issue_date} ({len(issued.forecast)} rows)")
-    print(render_summary(summary_table(issued.forecast)))
     if args.out:
         print(f"written to {args.out}")
+    print(f"\nforecast issued {issued.issue_date} ({len(issued.forecast)} rows)")
+    print(render_summary(summary_table(issued.forecast)))
     return EXIT_OK
 
 
@@ -284,19 +311,32 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     return (*errors, artifact.ArtifactError) if artifact else errors
 
 
+# Commands whose runs keep their full log in the lake (logs/<date>/<command>-<time>.log).
+LOGGED_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest")
+
+
+@contextlib.contextmanager
+def _run_console(args: argparse.Namespace, display: Console) -> Iterator[None]:
+    """Progress bars (on a terminal) for the command, and for a run its log file in the lake."""
+    with contextlib.ExitStack() as stack:
+        if args.command in LOGGED_COMMANDS:
+            lake = LakeFS.open(load_settings(args.config).lake_root)
+            path = stack.enter_context(console.run_log(lake, args.command))
+            logging.getLogger("spotcast").info("spotcast %s: full log in %s", args.command, path)
+        stack.enter_context(console.session(display))
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Our own progress at INFO; chatty libraries (httpx, lightning) only from WARNING on.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for namespace in ("spotcast", "forecasting"):
-        logging.getLogger(namespace).setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    if not args.verbose:  # the flow logs one progress line per pull; a line per task run is noise
-        logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+    display = Console(stderr=True)
+    console.configure(args.verbose, display)
     # SIGTERM (systemd, kill) unwinds like Ctrl-C, so Prefect stops the temporary server it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        with _run_console(args, display):
+            return handler(args)
     except _expected_errors() as exc:
         print(f"spotcast: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
