@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     promoting.add_argument("run_id")
     promoting.add_argument("--config", help="configuration file")
     promoting.add_argument("--reason", default="promoted by hand", help="recorded with the promotion")
+    _add_as_of(promoting)  # the champion from this instant of the lake's clock on
     promoting.set_defaults(handler=_run_models_promote)
 
     lineage = commands.add_parser("lineage", help="forecast → model → run → data → feed pulls")
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="what the lake holds: rows and newest hour per zone × series")
     _add_common(status)
+    _add_as_of(status)
     status.set_defaults(handler=_run_status)
     return parser
 
@@ -162,11 +164,19 @@ def _exit_code_of(state: State) -> int:
 
 
 def _print_lake(args: argparse.Namespace) -> None:
+    """Rows and newest hour per zone × series: all the lake holds, or what was published by --as-of."""
     settings = load_settings(args.config)
-    table = newest_hours(LakeFS.open(settings.lake_root))
+    lake = LakeFS.open(settings.lake_root)
+    if args.as_of is None:
+        table, known = newest_hours(lake), ""
+    else:
+        from forecasting.reports.data_quality import newest_hours_as_of
+
+        table, known = newest_hours_as_of(lake, args.as_of), f" published by {args.as_of}"
     if args.zones:
         table = table[table["zone"].isin(args.zones)]
-    print(f"\nlake {settings.lake_root}: {int(table['rows'].sum()) if len(table) else 0} curated rows")
+    rows = int(table["rows"].sum()) if len(table) else 0
+    print(f"\nlake {settings.lake_root}: {rows} curated rows{known}")
     print(table.to_string(index=False) if len(table) else "(empty)")
 
 
@@ -239,7 +249,8 @@ def _run_forecast(args: argparse.Namespace) -> int:
     issued = forecast_flow(config=args.config, as_of=args.as_of, out=args.out)
     if args.out:
         print(f"written to {args.out}")
-    print(f"\nforecast issued {issued.issue_date} ({len(issued.forecast)} rows)")
+    model = issued.inputs["model_id"].iloc[0]
+    print(f"\nforecast issued {issued.issue_date} ({len(issued.forecast)} rows) with {model}")
     print(render_summary(summary_table(issued.forecast)))
     return EXIT_OK
 
@@ -254,7 +265,8 @@ def _run_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-RUN_COLUMNS = ["run_id", "model_id", "trained_at", "train_end", "training_seconds"]
+# as_of: the instant whose published data trained the run (empty for runs recorded before it was kept)
+RUN_COLUMNS = ["run_id", "model_id", "trained_at", "as_of", "train_end", "training_seconds"]
 
 
 def _run_models_list(args: argparse.Namespace) -> int:
@@ -266,7 +278,7 @@ def _run_models_list(args: argparse.Namespace) -> int:
         print("no training runs match")
         return EXIT_OK
     metrics = [c for c in runs.columns if c.startswith("metric_")]
-    table = runs[RUN_COLUMNS + metrics + ["tags"]].rename(columns=lambda c: c.removeprefix("metric_"))
+    table = runs.reindex(columns=RUN_COLUMNS + metrics + ["tags"]).rename(columns=lambda c: c.removeprefix("metric_"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return EXIT_OK
 
@@ -274,9 +286,12 @@ def _run_models_list(args: argparse.Namespace) -> int:
 def _run_models_promote(args: argparse.Namespace) -> int:
     from forecasting.model.registry import promote
 
+    from forecasting.ingest.runs import resolve_as_of
+
     settings = load_settings(args.config)
-    champion = promote(LakeFS.open(settings.lake_root), args.run_id, args.reason)
-    print(f"champion is now {champion.model_id} (run {champion.run_id}): {champion.reason}")
+    as_of = resolve_as_of(settings, args.as_of)
+    champion = promote(LakeFS.open(settings.lake_root), args.run_id, args.reason, as_of)
+    print(f"champion from {as_of} on: {champion.model_id} (run {champion.run_id}): {champion.reason}")
     return EXIT_OK
 
 
