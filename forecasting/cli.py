@@ -284,9 +284,8 @@ def _run_models_list(args: argparse.Namespace) -> int:
 
 
 def _run_models_promote(args: argparse.Namespace) -> int:
-    from forecasting.model.registry import promote
-
     from forecasting.ingest.runs import resolve_as_of
+    from forecasting.model.registry import promote
 
     settings = load_settings(args.config)
     as_of = resolve_as_of(settings, args.as_of)

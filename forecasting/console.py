@@ -79,8 +79,16 @@ class ConsoleHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            style = "red" if record.levelno >= logging.ERROR else "yellow" if record.levelno >= logging.WARNING else None
-            self.console.print(self.format(record), style=style, markup=False, highlight=False, soft_wrap=True)
+            style = (
+                "red"
+                if record.levelno >= logging.ERROR
+                else "yellow"
+                if record.levelno >= logging.WARNING
+                else None
+            )
+            self.console.print(
+                self.format(record), style=style, markup=False, highlight=False, soft_wrap=True
+            )
         except Exception:
             self.handleError(record)
 
