@@ -437,16 +437,17 @@ def test_prefect_yaml_deploys_the_flows_on_the_configured_schedule() -> None:
 
 
 @pytest.mark.slow
-def test_prefect_yaml_backfill_runs_on_a_process_worker_with_spotcast_lines_in_its_log(
+def test_prefect_yaml_backfill_on_a_process_worker_logs_retries_and_their_waits_in_the_run(
     api_url: str, tmp_path: Path
 ) -> None:
-    """`prefect deploy --all` and a process worker, as docs/operations.md describes, on a real server."""
+    """`prefect deploy --all` and a process worker, as docs/operations.md describes, on a real server.
+    One feed never answers: its retries, with their waits, are Spotcast lines in the run's log."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    env = prefect_env(tmp_path / "home", api_url)
+    env = {**prefect_env(tmp_path / "home", api_url), "ENTSOE_API_TOKEN": "test-token-not-secret"}
     prefect = [sys.executable, "-m", "prefect"]
 
     def cli(*args: str) -> None:
@@ -457,7 +458,24 @@ def test_prefect_yaml_backfill_runs_on_a_process_worker_with_spotcast_lines_in_i
 
     cli("work-pool", "create", "spotcast", "--type", "process")
     cli("--no-prompt", "deploy", "--all")
-    config = tiny_config(tmp_path, ["NO1"], HISTORY_START)
+    config = tiny_config(
+        tmp_path,
+        ["NO1"],
+        HISTORY_START,
+        feeds={
+            "replay": {"kind": "replay", "source": "data/bundled", "series": ["price_da"]},
+            "entsoe_down": {
+                "kind": "entsoe",
+                "base_url": "http://127.0.0.1:9/api",  # nothing listens there
+                "timeout_s": 2,
+                "series": ["load_actual"],
+            },
+        },
+        retry={
+            "not_available": {"interval_s": 0.5, "backoff": 1.0, "max_attempts": 2},
+            "site_down": {"interval_s": 0.5, "backoff": 2.0, "max_attempts": 2},
+        },
+    )
     worker_log = tmp_path / "worker.log"
     with worker_log.open("ab") as out:
         worker = subprocess.Popen(
@@ -486,6 +504,8 @@ def test_prefect_yaml_backfill_runs_on_a_process_worker_with_spotcast_lines_in_i
             logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
     finally:
         kill_tree(worker, grace_s=10)
-    assert flow_run.state.is_completed(), f"{flow_run.state}:\n{tail(worker_log, 120)}"
-    assert (tmp_path / "lake" / "curated").is_dir()
-    assert any(record.name.startswith("spotcast.") for record in logs), {r.name for r in logs}
+    assert flow_run.state.is_failed() and "did not land" in flow_run.state.message, tail(worker_log, 120)
+    assert (tmp_path / "lake" / "curated" / "series=price_da").is_dir()  # the other feed landed
+    retries = [r.message for r in logs if r.name == "spotcast.ingest" and "retry in" in r.message]
+    assert retries and "retry in 0.5 s (site_down attempt 2 of 2)" in retries[0], [r.message for r in logs]
+    assert not any("test-token-not-secret" in r.message for r in logs)
