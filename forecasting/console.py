@@ -2,10 +2,11 @@
 
 By default the console shows Spotcast's own lines from INFO on (concise: time and message), other
 libraries' lines from WARNING on, and progress bars on an interactive terminal (plain lines
-elsewhere, see forecasting.progress). Library chatter never reaches it: Prefect's per-task state
-lines and lightning's tips are INFO, and Python warnings (dependencies' deprecation notices) are
-captured into the `py.warnings` logger, which only the log file gets. `--verbose` shows everything
-the log file gets.
+elsewhere, see forecasting.progress). Library chatter never reaches it: lightning's tips and
+checkpoint lines are INFO, Prefect's run-state lines (a line per task, tracebacks of a failed run
+that the command reports in one line) are left to the log file, and Python warnings (dependencies'
+deprecation notices) are captured into the `py.warnings` logger, which only the log file gets.
+`--verbose` shows everything the log file gets.
 
 The log file holds the whole run at DEBUG (Spotcast) and INFO (libraries), warnings included:
 `<lake>/logs/<YYYY-MM-DD>/<command>-<HHMMSS>.log`, dated by the wall clock. On a local lake it is
@@ -32,6 +33,9 @@ from forecasting.lake.files import LakeFS
 
 OWN_LOGGERS = ("spotcast", "forecasting")
 CHATTY_LOGGERS = ("httpx", "httpcore")
+# Prefect's lines about run states ("Finished in state …", tracebacks of failed tasks): the command
+# reports the outcome itself, in one line; the log file keeps them.
+RUN_STATE_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 LOGS = "logs"
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -44,7 +48,7 @@ def _own(record: logging.LogRecord) -> bool:
 
 class ConsoleFilter(logging.Filter):
     """The console's share of the log: own lines from INFO, others from WARNING, no captured
-    warnings; everything when verbose."""
+    warnings and no run-state lines; everything when verbose."""
 
     def __init__(self, verbose: bool) -> None:
         super().__init__()
@@ -55,7 +59,9 @@ class ConsoleFilter(logging.Filter):
             return True
         if _own(record):
             return record.levelno >= logging.INFO
-        return record.name != "py.warnings" and record.levelno >= logging.WARNING
+        if record.name == "py.warnings" or record.name.startswith(RUN_STATE_LOGGERS):
+            return False
+        return record.levelno >= logging.WARNING
 
 
 class ConsoleFormatter(logging.Formatter):

@@ -101,7 +101,12 @@ def test_an_empty_registry_says_to_train(lake):
 
 def test_a_lake_of_the_single_champion_file_reads_it_as_its_first_promotion(lake):
     run_id = _run(lake, "deepar-old", "2023-06-01 12:00")
-    old = {"model_id": "deepar-old", "run_id": run_id, "promoted_at": "2024-01-01T00:00:00+00:00", "reason": "first"}
+    old = {
+        "model_id": "deepar-old",
+        "run_id": run_id,
+        "promoted_at": "2024-01-01T00:00:00+00:00",
+        "reason": "first",
+    }
     lake.fs.pipe_file(lake.path("model_runs", "champion.json"), json.dumps(old).encode())
 
     assert registry.champion(lake, _at("2023-06-02")).model_id == "deepar-old"  # from the run's as-of on
@@ -109,3 +114,36 @@ def test_a_lake_of_the_single_champion_file_reads_it_as_its_first_promotion(lake
         registry.champion(lake, _at("2023-05-01"))
     registry.promote(lake, run_id, "again", _at("2023-07-01"))
     assert [p.reason for p in registry.promotions(lake)] == ["first", "again"]
+
+
+@pytest.mark.slow
+def test_forecast_as_of_before_every_model_refuses_and_says_how_to_train_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from spotcast_testing import tiny_config
+
+    config = tiny_config(tmp_path, ["NO1"], "2023-01-01")
+    lake = LakeFS.open(str(tmp_path / "lake"))
+    registry.promote(lake, _run(lake, "deepar-summer", "2023-06-01 12:00"), "first", _at("2023-06-01 12:00"))
+    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), DO_NOT_TRACK="1")
+    env.pop("PREFECT_API_URL", None)
+
+    command = [
+        sys.executable,
+        "-m",
+        "forecasting.cli",
+        "forecast",
+        "--config",
+        str(config),
+        "--as-of",
+        "2023-03-01",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("spotcast: no model was champion at 2023-03-01 00:00 UTC")
+    assert last.endswith("spotcast train --as-of 2023-03-01T00:00Z")
+    assert "Traceback" not in done.stderr  # the traceback is in the run's log file, not on the console
