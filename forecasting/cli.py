@@ -196,7 +196,8 @@ def _print_issued_forecast(args: argparse.Namespace) -> None:
     settings = load_settings(args.config)
     issue_date = issue_date_of(resolve_as_of(settings, args.as_of), settings.schedule.timezone)
     forecast = read_forecast(LakeFS.open(settings.lake_root), issue_date, args.zones)
-    print(f"\nforecast issued {issue_date} ({len(forecast)} rows)")
+    models = ", ".join(sorted(forecast["model_id"].unique()))
+    print(f"\nforecast issued {issue_date} ({len(forecast)} rows) with {models}")
     print(render_summary(summary_table(forecast)))
 
 
