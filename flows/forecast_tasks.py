@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from forecasting.config import Settings
@@ -17,6 +18,8 @@ from forecasting.model import registry
 from forecasting.model.artifact import ArtifactFormatError
 from forecasting.model.pipeline import DeepARPipeline
 
+log = logging.getLogger("spotcast.flows")
+
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(settings: Settings, as_of: pd.Timestamp, tags: dict[str, str] | None = None) -> TrainResult:
@@ -25,18 +28,34 @@ def train_task(settings: Settings, as_of: pd.Timestamp, tags: dict[str, str] | N
 
 @task(name="load champion", cache_policy=NO_CACHE)
 def champion_task(settings: Settings, as_of: pd.Timestamp) -> DeepARPipeline:
-    """The promoted model; trains and promotes one first when none exists yet, or when the champion
-    was written by a Spotcast whose model format this version cannot forecast with."""
+    """The model that was champion at `as_of` (never one trained on data published later). Trains and
+    promotes one first when the registry holds none yet, or when that champion was written by a
+    Spotcast whose model format this version cannot forecast with; refuses (NoChampion, saying how
+    to train one) when every model was trained on data published after `as_of`."""
     lake = LakeFS.open(settings.lake_root)
     try:
-        return registry.load_champion(lake, settings)
+        return _load(lake, settings, as_of)
     except registry.NoChampion:
-        get_run_logger().info("no model yet: training the first one")
+        if registry.promotions(lake):
+            raise
+        log.info("no model yet: training the first one")
         train(settings, as_of, tags={"trigger": "daily: no model yet"})
     except ArtifactFormatError as exc:
-        get_run_logger().warning("%s: training a model of this version", exc)
+        log.warning("%s: training a model of this version", exc)
         train(settings, as_of, tags={"trigger": "daily: champion of an older format"})
-    return registry.load_champion(lake, settings)
+    return _load(lake, settings, as_of)
+
+
+def _load(lake: LakeFS, settings: Settings, as_of: pd.Timestamp) -> DeepARPipeline:
+    model = registry.load_champion(lake, settings, as_of)
+    chosen = registry.champion(lake, as_of)
+    log.info(
+        "forecasting with %s (run %s), the champion from %s on",
+        chosen.model_id,
+        chosen.run_id,
+        f"{pd.Timestamp(chosen.as_of):%Y-%m-%d %H:%M} UTC",
+    )
+    return model
 
 
 @task(name="forecast", cache_policy=NO_CACHE)

@@ -8,21 +8,23 @@ land: see the per-feed status printed above it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from rich.console import Console
 
+from forecasting import console
 from forecasting.config import ConfigError, load_settings
 from forecasting.ingest.land import IngestReport
 from forecasting.lake.files import LakeBusy, LakeFS
 from forecasting.lake.series_store import newest_hours
-from forecasting.model.artifact import ArtifactError
 
 if TYPE_CHECKING:
     from prefect.states import State
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     promoting.add_argument("run_id")
     promoting.add_argument("--config", help="configuration file")
     promoting.add_argument("--reason", default="promoted by hand", help="recorded with the promotion")
+    _add_as_of(promoting)  # the champion from this instant of the lake's clock on
     promoting.set_defaults(handler=_run_models_promote)
 
     lineage = commands.add_parser("lineage", help="forecast → model → run → data → feed pulls")
@@ -143,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="what the lake holds: rows and newest hour per zone × series")
     _add_common(status)
+    _add_as_of(status)
     status.set_defaults(handler=_run_status)
     return parser
 
@@ -160,12 +164,41 @@ def _exit_code_of(state: State) -> int:
 
 
 def _print_lake(args: argparse.Namespace) -> None:
+    """Rows and newest hour per zone × series: all the lake holds, or what was published by --as-of."""
     settings = load_settings(args.config)
-    table = newest_hours(LakeFS.open(settings.lake_root))
+    lake = LakeFS.open(settings.lake_root)
+    if args.as_of is None:
+        table, known = newest_hours(lake), ""
+    else:
+        from forecasting.reports.data_quality import newest_hours_as_of
+
+        table, known = newest_hours_as_of(lake, args.as_of), f" published by {args.as_of}"
     if args.zones:
         table = table[table["zone"].isin(args.zones)]
-    print(f"\nlake {settings.lake_root}: {int(table['rows'].sum()) if len(table) else 0} curated rows")
+    rows = int(table["rows"].sum()) if len(table) else 0
+    print(f"\nlake {settings.lake_root}: {rows} curated rows{known}")
     print(table.to_string(index=False) if len(table) else "(empty)")
+
+
+def _print_ingest(state: State) -> None:
+    """What an ingest run did, per feed × series (a few lines; the lake listing is `spotcast status`)."""
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, IngestReport):
+        print(f"\nfeed status ({outcome.new_rows} new or revised rows):\n{outcome.summary()}")
+
+
+def _print_issued_forecast(args: argparse.Namespace) -> None:
+    """The summary of the forecast the daily run issued, read back from the lake."""
+    from forecasting.ingest.runs import resolve_as_of
+    from forecasting.lake.forecast_store import issue_date_of, read_forecast
+    from forecasting.reports.tables import render_summary, summary_table
+
+    settings = load_settings(args.config)
+    issue_date = issue_date_of(resolve_as_of(settings, args.as_of), settings.schedule.timezone)
+    forecast = read_forecast(LakeFS.open(settings.lake_root), issue_date, args.zones)
+    models = ", ".join(sorted(forecast["model_id"].unique()))
+    print(f"\nforecast issued {issue_date} ({len(forecast)} rows) with {models}")
+    print(render_summary(summary_table(forecast)))
 
 
 # Flows are imported when run: importing Prefect costs seconds that `--help` and `status` need not pay.
@@ -173,8 +206,11 @@ def _run_daily(args: argparse.Namespace) -> int:
     from flows.daily import daily_flow
 
     state = daily_flow(config=args.config, as_of=args.as_of, zones=args.zones, return_state=True)
-    _print_lake(args)
-    return _exit_code_of(state)
+    code = _exit_code_of(state)
+    _print_ingest(state)
+    if code in (EXIT_OK, EXIT_DEGRADED):  # the forecast is issued from what landed
+        _print_issued_forecast(args)
+    return code
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
@@ -189,8 +225,9 @@ def _run_backfill(args: argparse.Namespace) -> int:
         zones=args.zones,
         return_state=True,
     )
-    _print_lake(args)
-    return _exit_code_of(state)
+    code = _exit_code_of(state)
+    _print_ingest(state)
+    return code
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -211,10 +248,11 @@ def _run_forecast(args: argparse.Namespace) -> int:
     from forecasting.reports.tables import render_summary, summary_table
 
     issued = forecast_flow(config=args.config, as_of=args.as_of, out=args.out)
-    print(f"\nforecast issued {issued.issue_date} ({len(issued.forecast)} rows)")
-    print(render_summary(summary_table(issued.forecast)))
     if args.out:
         print(f"written to {args.out}")
+    model = issued.inputs["model_id"].iloc[0]
+    print(f"\nforecast issued {issued.issue_date} ({len(issued.forecast)} rows) with {model}")
+    print(render_summary(summary_table(issued.forecast)))
     return EXIT_OK
 
 
@@ -228,7 +266,8 @@ def _run_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-RUN_COLUMNS = ["run_id", "model_id", "trained_at", "train_end", "training_seconds"]
+# as_of: the instant whose published data trained the run (empty for runs recorded before it was kept)
+RUN_COLUMNS = ["run_id", "model_id", "trained_at", "as_of", "train_end", "training_seconds"]
 
 
 def _run_models_list(args: argparse.Namespace) -> int:
@@ -240,17 +279,19 @@ def _run_models_list(args: argparse.Namespace) -> int:
         print("no training runs match")
         return EXIT_OK
     metrics = [c for c in runs.columns if c.startswith("metric_")]
-    table = runs[RUN_COLUMNS + metrics + ["tags"]].rename(columns=lambda c: c.removeprefix("metric_"))
+    table = runs.reindex(columns=RUN_COLUMNS + metrics + ["tags"]).rename(columns=lambda c: c.removeprefix("metric_"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return EXIT_OK
 
 
 def _run_models_promote(args: argparse.Namespace) -> int:
+    from forecasting.ingest.runs import resolve_as_of
     from forecasting.model.registry import promote
 
     settings = load_settings(args.config)
-    champion = promote(LakeFS.open(settings.lake_root), args.run_id, args.reason)
-    print(f"champion is now {champion.model_id} (run {champion.run_id}): {champion.reason}")
+    as_of = resolve_as_of(settings, args.as_of)
+    champion = promote(LakeFS.open(settings.lake_root), args.run_id, args.reason, as_of)
+    print(f"champion from {as_of} on: {champion.model_id} (run {champion.run_id}): {champion.reason}")
     return EXIT_OK
 
 
@@ -277,20 +318,41 @@ def _run_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """The errors reported as one line. A model's errors only once a model module is loaded: importing
+    it just to name its error class would cost every command the seconds torch takes to import."""
+    errors: tuple[type[Exception], ...] = (ConfigError, LakeBusy, ValueError, LookupError, FileNotFoundError)
+    artifact = sys.modules.get("forecasting.model.artifact")
+    return (*errors, artifact.ArtifactError) if artifact else errors
+
+
+# Commands whose runs keep their full log in the lake (logs/<date>/<command>-<time>.log).
+LOGGED_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest")
+
+
+@contextlib.contextmanager
+def _run_console(args: argparse.Namespace, display: Console) -> Iterator[None]:
+    """Progress bars (on a terminal) for the command, and for a run its log file in the lake."""
+    with contextlib.ExitStack() as stack:
+        if args.command in LOGGED_COMMANDS:
+            lake = LakeFS.open(load_settings(args.config).lake_root)
+            path = stack.enter_context(console.run_log(lake, args.command))
+            logging.getLogger("spotcast").info("spotcast %s: full log in %s", args.command, path)
+        stack.enter_context(console.session(display))
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Our own progress at INFO; chatty libraries (httpx, lightning) only from WARNING on.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for namespace in ("spotcast", "forecasting"):
-        logging.getLogger(namespace).setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    if not args.verbose:  # the flow logs one progress line per pull; a line per task run is noise
-        logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+    display = Console(stderr=True)
+    console.configure(args.verbose, display)
     # SIGTERM (systemd, kill) unwinds like Ctrl-C, so Prefect stops the temporary server it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
-    except (ConfigError, LakeBusy, ArtifactError, ValueError, LookupError, FileNotFoundError) as exc:
+        with _run_console(args, display):
+            return handler(args)
+    except _expected_errors() as exc:
         print(f"spotcast: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
 

@@ -8,11 +8,21 @@ from __future__ import annotations
 import os
 import tomllib
 from datetime import date, time
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from forecasting.schema import SERIES
 
@@ -37,13 +47,44 @@ def _check_timezone(name: str) -> str:
     return name
 
 
+@cache
+def _timezone_countries() -> dict[str, str]:
+    """IANA time zone → ISO 3166 country code, from the time zone database's zone.tab (tzdata)."""
+    table = files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
+    rows = (line.split("\t") for line in table.splitlines() if line and not line.startswith("#"))
+    return {row[2]: row[0] for row in rows}
+
+
+def country_of_timezone(timezone: str) -> str | None:
+    """The country whose time zone `timezone` is (Europe/Oslo → NO, Europe/Berlin → DE), None for
+    zones of no one country (UTC, CET)."""
+    return _timezone_countries().get(timezone)
+
+
 class Zone(_Strict):
     name: str = Field(pattern=r"^[A-Z0-9-]+$")
     eic: str = Field(min_length=16, max_length=16)
     timezone: str
     energy_charts_bzn: str | None = None  # Energy-Charts `bzn` code, when it differs from name
+    # Whose public holidays the calendar features mark (ISO 3166 code); default: the time zone's country.
+    country: str | None = Field(default=None, validate_default=True)
 
     _tz = field_validator("timezone")(_check_timezone)
+
+    @field_validator("country")
+    @classmethod
+    def _holiday_country(cls, value: str | None, info: ValidationInfo) -> str | None:
+        timezone = info.data.get("timezone")
+        if value is None and timezone is None:
+            return None  # the time zone itself is invalid: that error is reported
+        value = value or country_of_timezone(timezone)
+        if value is None:
+            raise ValueError(f"time zone {timezone!r} is no one country's: set country (e.g. 'DE')")
+        import holidays  # only when a configuration is validated: `spotcast --help` skips it
+
+        if value not in holidays.list_supported_countries():
+            raise ValueError(f"no public holiday calendar for country {value!r} (ISO 3166 codes, e.g. 'DE')")
+        return value
 
     @property
     def tz(self) -> ZoneInfo:

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from forecasting import progress
 from forecasting.evaluation.baselines import (
     LEVEL_SHAPE_NAIVE,
     SEASONAL_NAIVE,
@@ -135,17 +136,19 @@ def backtest(
         raise ValueError(f"the backtest needs the {SEASONAL_NAIVE!r} reference for rMAE")
     fitted: dict[str, Forecaster] = {}
     frames, training = [], []
-    for position, origin in enumerate(origins):
-        began = perf_counter()
-        refit = is_training_origin(position, retrain_every)
-        if refit:
-            training.append(origin)
-        frames += _forecast_origin(history, factories, fitted, origin, refit)
-        log.info(
-            "%s origin %d/%d %s%s: %d forecasters in %.1f s",
-            period, position + 1, len(origins), f"{origin:%Y-%m-%d %H:%M} UTC",
-            " (refit)" if refit else "", len(factories), perf_counter() - began,
-        )
+    with progress.task(f"{period} origins", total=len(origins)) as step:
+        for position, origin in enumerate(origins):
+            began = perf_counter()
+            refit = is_training_origin(position, retrain_every)
+            if refit:
+                training.append(origin)
+            frames += _forecast_origin(history, factories, fitted, origin, refit)
+            log.debug(
+                "%s origin %d/%d %s%s: %d forecasters in %.1f s",
+                period, position + 1, len(origins), f"{origin:%Y-%m-%d %H:%M} UTC",
+                " (refit)" if refit else "", len(factories), perf_counter() - began,
+            )
+            step.advance(detail=f"{origin:%Y-%m-%d}{' (refit)' if refit else ''}")
     forecasts = pd.concat(frames, ignore_index=True)
     forecasts.insert(0, PERIOD, period)
     forecasts.insert(1, MODEL, forecasts.pop(MODEL))

@@ -10,7 +10,8 @@ import pandas as pd
 from forecasting.config import Settings
 from forecasting.jobs.forecast import IssuedForecast
 from forecasting.lake.files import LakeFS
-from forecasting.lake.series_store import newest_hours, read_series
+from forecasting.lake.series_store import read_series
+from forecasting.reports.data_quality import due_hours, newest_hours_as_of
 from forecasting.reports.publish import publish_prefect_artifacts, write_report_bundle
 from forecasting.schema import ISSUED_AT
 
@@ -29,6 +30,7 @@ def write_daily_report(
 ) -> Path:
     lake = LakeFS.open(settings.lake_root)
     issued_at = pd.Timestamp(issued.forecast[ISSUED_AT].iloc[0])
+    timezones = {z.name: z.timezone for z in settings.zones}
     recent = read_series(
         lake, zones=settings.zone_names, start=issued_at - pd.Timedelta(days=RECENT_DAYS), as_of=issued_at
     )
@@ -38,9 +40,10 @@ def write_daily_report(
         recent,
         ingest_table,
         issued.inputs,
-        newest_hours(lake),
-        {z.name: z.timezone for z in settings.zones},
+        newest_hours_as_of(lake, issued_at),  # the lake as it stood then, not as it stands now
+        timezones,
         as_of=issued_at,
+        due=due_hours(settings.series, timezones, issued_at),
     )
     if publish:
         publish_prefect_artifacts(bundle)

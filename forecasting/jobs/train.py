@@ -123,7 +123,7 @@ def train(
     models = {CHALLENGER: pipeline}
     incomparable = None
     try:
-        models[CHAMPION] = registry.load_champion(lake, settings)
+        models[CHAMPION] = registry.load_champion(lake, settings, as_of)  # the champion then
     except (registry.NoChampion, FileNotFoundError) as exc:
         log.info("no champion to compare with: %s", exc)
     except (ArtifactFormatError, ArtifactMismatchError) as exc:
@@ -131,10 +131,10 @@ def train(
         log.warning("the champion cannot be compared, the new model replaces it: %s", exc)
     table = score_recent(settings, history, models, as_of)
     metrics = _metrics_of(table, CHALLENGER)
-    run_id = registry.record_run(lake, settings, pipeline, artifact, metrics, tags or {}, seconds)
+    run_id = registry.record_run(lake, settings, pipeline, artifact, metrics, tags or {}, seconds, as_of)
     promoted, decision = _decide(table, CHAMPION in models, settings.model.promotion_margin, incomparable)
     if promoted and promote:
-        registry.promote(lake, run_id, decision)
+        registry.promote(lake, run_id, decision, as_of)
     log.info("run %s: %s%s", run_id, decision, "" if promoted and promote else " (not promoted)")
     return TrainResult(
         run_id, pipeline.model_id_, str(artifact), seconds, metrics, promoted and promote, decision

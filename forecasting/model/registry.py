@@ -1,11 +1,18 @@
 """The model registry: where artifacts live, the record of every training run (in the lake), and
-which model is the champion the daily flow forecasts with.
+which model was the champion — the one the daily flow forecasts with — at each instant.
 
     <models_root>/<model_id>/                 one artifact directory (see forecasting.model.artifact)
-    <lake>/model_runs/run_id=<id>/data.parquet one row per training run: id, time, code version,
+    <lake>/model_runs/run_id=<id>/data.parquet one row per training run: id, time, the instant whose
+                                               published data trained it (`as_of`), code version,
                                                configuration, parameters, data range and hash,
                                                metrics, tags, artifact location
-    <lake>/model_runs/champion.json            the promoted model and why
+    <lake>/model_runs/promotions.json          every promotion: model, run, why, when (wall clock) and
+                                               from which instant of the lake's as-of clock on
+
+Promotions live on the same clock as the data: a replay at T (`forecast --as-of T`) uses the model
+that was champion at T, the newest promotion whose `as_of` is at or before T, and so never a model
+trained on data published after T. Lakes written before the history kept a single champion.json;
+it is read as the first promotion.
 """
 
 from __future__ import annotations
@@ -17,30 +24,37 @@ import uuid
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 
 from forecasting.config import PROJECT_ROOT, Settings
 from forecasting.lake.files import LakeFS
-from forecasting.model.artifact import ArtifactError, load_pipeline, save_pipeline
-from forecasting.model.pipeline import DeepARPipeline
+
+if TYPE_CHECKING:  # the model (torch) is imported only where one is loaded: listing runs stays fast
+    from forecasting.model.pipeline import DeepARPipeline
 
 RUNS = "model_runs"
-CHAMPION_FILE = "champion.json"
+PROMOTIONS_FILE = "promotions.json"
+LEGACY_CHAMPION_FILE = "champion.json"
 RUN_FILE = "data.parquet"
 
 
 class NoChampion(LookupError):
-    """No model has been promoted yet."""
+    """No model has been promoted yet, or none by the instant asked for."""
 
 
 @dataclass(frozen=True)
 class Champion:
+    """One promotion: `model_id` (of run `run_id`) is the champion from `as_of` on (ISO UTC, the lake's
+    as-of clock) until a later promotion; `promoted_at` is the wall-clock time it was made."""
+
     model_id: str
     run_id: str
     promoted_at: str
     reason: str
+    as_of: str = ""
 
 
 def code_version() -> str:
@@ -65,6 +79,8 @@ def artifact_dir(settings: Settings, model_id: str) -> Path:
 def save_artifact(settings: Settings, pipeline: DeepARPipeline) -> Path:
     """Save under a temporary name, then rename: a crash never leaves a half-written model behind."""
     final = artifact_dir(settings, pipeline.model_id_)
+    from forecasting.model.artifact import save_pipeline
+
     tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
     save_pipeline(pipeline, tmp)
     if final.exists():  # same data and parameters → same model id: replace the older copy
@@ -81,13 +97,16 @@ def record_run(
     metrics: dict[str, float],
     tags: dict[str, str],
     training_seconds: float,
+    as_of: pd.Timestamp,
 ) -> str:
-    """Append one training run to the registry; returns its run id."""
+    """Append one training run to the registry (trained on what was published by `as_of`); returns
+    its run id."""
     run_id = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     row = {
         "run_id": run_id,
         "model_id": pipeline.model_id_,
         "trained_at": pd.Timestamp.now(tz="UTC"),
+        "as_of": pd.Timestamp(as_of).tz_convert("UTC"),
         "code_version": code_version(),
         "config": settings.model_dump_json(exclude={"entsoe_token"}),
         "params": json.dumps(pipeline.get_params(), default=str, sort_keys=True),
@@ -114,35 +133,84 @@ def list_runs(lake: LakeFS) -> pd.DataFrame:
     return frame.sort_values("trained_at").reset_index(drop=True)
 
 
-def promote(lake: LakeFS, run_id: str, reason: str) -> Champion:
+def run_as_of(run: pd.Series) -> pd.Timestamp:
+    """The instant whose published data trained `run` (a row of `list_runs`). Runs recorded before
+    it was kept count from their wall-clock training time: never earlier than the truth."""
+    value = run.get("as_of")
+    return pd.Timestamp(value if value is not None and pd.notna(value) else run["trained_at"])
+
+
+def _run(lake: LakeFS, run_id: str) -> pd.Series:
     runs = list_runs(lake)
     match = runs[runs["run_id"] == run_id] if len(runs) else runs
     if match.empty:
         raise LookupError(f"no training run {run_id!r} in the registry; see `spotcast models list`")
-    champion = Champion(
-        model_id=str(match["model_id"].iloc[0]),
+    return match.iloc[0]
+
+
+def promotions(lake: LakeFS) -> list[Champion]:
+    """Every promotion, oldest first (a lake of the single champion.json: that one)."""
+    path = lake.path(RUNS, PROMOTIONS_FILE)
+    if lake.exists(path):
+        return [Champion(**entry) for entry in json.loads(lake.fs.cat_file(path))]
+    legacy = lake.path(RUNS, LEGACY_CHAMPION_FILE)
+    if not lake.exists(legacy):
+        return []
+    entry = json.loads(lake.fs.cat_file(legacy))
+    entry.setdefault("as_of", run_as_of(_run(lake, entry["run_id"])).isoformat())
+    return [Champion(**entry)]
+
+
+def promote(lake: LakeFS, run_id: str, reason: str, as_of: pd.Timestamp) -> Champion:
+    """Make run `run_id`'s model the champion from the lake-clock instant `as_of` on (a training
+    promotes at its own as-of; a promotion by hand at the lake's now). A model cannot be champion
+    before the data it was trained on was published."""
+    run = _run(lake, run_id)
+    as_of = pd.Timestamp(as_of).tz_convert("UTC")
+    trained_by = run_as_of(run)
+    if as_of < trained_by:
+        raise ValueError(
+            f"run {run_id} was trained on data published up to {trained_by}: it cannot be champion at {as_of}"
+        )
+    entry = Champion(
+        model_id=str(run["model_id"]),
         run_id=run_id,
         promoted_at=pd.Timestamp.now(tz="UTC").isoformat(),
         reason=reason,
+        as_of=as_of.isoformat(),
     )
-    payload = json.dumps(champion.__dict__, indent=2).encode()
-    path = lake.path(RUNS, CHAMPION_FILE)
+    history = [*promotions(lake), entry]
+    payload = json.dumps([p.__dict__ for p in history], indent=2).encode()
     tmp = lake.path(RUNS, f".tmp-{uuid.uuid4().hex}.json")
     lake.fs.pipe_file(tmp, payload)
-    lake.fs.mv(tmp, path)
-    return champion
+    lake.fs.mv(tmp, lake.path(RUNS, PROMOTIONS_FILE))  # whole-file replace: readers see old or new
+    return entry
 
 
-def champion(lake: LakeFS) -> Champion:
-    path = lake.path(RUNS, CHAMPION_FILE)
-    if not lake.exists(path):
+def champion(lake: LakeFS, as_of: pd.Timestamp | None = None) -> Champion:
+    """The champion at `as_of` (the newest promotion at or before it; the latest promoted of equals);
+    None: the champion of the newest instant."""
+    history = promotions(lake)
+    if not history:
         raise NoChampion("no model has been promoted yet: run `spotcast train`")
-    return Champion(**json.loads(lake.fs.cat_file(path)))
+    when = None if as_of is None else pd.Timestamp(as_of).tz_convert("UTC")
+    eligible = [p for p in history if when is None or pd.Timestamp(p.as_of) <= when]
+    if not eligible:
+        first = min(pd.Timestamp(p.as_of) for p in history)
+        raise NoChampion(
+            f"no model was champion at {when:%Y-%m-%d %H:%M} UTC (the first promotion counts from "
+            f"{first:%Y-%m-%d %H:%M} UTC): every model was trained on data published later. Train one "
+            f"on what was published by then: spotcast train --as-of {when:%Y-%m-%dT%H:%M}Z"
+        )
+    return max(eligible, key=lambda p: (pd.Timestamp(p.as_of), p.promoted_at))
 
 
-def load_champion(lake: LakeFS, settings: Settings) -> DeepARPipeline:
-    """The promoted model, checked against the configured zones (trusted artifacts only)."""
-    current = champion(lake)
+def load_champion(lake: LakeFS, settings: Settings, as_of: pd.Timestamp | None = None) -> DeepARPipeline:
+    """The champion at `as_of` (see `champion`), checked against the configured zones (trusted
+    artifacts only)."""
+    from forecasting.model.artifact import ArtifactError, load_pipeline
+
+    current = champion(lake, as_of)
     path = artifact_dir(settings, current.model_id)
     if not path.exists():
         raise ArtifactError(

@@ -1,8 +1,9 @@
 """The data-quality table of a run: per feed × zone × series, how fresh and complete the inputs were.
 
-It joins four views of the same series, each optional except the lake's:
+It joins five views of the same series, each optional except the lake's:
 
-* the lake's newest hours (`forecasting.lake.series_store.newest_hours`: zone, series, newest_hour),
+* the lake's newest hours as of the run's instant (`newest_hours_as_of`: zone, series, newest_hour),
+* the hour each series is due by then under its publication rule (`due_hours`: zone, series, due_hour),
 * the ingest status of this run (`IngestReport.table()`: feed, zone, series, status, attempts, …),
 * recent curated rows (a tidy series frame) in which missing hours are counted,
 * the forecast's covariate input status (zone, series — or `covariate` —, newest_published_hour,
@@ -11,15 +12,22 @@ It joins four views of the same series, each optional except the lake's:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
+from forecasting.config import SeriesRule
 from forecasting.features.covariates import COVARIATE
+from forecasting.lake.files import LakeFS
+from forecasting.lake.series_store import read_series
+from forecasting.publication import newest_published_hour
 from forecasting.schema import DELIVERY_HOUR, SERIES_COL, ZONE
 
 FEED = "feed"
 STATE = "state"
 NEWEST_HOUR = "newest_hour"
+DUE_HOUR = "due_hour"
 HOURS_AHEAD = "hours_ahead"
 GAP_HOURS = "gap_hours"
 INGEST_STATUS = "ingest_status"
@@ -35,6 +43,7 @@ QUALITY_COLUMNS = [
     SERIES_COL,
     STATE,
     NEWEST_HOUR,
+    DUE_HOUR,
     HOURS_AHEAD,
     GAP_HOURS,
     INGEST_STATUS,
@@ -52,8 +61,35 @@ GAP_DAYS = 7
 # States, worst first.
 MISSING = "missing"  # nothing in the lake
 STALE = "stale"  # this run's pull did not land: the lake holds only older data
+LATE = "late"  # the newest hour is older than the publication rule allows (the feed stopped?)
 OK = "ok"
 LANDED = ("ok", "empty")  # pull statuses that are not a problem (`forecasting.ingest.pull.PullStatus`)
+
+
+def newest_hours_as_of(lake: LakeFS, as_of: pd.Timestamp) -> pd.DataFrame:
+    """`newest_hours` of the lake as it stood at `as_of`: per zone × series, rows, first and newest
+    delivery hour of what had been published by then (series published later are absent)."""
+    rows = read_series(lake, as_of=as_of)
+    stats = rows.groupby(KEYS)[DELIVERY_HOUR].agg(rows="size", first_hour="min", newest_hour="max")
+    return stats.reset_index()[[*KEYS, "rows", "first_hour", NEWEST_HOUR]]
+
+
+def due_hours(
+    rules: Mapping[str, SeriesRule], timezones: Mapping[str, str], as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """Per zone × series with a rule: the oldest newest hour the lake may hold at `as_of` and still be
+    on time, the newest hour the rule publishes by then less the series' staleness tolerance."""
+    rows = [
+        {
+            ZONE: zone,
+            SERIES_COL: series,
+            DUE_HOUR: newest_published_hour(as_of, rule.publication, timezone)
+            - pd.Timedelta(hours=rule.staleness_tolerance_hours),
+        }
+        for zone, timezone in timezones.items()
+        for series, rule in rules.items()
+    ]
+    return pd.DataFrame(rows, columns=[*KEYS, DUE_HOUR])
 
 
 def gap_hours(recent: pd.DataFrame, as_of: pd.Timestamp, days: int = GAP_DAYS) -> pd.DataFrame:
@@ -93,11 +129,16 @@ def data_quality(
     as_of: pd.Timestamp,
     recent: pd.DataFrame | None = None,
     gap_days: int = GAP_DAYS,
+    due: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Per feed × zone × series (QUALITY_COLUMNS): state (ok / stale / missing), the lake's newest
-    hour and how many whole hours it lies ahead of `as_of` (UTC; negative: behind), missing hours of the last
+    """Per feed × zone × series (QUALITY_COLUMNS): state, the lake's newest hour (`lake_newest`
+    should hold what was published by `as_of`), the hour it is `due` by then (`due_hours`), how many
+    whole hours the newest lies ahead of `as_of` (UTC; negative: behind), missing hours of the last
     `gap_days` days in `recent`, this run's ingest status, and the covariate extension the forecast
-    used. A series known to any input gets a row; a view not given leaves its columns empty."""
+    used. A series known to any input but `due` gets a row; a view not given leaves its columns empty.
+
+    State, worst first: missing (nothing in the lake), stale (this run's pull did not land), late (the
+    newest hour is older than its due hour: the feed stopped publishing), ok."""
     as_of = pd.Timestamp(as_of)
     table = lake_newest[[*KEYS, NEWEST_HOUR]]
     views = [
@@ -108,12 +149,15 @@ def data_quality(
     for view in views:
         if view is not None:
             table = table.merge(view, on=KEYS, how="outer")
+    if due is not None:  # only annotates: a rule for a series no input knows adds no row
+        table = table.merge(due, on=KEYS, how="left")
     table = table.reindex(columns=QUALITY_COLUMNS)
     table[COUNTS] = table[COUNTS].astype("Int64")
-    for column in (NEWEST_HOUR, NEWEST_PUBLISHED_HOUR):  # object dtype where a view held None
+    for column in (NEWEST_HOUR, DUE_HOUR, NEWEST_PUBLISHED_HOUR):  # object dtype where a view held None
         table[column] = pd.to_datetime(table[column], utc=True)
     newest = table[NEWEST_HOUR]
     table[HOURS_AHEAD] = ((newest - as_of.floor("h")) // pd.Timedelta(hours=1)).astype("Int64")
     failed = table[INGEST_STATUS].notna() & ~table[INGEST_STATUS].isin(LANDED)
-    table[STATE] = np.select([newest.isna(), failed], [MISSING, STALE], OK)
+    late = (newest < table[DUE_HOUR]).fillna(False).astype(bool)
+    table[STATE] = np.select([newest.isna(), failed, late], [MISSING, STALE, LATE], OK)
     return table.sort_values([ZONE, SERIES_COL, FEED], na_position="last").reset_index(drop=True)

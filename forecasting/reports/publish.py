@@ -1,17 +1,20 @@
 """The report bundle of a daily run: one folder with a fan chart per zone (fan_<zone>.png), daily.csv,
 weekly.csv, data_quality.csv and summary.md (the tables in markdown, linking the charts), and its
-mirror as Prefect artifacts when the run is a Prefect flow run.
+mirror as Prefect artifacts when the run is a Prefect flow run: the summary (markdown), the weekly and
+data-quality tables, and each fan chart as an image artifact that carries the PNG itself (a data URI),
+so the UI shows it wherever the worker that drew it ran.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 import pandas as pd
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.exceptions import MissingContextError
 
@@ -39,7 +42,7 @@ CHARTS_NOTE = (
 SUMMARY_KEY = "spotcast-summary"
 WEEKLY_KEY = "spotcast-weekly"
 QUALITY_KEY = "spotcast-data-quality"
-CHARTS_KEY = "spotcast-fan-charts"
+CHART_KEY_PREFIX = "spotcast-fan-chart-"
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,20 @@ def frame_markdown(frame: pd.DataFrame) -> str:
     return markdown_table([str(c) for c in frame.columns], rows)
 
 
-def charts_markdown(charts: Mapping[str, str], images: bool = True) -> str:
-    """The fan-chart section from `charts` (zone → URL or relative path): inline images, or links."""
-    mark = "!" if images else ""
-    entries = "\n\n".join(f"{mark}[{zone} fan chart]({link})" for zone, link in charts.items())
+def charts_markdown(charts: Mapping[str, str]) -> str:
+    """The fan-chart section from `charts` (zone → URL or relative path) as inline images."""
+    entries = "\n\n".join(f"![{zone} fan chart]({link})" for zone, link in charts.items())
     return f"{CHARTS_HEADING}\n\n{CHARTS_NOTE}\n\n{entries}\n"
+
+
+def png_data_uri(path: Path) -> str:
+    """A PNG file as a data URI: the image travels inside the artifact."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def chart_key(zone: str) -> str:
+    """The artifact key of a zone's fan chart (keys: lowercase letters, digits and dashes)."""
+    return CHART_KEY_PREFIX + "".join(c if c.isalnum() else "-" for c in zone.lower())
 
 
 def summary_markdown(
@@ -120,12 +132,15 @@ def write_report_bundle(
     lake_newest: pd.DataFrame,
     timezones: Mapping[str, str],
     as_of: pd.Timestamp | None = None,
+    due: pd.DataFrame | None = None,
 ) -> ReportBundle:
     """Write the bundle of `forecast` into the local folder `dest_dir` (created if needed).
 
     `actuals` is a tidy series frame of recent curated history (at least the two weeks before the
     forecast start): its prices are drawn and summarised, and every series in it is gap-counted.
     `as_of` (UTC) is the run's instant for the data-quality table; default the forecast's issue time.
+    `lake_newest` and `due` are its views of the lake and the publication rules at that instant
+    (`forecasting.reports.data_quality.newest_hours_as_of`, `due_hours`).
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
@@ -134,7 +149,7 @@ def write_report_bundle(
     charts = {z: fan_chart(forecast, actuals, z, timezones[z], dest / f"fan_{z}.png") for z in zones}
     weekly = weekly_table(forecast)
     last_week = last_week_actuals(actuals, forecast, timezones)
-    quality = data_quality(ingest_table, lake_newest, input_status, as_of, recent=actuals)
+    quality = data_quality(ingest_table, lake_newest, input_status, as_of, recent=actuals, due=due)
     bundle = ReportBundle(
         directory=dest,
         fan_charts=charts,
@@ -161,28 +176,25 @@ def in_prefect_run() -> bool:
     return True
 
 
-def publish_prefect_artifacts(bundle: ReportBundle, base_url: str | None = None) -> list[UUID]:
+def publish_prefect_artifacts(bundle: ReportBundle) -> list[UUID]:
     """Mirror `bundle` as Prefect artifacts when called inside a flow or task run; elsewhere do
-    nothing and return []. Creates a markdown summary, table artifacts of the weekly table and the
-    data quality, and a markdown of the fan charts: images when `base_url` says where the bundle
-    folder is served, else links to the PNG files on the worker (a browser will not show those)."""
+    nothing and return []. Creates the markdown summary, table artifacts of the weekly table and the
+    data quality, and one image artifact per fan chart (`chart_key(zone)`, the PNG as a data URI)."""
     if not in_prefect_run():
         return []
     body = bundle.summary.read_text().partition(CHARTS_HEADING)[0]
-    if base_url:
-        charts = {zone: f"{base_url.rstrip('/')}/{path.name}" for zone, path in bundle.fan_charts.items()}
-    else:
-        charts = {zone: path.resolve().as_uri() for zone, path in bundle.fan_charts.items()}
-    charts_md = charts_markdown(charts, images=bool(base_url))
     # _sync: these helpers return an un-awaited coroutine when called from an async flow.
-    return [
+    created = [
         create_markdown_artifact(body, key=SUMMARY_KEY, description="Forecast summary", _sync=True),
         create_table_artifact(_records(bundle.weekly), key=WEEKLY_KEY, description="ISO weeks", _sync=True),
         create_table_artifact(
             _records(bundle.data_quality), key=QUALITY_KEY, description="Data quality", _sync=True
         ),
-        create_markdown_artifact(charts_md, key=CHARTS_KEY, description="Fan charts", _sync=True),
     ]
+    for zone, path in bundle.fan_charts.items():
+        description = f"{zone} fan chart. {CHARTS_NOTE}"
+        created.append(create_image_artifact(png_data_uri(path), key=chart_key(zone), description=description))
+    return created
 
 
 def _records(csv: Path) -> list[dict[str, object]]:

@@ -1,6 +1,7 @@
 """`flows.serve`: the deployments, their schedule across DST changes, and — slow — the real thing: a
-Prefect server on a free loopback port, `serve()` in a subprocess, a daily run triggered through the
-API that backfills an empty tmp lake, trains a tiny first model and lands the forecast.
+Prefect server on a free loopback port, `serve()` in a subprocess, a daily run of the scheduled
+deployment triggered through the API that backfills an empty tmp lake, trains a tiny first model and
+lands the forecast, with Spotcast's own lines in the run's log and the fan charts as image artifacts.
 
 Everything stays on 127.0.0.1 with telemetry off; PREFECT_HOME of every server and serve process is
 under tmp_path, and every subprocess (and what it started) is killed in the fixtures' teardown.
@@ -29,11 +30,11 @@ from spotcast_testing import tiny_config, write_config
 from flows.serve import (
     BACKFILL,
     DAILY,
-    LocalPrefectServer,
     ServeError,
     build_deployments,
     is_healthy,
     next_runs,
+    prefect_server,
     serve,
 )
 from forecasting.config import DEFAULT_CONFIG, PROJECT_ROOT, ConfigError
@@ -146,19 +147,26 @@ def wait_for_deployments(api_url: str, process: subprocess.Popen, log: Path, tim
 
 
 @pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefectServer]:
-    """A real Prefect server on a free loopback port, SQLite in a tmp PREFECT_HOME."""
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`prefect server start` on a free loopback port, SQLite in a tmp PREFECT_HOME: a server of
+    one's own, as `serve` finds it through PREFECT_API_URL."""
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
-    server = LocalPrefectServer("127.0.0.1", port, env=prefect_env(home, None), log_path=home / "server.log")
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with (home / "server.log").open("ab") as out:
+        process = subprocess.Popen(
+            command, env=prefect_env(home, None), stdout=out, stderr=out, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}/api"
     try:
-        server.start(timeout_s=SERVER_START_S)
-        yield server
+        deadline = time.monotonic() + SERVER_START_S
+        while not is_healthy(url):
+            assert process.poll() is None, tail(home / "server.log")
+            assert time.monotonic() < deadline, tail(home / "server.log")
+            time.sleep(0.5)
+        yield url
     finally:
-        process = server.process
-        server.stop()
-        if process is not None:
-            kill_tree(process, grace_s=0)
+        kill_tree(process, grace_s=10)
 
 
 @pytest.fixture(scope="module")
@@ -168,16 +176,16 @@ def served_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def served(
-    prefect_server: LocalPrefectServer, served_config: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LocalPrefectServer, subprocess.Popen, Path]]:
-    """`serve(config, start_server=False)` in a subprocess, pointed at `prefect_server`."""
+    api_url: str, served_config: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """`serve(config, start_server=False)` in a subprocess, pointed at the server at `api_url`."""
     home = tmp_path_factory.mktemp("serve-home")
     log = home / "serve.log"
     command = f"from flows.serve import serve; serve(config={str(served_config)!r}, start_server=False)"
-    process = start_serve(command, prefect_env(home, prefect_server.api_url), log)
+    process = start_serve(command, prefect_env(home, api_url), log)
     try:
-        wait_for_deployments(prefect_server.api_url, process, log, timeout_s=180)
-        yield prefect_server, process, log
+        wait_for_deployments(api_url, process, log, timeout_s=180)
+        yield api_url, process, log
     finally:
         kill_tree(process)
 
@@ -270,9 +278,9 @@ def test_server_schedules_daily_runs_at_the_configured_local_time(served, served
     from prefect.client.schemas.sorting import FlowRunSort
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    server, _, _ = served
+    api_url, _, _ = served
     with (
-        temporary_settings(updates={PREFECT_API_URL: server.api_url}),
+        temporary_settings(updates={PREFECT_API_URL: api_url}),
         get_client(sync_client=True) as client,
     ):
         deployment = client.read_deployment_by_name(f"{DAILY}/{DAILY}")
@@ -306,19 +314,24 @@ def test_server_schedules_daily_runs_at_the_configured_local_time(served, served
 
 
 @pytest.mark.slow
-def test_daily_run_triggered_through_the_api_backfills_trains_and_forecasts(
+def test_daily_run_of_the_scheduled_deployment_backfills_trains_and_forecasts_visibly(
     served, served_config: Path
 ) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from forecasting.lake.files import LakeFS
     from forecasting.lake.forecast_store import read_forecast
 
-    server, process, log = served
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    api_url, process, log = served
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
         flow_run = run_deployment(
             f"{DAILY}/{DAILY}", parameters={"as_of": AS_OF, "zones": ZONES}, timeout=0, as_subflow=False
         )
@@ -336,9 +349,23 @@ def test_daily_run_triggered_through_the_api_backfills_trains_and_forecasts(
             artifacts = client.read_artifacts(
                 artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
             )
+            time.sleep(3)  # the run's last log lines are shipped in batches
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
     assert flow_run.state.is_completed(), f"{flow_run.state}:\n{tail(log, 120)}"
     assert flow_run.parameters["config"] == str(served_config.resolve())
-    assert {"daily-feed-status", "spotcast-summary"} <= {a.key for a in artifacts}
+
+    by_key = {a.key: a for a in artifacts}
+    assert {"daily-feed-status", "spotcast-summary", "spotcast-data-quality"} <= set(by_key)
+    for zone in ZONES:  # the fan charts are images in the UI, not links to the worker's files
+        chart = by_key[f"spotcast-fan-chart-{zone.lower()}"]
+        assert chart.type == "image" and chart.data.startswith("data:image/png;base64,")
+
+    names = {record.name for record in logs}
+    messages = [record.message for record in logs]
+    assert any(name.startswith("spotcast.") for name in names), names  # Spotcast's own loggers
+    assert any(m.startswith("forecasting with deepar-") for m in messages), messages
+    task_states = [r.message for r in logs if r.task_run_id is not None and r.message.startswith("Finished")]
+    assert task_states == []  # no line per task in the UI: the run's graph shows task states
 
     settings_lake = tomllib.loads(served_config.read_text())["lake_root"]
     forecast = read_forecast(LakeFS.open(settings_lake))
@@ -370,18 +397,115 @@ def test_serve_starts_its_own_server_and_stops_it_on_sigterm(served_config: Path
 
 @pytest.mark.slow
 def test_a_server_that_cannot_start_is_reported_with_its_output(tmp_path: Path) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+    from prefect.settings import PREFECT_HOME, temporary_settings
+
+    with temporary_settings(updates={PREFECT_HOME: tmp_path}), socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = LocalPrefectServer("127.0.0.1", port, env=prefect_env(tmp_path, None))
-        try:
-            with pytest.raises(ServeError, match="exited with code") as error:
-                server.start(timeout_s=SERVER_START_S)
-        finally:
-            process = server.process
-            server.stop()
-            if process is not None:
-                kill_tree(process, grace_s=0)
+        with pytest.raises(ServeError, match="did not start") as error, prefect_server("127.0.0.1", port):
+            pass
     assert "already in use" in str(error.value)
-    assert server.process is None
+
+
+# --- prefect.yaml: the same deployments for a server and workers of one's own ---------------------
+
+
+def _prefect_yaml() -> dict:
+    import yaml
+
+    return yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+
+
+def test_prefect_yaml_deploys_the_flows_on_the_configured_schedule() -> None:
+    from prefect.utilities.importtools import import_object
+
+    from flows.backfill import backfill_flow
+    from flows.daily import daily_flow
+
+    deployments = {d["name"]: d for d in _prefect_yaml()["deployments"]}
+    daily, _ = build_deployments()
+    [entry] = daily.schedules
+    assert deployments[DAILY]["schedules"] == [
+        {"cron": entry.schedule.cron, "timezone": entry.schedule.timezone}
+    ]
+    assert "schedules" not in deployments[BACKFILL]
+    with contextlib.chdir(PROJECT_ROOT):  # loaded as a worker loads them: from the file
+        for name, flow in ((DAILY, daily_flow), (BACKFILL, backfill_flow)):
+            loaded = import_object(deployments[name]["entrypoint"])
+            assert (loaded.name, loaded.fn.__code__.co_filename) == (flow.name, flow.fn.__code__.co_filename)
+
+
+@pytest.mark.slow
+def test_prefect_yaml_backfill_on_a_process_worker_logs_retries_and_their_waits_in_the_run(
+    api_url: str, tmp_path: Path
+) -> None:
+    """`prefect deploy --all` and a process worker, as docs/operations.md describes, on a real server.
+    One feed never answers: its retries, with their waits, are Spotcast lines in the run's log."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    env = {**prefect_env(tmp_path / "home", api_url), "ENTSOE_API_TOKEN": "test-token-not-secret"}
+    prefect = [sys.executable, "-m", "prefect"]
+
+    def cli(*args: str) -> None:
+        done = subprocess.run(
+            [*prefect, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    cli("work-pool", "create", "spotcast", "--type", "process")
+    cli("--no-prompt", "deploy", "--all")
+    config = tiny_config(
+        tmp_path,
+        ["NO1"],
+        HISTORY_START,
+        feeds={
+            "replay": {"kind": "replay", "source": "data/bundled", "series": ["price_da"]},
+            "entsoe_down": {
+                "kind": "entsoe",
+                "base_url": "http://127.0.0.1:9/api",  # nothing listens there
+                "timeout_s": 2,
+                "series": ["load_actual"],
+            },
+        },
+        retry={
+            "not_available": {"interval_s": 0.5, "backoff": 1.0, "max_attempts": 2},
+            "site_down": {"interval_s": 0.5, "backoff": 2.0, "max_attempts": 2},
+        },
+    )
+    worker_log = tmp_path / "worker.log"
+    with worker_log.open("ab") as out:
+        worker = subprocess.Popen(
+            [*prefect, "worker", "start", "--pool", "spotcast"],
+            cwd=tmp_path,  # runs start where `prefect deploy` ran, not where the worker did
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(f"{DAILY}/{DAILY}")
+            [entry] = deployment.schedules
+            assert (entry.schedule.cron, entry.schedule.timezone) == ("0 14 * * *", "Europe/Oslo")
+            parameters = {"config": str(config), "end": "2018-10-08T00:00:00Z"}
+            flow_run = run_deployment(
+                f"{BACKFILL}/{BACKFILL}", parameters=parameters, timeout=0, as_subflow=False
+            )
+            deadline = time.monotonic() + 240
+            while not (flow_run.state and flow_run.state.is_final()):
+                assert worker.poll() is None and time.monotonic() < deadline, tail(worker_log)
+                time.sleep(2)
+                flow_run = client.read_flow_run(flow_run.id)
+            time.sleep(3)  # the run's last log lines are shipped in batches
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
+    finally:
+        kill_tree(worker, grace_s=10)
+    assert flow_run.state.is_failed() and "did not land" in flow_run.state.message, tail(worker_log, 120)
+    assert (tmp_path / "lake" / "curated" / "series=price_da").is_dir()  # the other feed landed
+    retries = [r.message for r in logs if r.name == "spotcast.ingest" and "retry in" in r.message]
+    assert retries and "retry in 0.5 s (site_down attempt 2 of 2)" in retries[0], [r.message for r in logs]
+    assert not any("test-token-not-secret" in r.message for r in logs)

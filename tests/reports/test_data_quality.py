@@ -6,8 +6,16 @@ import pytest
 from forecasting.config import load_settings
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.ingest.land import REPORT_COLUMNS
+from forecasting.lake.files import LakeFS
+from forecasting.lake.series_store import append_series
 from forecasting.publication import known_at
-from forecasting.reports.data_quality import QUALITY_COLUMNS, data_quality, gap_hours
+from forecasting.reports.data_quality import (
+    QUALITY_COLUMNS,
+    data_quality,
+    due_hours,
+    gap_hours,
+    newest_hours_as_of,
+)
 
 AS_OF = pd.Timestamp("2023-03-20 12:00", tz="UTC")
 SERIES = ["price_da", "load_da", "load_actual"]
@@ -158,3 +166,44 @@ def test_without_ingest_table_ingest_columns_are_empty(lake_newest):
 
     assert table[["feed", "ingest_status", "attempts", "error"]].isna().all().all()
     assert set(table["state"]) == {"ok"}
+
+
+def test_a_series_whose_newest_hour_is_long_past_its_rule_is_late_not_ok(lake_newest):
+    settings = load_settings()
+    due = due_hours({s: settings.series[s] for s in SERIES}, {"NO1": "Europe/Oslo"}, AS_OF)
+    # wind stopped in 2016 (as NO5's did): the lake holds it, but years behind its rule
+    stopped = pd.DataFrame(
+        {"zone": ["NO1"], "series": ["load_da"], "newest_hour": [pd.Timestamp("2016-12-31 22:00", tz="UTC")]}
+    )
+    newest = pd.concat([lake_newest[lake_newest["series"] != "load_da"], stopped])
+
+    table = data_quality(None, newest, None, AS_OF, due=due)
+
+    load = _row(table, "load_da")
+    assert load["state"] == "late"
+    assert load["due_hour"] == pd.Timestamp(
+        "2023-03-21 22:00", tz="UTC"
+    )  # published 10:00 CET the day before
+    assert load["hours_ahead"] < -50_000
+    assert set(table.loc[table["series"] != "load_da", "state"]) == {"ok"}
+
+
+def test_due_hour_allows_the_series_staleness_tolerance():
+    settings = load_settings()
+    due = due_hours({"load_actual": settings.series["load_actual"]}, {"NO1": "Europe/Oslo"}, AS_OF)
+    # each hour published 1 h after it ends: by 12:00 the 10:00 hour is out; 2 h tolerance → 08:00
+    assert due[["zone", "series", "due_hour"]].values.tolist() == [
+        ["NO1", "load_actual", pd.Timestamp("2023-03-20 08:00", tz="UTC")]
+    ]
+
+
+def test_the_lake_as_of_an_instant_holds_only_what_was_published_by_then(tmp_path, recent):
+    lake = LakeFS.open(str(tmp_path / "lake"))
+    append_series(lake, recent.assign(retrieved_at=AS_OF), "replay")
+    earlier = AS_OF - pd.Timedelta(days=3)
+
+    then = newest_hours_as_of(lake, earlier).set_index("series")
+
+    assert then.loc["price_da", "newest_hour"] == pd.Timestamp("2023-03-18 22:00", tz="UTC")
+    assert then.loc["price_da", "rows"] == len(known_at(recent[recent["series"] == "price_da"], earlier))
+    assert newest_hours_as_of(LakeFS.open(str(tmp_path / "empty")), earlier).empty

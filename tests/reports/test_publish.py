@@ -1,5 +1,7 @@
 """The report bundle of a real NO1–NO5 forecast, and its Prefect artifacts."""
 
+import base64
+import json
 import re
 
 import pandas as pd
@@ -11,7 +13,12 @@ from forecasting.feeds.replay import ReplayFeed
 from forecasting.ingest.land import REPORT_COLUMNS
 from forecasting.publication import known_at
 from forecasting.reports import publish
-from forecasting.reports.publish import ReportBundle, publish_prefect_artifacts, write_report_bundle
+from forecasting.reports.publish import (
+    ReportBundle,
+    chart_key,
+    publish_prefect_artifacts,
+    write_report_bundle,
+)
 
 AS_OF = pd.Timestamp("2023-06-20 12:00", tz="UTC")
 ARTIFACT_KEY = re.compile(r"^[a-z0-9-]+$")
@@ -45,23 +52,6 @@ def bundle(tmp_path_factory, known, forecast, timezones) -> ReportBundle:
     ingest = lake_newest.assign(feed="replay", status="ok", attempts=1, rows=24, new_rows=24, error="")
     dest = tmp_path_factory.mktemp("bundle") / "2023-06-20"
     return write_report_bundle(dest, forecast, recent, ingest[REPORT_COLUMNS], None, lake_newest, timezones)
-
-
-@pytest.fixture
-def created(monkeypatch) -> list[dict]:
-    """Records the artifacts publish_prefect_artifacts creates instead of sending them to a server."""
-    calls: list[dict] = []
-
-    def fake(kind: str):
-        def create(data, key=None, description=None, **_):
-            calls.append({"kind": kind, "data": data, "key": key})
-            return key
-
-        return create
-
-    monkeypatch.setattr(publish, "create_markdown_artifact", fake("markdown"))
-    monkeypatch.setattr(publish, "create_table_artifact", fake("table"))
-    return calls
 
 
 def test_bundle_writes_charts_tables_and_summary(bundle):
@@ -107,36 +97,18 @@ def test_summary_md_holds_the_summary_weekly_and_quality_tables(bundle):
     assert "| NO5 | 2023-06-22 00:00 |" in text
 
 
-def test_publish_outside_a_prefect_run_is_a_no_op(bundle, created):
+def test_publish_outside_a_prefect_run_is_a_no_op(bundle):
     assert publish_prefect_artifacts(bundle) == []
-    assert created == []
 
 
-def test_publish_in_a_run_creates_summary_tables_and_chart_links(bundle, created, monkeypatch):
-    monkeypatch.setattr(publish, "in_prefect_run", lambda: True)
-
-    publish_prefect_artifacts(bundle)
-
-    by_key = {call["key"]: call for call in created}
-    assert all(ARTIFACT_KEY.match(key) for key in by_key)
-    assert by_key[publish.SUMMARY_KEY]["data"].startswith("# Spotcast")
-    assert "fan_NO1.png" not in by_key[publish.SUMMARY_KEY]["data"]
-    assert len(by_key[publish.WEEKLY_KEY]["data"]) == len(pd.read_csv(bundle.weekly))
-    assert len(by_key[publish.QUALITY_KEY]["data"]) == 25
-    assert f"({bundle.fan_charts['NO1'].resolve().as_uri()})" in by_key[publish.CHARTS_KEY]["data"]
-
-
-def test_publish_with_base_url_embeds_chart_images(bundle, created, monkeypatch):
-    monkeypatch.setattr(publish, "in_prefect_run", lambda: True)
-
-    publish_prefect_artifacts(bundle, base_url="https://reports.example/2023-06-20/")
-
-    charts = next(c for c in created if c["key"] == publish.CHARTS_KEY)["data"]
-    assert "![NO3 fan chart](https://reports.example/2023-06-20/fan_NO3.png)" in charts
+def test_chart_keys_are_valid_artifact_keys():
+    assert chart_key("NO1") == "spotcast-fan-chart-no1"
+    assert chart_key("DE-LU") == "spotcast-fan-chart-de-lu"
+    assert ARTIFACT_KEY.match(chart_key("IT-Calabria_2"))
 
 
 @pytest.mark.slow
-def test_publish_in_a_real_flow_run_stores_the_artifacts(bundle):
+def test_publish_in_a_real_flow_run_stores_summary_tables_and_chart_images(bundle):
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -147,14 +119,19 @@ def test_publish_in_a_real_flow_run_stores_the_artifacts(bundle):
         return len(publish_prefect_artifacts(bundle))
 
     with prefect_test_harness(server_startup_timeout=120):
-        assert report_flow() == 4
+        assert report_flow() == 3 + 5
         with get_client(sync_client=True) as client:
             stored = client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="spotcast"))
             )
-    assert {a.key for a in stored} == {
-        publish.SUMMARY_KEY,
-        publish.WEEKLY_KEY,
-        publish.QUALITY_KEY,
-        publish.CHARTS_KEY,
-    }
+    by_key = {a.key: a for a in stored}
+    charts = {chart_key(f"NO{i}") for i in range(1, 6)}
+    assert set(by_key) == {publish.SUMMARY_KEY, publish.WEEKLY_KEY, publish.QUALITY_KEY} | charts
+    assert by_key[publish.SUMMARY_KEY].data.startswith("# Spotcast")
+    assert "fan_NO1.png" not in by_key[publish.SUMMARY_KEY].data  # the charts are their own artifacts
+    assert len(json.loads(by_key[publish.QUALITY_KEY].data)) == 25
+    no3 = by_key[chart_key("NO3")]
+    assert no3.type == "image"
+    prefix = "data:image/png;base64,"
+    assert no3.data.startswith(prefix)  # the image itself, not a file:// link on the worker
+    assert base64.b64decode(no3.data.removeprefix(prefix)) == bundle.fan_charts["NO3"].read_bytes()

@@ -1,0 +1,54 @@
+"""What `spotcast` shows: commands that touch no model start fast (they never import torch,
+lightning or gluonts), and a run's console holds Spotcast's own lines and its result, while the full
+log lands in the lake."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from spotcast_testing import tiny_config
+
+MODEL_LIBRARIES = ("torch", "lightning", "gluonts")
+
+
+def _spotcast(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _imported_modules(*args: str) -> set[str]:
+    """The modules `spotcast ARGS` imported, from Python's own import-time report."""
+    done = _spotcast("-X", "importtime", "-m", "forecasting.cli", *args)
+    return {
+        line.split("|")[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+@pytest.mark.parametrize("args", [("--help",), ("status",), ("models", "list")])
+def test_commands_without_a_model_do_not_import_the_model_libraries(args):
+    imported = _imported_modules(*args)
+    assert "forecasting.config" in imported  # the report was read
+    heavy = sorted(m for m in imported if m.split(".")[0] in MODEL_LIBRARIES)
+    assert heavy == []
+
+
+@pytest.mark.slow
+def test_a_backfill_without_a_terminal_prints_plain_lines_and_its_result_last(tmp_path):
+    config = tiny_config(tmp_path, ["NO1"], "2023-05-01")
+    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), DO_NOT_TRACK="1")
+    env.pop("PREFECT_API_URL", None)
+
+    done = _spotcast("-m", "forecasting.cli", "backfill", "--config", str(config), "--end", "2023-05-08", env=env)
+
+    assert done.returncode == 0, done.stderr
+    console = done.stdout + done.stderr
+    assert "\r" not in console and "\x1b" not in console  # no bar redraws, no colours
+    assert "Finished in state" not in console  # Prefect's per-task lines stay in the log file
+    assert done.stdout.rstrip().splitlines()[-1].startswith("replay wind_onshore_da")  # feed status last
+    logs = list((tmp_path / "lake" / "logs").glob("*/backfill-*.log"))
+    assert len(logs) == 1
+    assert f"full log in {logs[0]}" in done.stderr
+    assert "Finished in state Completed()" in logs[0].read_text()
