@@ -12,10 +12,11 @@ import logging
 import multiprocessing
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from gluonts.torch.model.deepar import DeepAREstimator
 from gluonts.torch.model.predictor import PyTorchPredictor
 from gluonts.transform.sampler import PredictionSplitSampler
 
+from forecasting import progress
 from forecasting.features.windows import Window
 from forecasting.schema import HORIZON_HOURS
 
@@ -82,6 +84,7 @@ def make_estimator(
     max_epochs: int,
     num_samples: int,
     root_dir: str,
+    callbacks: list[lightning.Callback] | None = None,
 ) -> DeepAREstimator:
     return DeepAREstimator(
         freq=FREQ,
@@ -111,6 +114,7 @@ def make_estimator(
             "logger": False,
             "enable_model_summary": False,
             "enable_progress_bar": False,
+            "callbacks": callbacks or [],
         },
     )
 
@@ -175,16 +179,58 @@ class TrainingSetWriter:
         return TrainingSet(self.folder, self.count, self.hours, self.features)
 
 
+class EpochLog(lightning.Callback):
+    """Writes `<epochs done> <train loss>` to a file after every epoch: how a member training in
+    another process tells the parent's progress display how far it is."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        loss = float(trainer.callback_metrics.get("train_loss", float("nan")))
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(f"{trainer.current_epoch + 1} {loss}")
+        tmp.replace(self.path)
+
+
+class _EpochWatcher(threading.Thread):
+    """Polls the members' epoch files and advances their progress steps."""
+
+    def __init__(self, files: list[Path], steps: list[progress.Step]) -> None:
+        super().__init__(daemon=True)
+        self.files, self.steps = files, steps
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.5):
+            self.poll()
+
+    def poll(self) -> None:
+        for file, step in zip(self.files, self.steps, strict=True):
+            try:
+                epochs, loss = file.read_text().split()
+            except (OSError, ValueError):
+                continue
+            if int(epochs) > step.completed:
+                step.advance(int(epochs) - step.completed, detail=f"loss {float(loss):.3f}")
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+        self.poll()
+
+
 def train_member(estimator_kwargs: dict, training: TrainingSet, seed: int, out: str, threads: int) -> str:
     """Train one ensemble member and serialize its predictor to `out` (runs in a worker process when
-    members train in parallel). Lightning's checkpoints live in a temporary directory."""
+    members train in parallel). Lightning's checkpoints live in a temporary directory; the epochs
+    done are written to `<out>.epochs`."""
     if threads:
         torch.set_num_threads(threads)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # tips and device notices
         logging.getLogger(name).setLevel(logging.WARNING)
     lightning.seed_everything(seed, verbose=False)
     with tempfile.TemporaryDirectory(prefix="spotcast-train-") as root, _quiet_gluonts():
-        estimator = make_estimator(**estimator_kwargs, root_dir=root)
+        estimator = make_estimator(**estimator_kwargs, root_dir=root, callbacks=[EpochLog(Path(f"{out}.epochs"))])
         predictor = estimator.train(training.entries(), shuffle_buffer_length=SHUFFLE_BUFFER)
     Path(out).mkdir(parents=True, exist_ok=True)
     predictor.serialize(Path(out))
@@ -195,24 +241,40 @@ def train_ensemble(
     estimator_kwargs: dict, training: TrainingSet, seeds: list[int], workers: int
 ) -> list[PyTorchPredictor]:
     """One predictor per seed. With `workers` > 1 the members train in that many spawned processes
-    of cores // workers torch threads each: on CPU a small LSTM gains less from a second thread than
-    from a second member running beside it."""
+    of cores // workers torch threads each (at least one)."""
     outs = [str(Path(training.folder) / f"member-{k}") for k in range(len(seeds))]
     log.info("training %d DeepAR member(s) on %d windows, %d at a time", len(seeds), training.count, workers)
+    epochs = estimator_kwargs["max_epochs"]
+    with ExitStack() as stack:
+        steps = [
+            stack.enter_context(progress.task(f"training member {k + 1}/{len(seeds)}", total=epochs))
+            for k in range(len(seeds))
+        ]
+        watcher = _EpochWatcher([Path(f"{out}.epochs") for out in outs], steps)
+        watcher.start()
+        try:
+            _run_members(estimator_kwargs, training, seeds, outs, workers)
+        finally:
+            watcher.stop()
+    return [PyTorchPredictor.deserialize(Path(out), device="cpu") for out in outs]
+
+
+def _run_members(
+    estimator_kwargs: dict, training: TrainingSet, seeds: list[int], outs: list[str], workers: int
+) -> None:
     if workers <= 1:
         for seed, out in zip(seeds, outs, strict=True):
             train_member(estimator_kwargs, training, seed, out, threads=0)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            jobs = [
-                pool.submit(train_member, estimator_kwargs, training, seed, out, threads)
-                for seed, out in zip(seeds, outs, strict=True)
-            ]
-            for job in jobs:
-                job.result()
-    return [PyTorchPredictor.deserialize(Path(out), device="cpu") for out in outs]
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        jobs = [
+            pool.submit(train_member, estimator_kwargs, training, seed, out, threads)
+            for seed, out in zip(seeds, outs, strict=True)
+        ]
+        for job in jobs:
+            job.result()
 
 
 def sample_paths(

@@ -32,6 +32,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
+from forecasting import progress
 from forecasting.features.covariates import LAST_YEAR, NEWEST_SEARCH_HOURS, RATIO_HOURS, pivot_zone
 from forecasting.features.windows import (
     ANCHOR_FEATURES,
@@ -110,8 +111,9 @@ class DeepARPipeline(BaseEstimator):
     calibration_weeks: how many weekly out-of-sample forecasts calibrate the decile spread per
         horizon week: the newest ones before each issue whose horizon is delivered, never before the
         weeks held out of training at the end of the fit history; 0 keeps the raw sample deciles.
-    n_jobs: ensemble members trained at once, each in its own process (None: as many as there are
-        CPU cores, at most ensemble_size). Does not change the model id.
+    n_jobs: ensemble members trained at once, each in its own process of cores // n_jobs torch
+        threads (None: every member at once, up to two per CPU core: on CPU a small LSTM gains less
+        from a second thread than from a second member beside it). Does not change the model id.
     """
 
     def __init__(
@@ -182,7 +184,7 @@ class DeepARPipeline(BaseEstimator):
                     writer.add(window, _dynamic(scaler, pca, window), zone_index[window.zone])
             training = writer.close()
             if training.count == 0:
-                raise ValueError("history too short: no complete training window (needs ≥ ~6 weeks per zone)")
+                raise ValueError(self._too_short())
             log.info(
                 "%d training windows over %d zones; PCA keeps %d of %d covariate features",
                 training.count, len(zones), pca.n_components_, len(covariate_feature_names(self.covariates)),
@@ -210,9 +212,18 @@ class DeepARPipeline(BaseEstimator):
         )
         return self
 
+    def _too_short(self) -> str:
+        past_weeks = -(-self._past_length // 168)
+        weeks = self.calibration_weeks + NEWEST_CALIBRATION_WEEKS + past_weeks + HORIZON_WEEKS
+        return (
+            f"history too short: no complete training window; needs prices of at least ~{weeks} weeks per "
+            f"zone ({self.calibration_weeks} weekly issues held out to calibrate the deciles, "
+            f"{past_weeks} weeks of context, the 4-week horizon); two years or more forecast better"
+        )
+
     def _workers(self) -> int:
         cores = os.cpu_count() or 1
-        return max(1, min(self.ensemble_size, self.n_jobs or cores))
+        return max(1, min(self.ensemble_size, self.n_jobs or 2 * cores))
 
     def _model_hash(self, data: str) -> str:
         """sha256 of the training data hash and every parameter that shapes the forecasts."""
@@ -276,7 +287,7 @@ class DeepARPipeline(BaseEstimator):
         every = max(1, len(issues) * (HORIZON_HOURS + self._past_length) // SCALER_ROWS)
         sample = [w.covariate_features for m, issue in issues[::every] if (w := m.window(issue, with_future=True))]
         if not sample:
-            raise ValueError("history too short: no complete training window (needs ≥ ~6 weeks per zone)")
+            raise ValueError(self._too_short())
         rows = np.vstack(sample)
         scaler = StandardScaler().fit(rows)
         scaled = np.nan_to_num(scaler.transform(rows))  # a missing covariate → its mean
@@ -365,8 +376,7 @@ class DeepARPipeline(BaseEstimator):
         record = track_record if track_record is not None else MemoryTrackRecord()
         raw, windows = self._raw_forecast(makers, known, issued_at, strict=True)
         record.put(self.model_id_, raw)
-        past = [self._past_forecast(makers, known, issue, record) for issue in self._calibration_issues(issued_at)]
-        past = [frame for frame in past if frame is not None]
+        past = self._past_forecasts(makers, known, self._calibration_issues(issued_at), record)
         if past:
             prices = known[known[SERIES_COL] == PRICE]
             calibration = SpreadCalibration().fit(pd.concat(past, ignore_index=True), prices)
@@ -391,18 +401,21 @@ class DeepARPipeline(BaseEstimator):
         """The clock of calibration issues: the first zone's."""
         return next(iter(self.zones_.values()))
 
-    def _past_forecast(
-        self, makers: dict[str, WindowMaker], known: pd.DataFrame, issue: pd.Timestamp, record: TrackRecord
-    ) -> pd.DataFrame | None:
-        """The raw forecast of a past issue from the track record, or made and stored now."""
-        stored = record.get(self.model_id_, issue)
-        if stored is not None:
-            return stored
-        made = self._raw_forecast(makers, known, issue, strict=False)
-        if made is None:
-            return None
-        record.put(self.model_id_, made[0])
-        return made[0]
+    def _past_forecasts(
+        self, makers: dict[str, WindowMaker], known: pd.DataFrame, issues: pd.DatetimeIndex, record: TrackRecord
+    ) -> list[pd.DataFrame]:
+        """Raw forecasts of past issues: from the track record, else made now and stored (issues a
+        zone could not be forecast at are left out)."""
+        stored = {issue: record.get(self.model_id_, issue) for issue in issues}
+        missing = [issue for issue, frame in stored.items() if frame is None]
+        if len(missing) > 1:  # one new issue a day needs no progress display
+            missing = progress.track(missing, f"calibration forecasts of {self.model_id_}")
+        for issue in missing:
+            made = self._raw_forecast(makers, known, issue, strict=False)
+            if made is not None:
+                record.put(self.model_id_, made[0])
+                stored[issue] = made[0]
+        return [frame for frame in stored.values() if frame is not None]
 
     def _raw_forecast(
         self, makers: dict[str, WindowMaker], known: pd.DataFrame, issued_at: pd.Timestamp, strict: bool
