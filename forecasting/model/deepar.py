@@ -48,7 +48,7 @@ def _quiet_gluonts() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Using a non-tuple sequence", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
         yield
 
 
