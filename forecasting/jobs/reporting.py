@@ -8,12 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.evaluation.track_record import score_track_record
 from forecasting.jobs.forecast import IssuedForecast
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
+from forecasting.lake.track_record import LakeTrackRecord
 from forecasting.reports.data_quality import due_hours, newest_hours_as_of
 from forecasting.reports.publish import publish_prefect_artifacts, write_report_bundle
-from forecasting.schema import ISSUED_AT
+from forecasting.schema import ISSUED_AT, MODEL_ID, PRICE
 
 RECENT_DAYS = 28  # history drawn and gap-checked beside the forecast
 
@@ -23,6 +25,20 @@ def reports_dir(settings: Settings, issued: IssuedForecast) -> Path:
     lake = LakeFS.open(settings.lake_root)
     base = Path(lake.root) if lake.is_local else Path(settings.models_root).parent / "reports"
     return base / "reports" / f"issue_date={issued.issue_date.isoformat()}"
+
+
+def scored_track_record(
+    lake: LakeFS, issued: IssuedForecast, timezones: dict[str, str]
+) -> pd.DataFrame | None:
+    """The forecasting model's stored past forecasts scored on what the lake knew at the issue."""
+    model_id = str(issued.forecast[MODEL_ID].iloc[0])
+    track = LakeTrackRecord(lake).read(model_id)
+    if track.empty:
+        return None
+    issued_at = pd.Timestamp(issued.forecast[ISSUED_AT].iloc[0])
+    start = pd.Timestamp(track[ISSUED_AT].min()) - pd.Timedelta(days=8)  # the naive's last week
+    prices = read_series(lake, series=[PRICE], zones=list(timezones), start=start, as_of=issued_at)
+    return score_track_record(track, prices, timezones)
 
 
 def write_daily_report(
@@ -44,6 +60,7 @@ def write_daily_report(
         timezones,
         as_of=issued_at,
         due=due_hours(settings.series, timezones, issued_at),
+        track_record=scored_track_record(lake, issued, timezones),
     )
     if publish:
         publish_prefect_artifacts(bundle)

@@ -18,6 +18,7 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact, c
 from prefect.context import get_run_context
 from prefect.exceptions import MissingContextError
 
+from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL
 from forecasting.evaluation.report import markdown_table
 from forecasting.reports.data_quality import data_quality
 from forecasting.reports.fan_chart import fan_chart
@@ -99,9 +100,11 @@ def summary_markdown(
     weekly: pd.DataFrame,
     last_week: pd.DataFrame,
     quality: pd.DataFrame,
+    track_record: pd.DataFrame | None = None,
 ) -> str:
     """summary.md without its chart section: headline, four-week summary, ISO weeks, last week's
-    actual daily means, data quality (columns no input filled are left out)."""
+    actual daily means, data quality (columns no input filled are left out) and the model's track
+    record (`forecasting.evaluation.track_record`), when it has delivered issues."""
     issued = pd.Timestamp(forecast[ISSUED_AT].max())
     models = ", ".join(sorted(forecast[MODEL_ID].unique()))
     unit = SERIES_UNITS[PRICE]
@@ -120,6 +123,15 @@ def summary_markdown(
         "## Data quality",
         frame_markdown(quality.dropna(axis="columns", how="all")),
     ]
+    if track_record is not None:
+        columns = [MODEL, HORIZON_WEEK, "issues", "rmae", "mae", "crps", "coverage_10_90", "width_10_90"]
+        parts += [
+            f"## Track record of the model: {int(track_record['issues'].iloc[0])} delivered past issues",
+            "Its raw forecasts of past issues (kept in the lake's track record), scored on the realised "
+            "prices next to the seasonal naive of the same issues; raw deciles, before the spread "
+            "calibration that these same forecasts fit (nominal p10–p90 coverage 0.80).",
+            frame_markdown(track_record[track_record[ZONE] == ALL][columns]),
+        ]
     return "\n\n".join(parts) + "\n"
 
 
@@ -133,6 +145,7 @@ def write_report_bundle(
     timezones: Mapping[str, str],
     as_of: pd.Timestamp | None = None,
     due: pd.DataFrame | None = None,
+    track_record: pd.DataFrame | None = None,
 ) -> ReportBundle:
     """Write the bundle of `forecast` into the local folder `dest_dir` (created if needed).
 
@@ -140,7 +153,8 @@ def write_report_bundle(
     forecast start): its prices are drawn and summarised, and every series in it is gap-counted.
     `as_of` (UTC) is the run's instant for the data-quality table; default the forecast's issue time.
     `lake_newest` and `due` are its views of the lake and the publication rules at that instant
-    (`forecasting.reports.data_quality.newest_hours_as_of`, `due_hours`).
+    (`forecasting.reports.data_quality.newest_hours_as_of`, `due_hours`); `track_record` the model's
+    scored past forecasts (`forecasting.evaluation.track_record.score_track_record`).
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
@@ -161,7 +175,7 @@ def write_report_bundle(
     daily_table(forecast).to_csv(bundle.daily, index=False, float_format="%.2f")
     weekly.to_csv(bundle.weekly, index=False, float_format="%.2f")
     quality.to_csv(bundle.data_quality, index=False, float_format="%.2f")
-    body = summary_markdown(forecast, summary_table(forecast, last_week), weekly, last_week, quality)
+    body = summary_markdown(forecast, summary_table(forecast, last_week), weekly, last_week, quality, track_record)
     relative = {zone: path.name for zone, path in charts.items()}
     bundle.summary.write_text(body + "\n" + charts_markdown(relative))
     return bundle

@@ -150,6 +150,9 @@ def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Pat
     assert f"issue {issued.issue_date}" in fan_text
     assert "feed_status" in fan_text and "hours_extended" in fan_text  # the input status table
 
+    track = texts(cell_with(notebook, "score_track_record("))  # the validation issues of the training
+    assert "model, raw deciles" in track and "coverage_10_90" in track
+
     metrics = texts(cell_with(notebook, "render_markdown("))
     assert "seasonal-naive baselines, 4 weekly issues" in metrics
     for column in ("rMAE", "CRPS", "cover 10–90", "days 1-7", "days 15-28", "seasonal_naive_empirical"):
