@@ -43,8 +43,10 @@ from forecasting.feeds.base import (
     to_series_frame,
 )
 from forecasting.feeds.entsoe_xml import (
+    DOCUMENT_PROCESS_TYPE,
     Acknowledgement,
     MarketDocument,
+    TimeSeries,
     hourly_values,
     parse_document,
 )
@@ -55,6 +57,8 @@ from forecasting.publication import published_at
 TOKEN_PARAM = "securityToken"
 DOCUMENT_TYPE = "documentType"
 PROCESS_TYPE = "processType"
+MARKET_AGREEMENT = "contract_MarketAgreement.type"
+PSR_TYPE = "psrType"
 PERIOD_START = "periodStart"
 PERIOD_END = "periodEnd"
 PERIOD_FORMAT = "%Y%m%d%H%M"  # yyyyMMddHHmm, UTC
@@ -78,35 +82,66 @@ class RequestRejected(FeedError):
 
 @dataclass(frozen=True)
 class DocumentQuery:
-    """How one Spotcast series is asked for, and which TimeSeries of the answer carry it."""
+    """How one Spotcast series is asked for, and which TimeSeries of the answer carry it.
+
+    The types asked for are checked again in the answer: a document may hold more than was asked
+    (an A69 answer with solar and wind, an A44 answer with day-ahead and intraday prices).
+    """
 
     document_type: str
     zone_params: tuple[str, ...]  # query parameters set to the zone's EIC code
-    fixed_params: tuple[tuple[str, str], ...]
     zone_element: str  # TimeSeries element that must name the zone (drops e.g. A71 consumption)
+    process_type: str | None = None  # processType; the answer's process.processType
+    market_agreement: str | None = None  # contract_MarketAgreement.type; each TimeSeries' own
+    psr_type: str | None = None  # psrType; each TimeSeries' MktPSRType/psrType
+
+    def params(self) -> dict[str, str]:
+        """The query parameters that select the document and its types (no zone, no period)."""
+        optional = {
+            PROCESS_TYPE: self.process_type,
+            MARKET_AGREEMENT: self.market_agreement,
+            PSR_TYPE: self.psr_type,
+        }
+        return {DOCUMENT_TYPE: self.document_type} | {k: v for k, v in optional.items() if v}
+
+    def mismatch(self, document: MarketDocument, series: TimeSeries, eic: str) -> str | None:
+        """Why `series` is not the one asked for, or None when it is.
+
+        Zone and psrType must be stated (A69 answers mix production types); a process or market
+        agreement type that is not stated is accepted (older price documents carry none).
+        """
+        zone = series.domains.get(self.zone_element)
+        if zone != eic:
+            return f"{self.zone_element} {zone or 'missing'}"
+        if self.psr_type and series.psr_type != self.psr_type:
+            return f"psrType {series.psr_type or 'missing'}"
+        for name, found, wanted in (
+            (DOCUMENT_PROCESS_TYPE, document.process_type, self.process_type),
+            (MARKET_AGREEMENT, series.market_agreement, self.market_agreement),
+        ):
+            if wanted and found is not None and found != wanted:
+                return f"{name} {found}"
+        return None
 
 
 QUERIES: dict[str, DocumentQuery] = {
     "price_da": DocumentQuery(
-        "A44", ("in_Domain", "out_Domain"), (("contract_MarketAgreement.type", "A01"),),
-        "in_Domain.mRID",
+        "A44", ("in_Domain", "out_Domain"), "in_Domain.mRID", market_agreement="A01"
     ),
     "load_da": DocumentQuery(
-        "A65", ("outBiddingZone_Domain",), ((PROCESS_TYPE, "A01"),), "outBiddingZone_Domain.mRID"
+        "A65", ("outBiddingZone_Domain",), "outBiddingZone_Domain.mRID", process_type="A01"
     ),
     "load_actual": DocumentQuery(
-        "A65", ("outBiddingZone_Domain",), ((PROCESS_TYPE, "A16"),), "outBiddingZone_Domain.mRID"
+        "A65", ("outBiddingZone_Domain",), "outBiddingZone_Domain.mRID", process_type="A16"
     ),
     "generation_da": DocumentQuery(
-        "A71", ("in_Domain",), ((PROCESS_TYPE, "A01"),), "inBiddingZone_Domain.mRID"
+        "A71", ("in_Domain",), "inBiddingZone_Domain.mRID", process_type="A01"
     ),
     "wind_onshore_da": DocumentQuery(
-        "A69", ("in_Domain",), ((PROCESS_TYPE, "A01"), ("psrType", "B19")),
-        "inBiddingZone_Domain.mRID",
+        "A69", ("in_Domain",), "inBiddingZone_Domain.mRID", process_type="A01", psr_type="B19"
     ),
     "solar_da": DocumentQuery(
-        "A69", ("in_Domain",), ((PROCESS_TYPE, "A01"), ("psrType", "B16")),
-        "inBiddingZone_Domain.mRID",
+        "A69", ("in_Domain",), "inBiddingZone_Domain.mRID", process_type="A01", psr_type="B16"
     ),
 }
 
@@ -136,7 +171,7 @@ _REDACTOR = _RedactSecrets()
 def query_params(request: SeriesRequest) -> dict[str, str]:
     """The API query for `request` (without the token); the range must not exceed one year."""
     query = QUERIES[request.series]
-    params = {DOCUMENT_TYPE: query.document_type, **dict(query.fixed_params)}
+    params = query.params()
     params.update({name: request.zone.eic for name in query.zone_params})
     params[PERIOD_START] = request.start.strftime(PERIOD_FORMAT)
     params[PERIOD_END] = request.end.strftime(PERIOD_FORMAT)
@@ -231,11 +266,7 @@ class EntsoeFeed:
         document = self._classify(self._get(query_params(chunk), what), what)
         if not document.time_series:
             raise DataNotAvailable(f"{what}: the document holds no TimeSeries")
-        query = QUERIES[chunk.series]
-        eic = chunk.zone.eic
-        ours = [ts for ts in document.time_series if ts.domains.get(query.zone_element) == eic]
-        if not ours:
-            raise MalformedResponse(f"{what}: no TimeSeries with {query.zone_element} {eic}")
+        ours = _matching_series(document, QUERIES[chunk.series], chunk.zone.eic, what)
         values = hourly_values(ours)
         # Prices come in whole local days: clip, or a day straddling two chunks would appear twice.
         inside = (values.index >= chunk.start) & (values.index < chunk.end)
@@ -261,6 +292,20 @@ class EntsoeFeed:
         if status != 200:
             raise RequestRejected(f"{what}: unexpected HTTP {status} with a {document.kind}")
         return document
+
+
+def _matching_series(
+    document: MarketDocument, query: DocumentQuery, eic: str, what: str
+) -> list[TimeSeries]:
+    """The TimeSeries of the zone and types asked for; none means the answer is not ours."""
+    reasons = [query.mismatch(document, series, eic) for series in document.time_series]
+    ours = [series for series, reason in zip(document.time_series, reasons, strict=True) if not reason]
+    if not ours:
+        found = ", ".join(sorted({reason for reason in reasons if reason}))
+        raise MalformedResponse(
+            f"{what}: no TimeSeries of the requested zone and type in the answer (found {found})"
+        )
+    return ours
 
 
 def _acknowledgement_error(ack: Acknowledgement, status: int, what: str) -> FeedError:
