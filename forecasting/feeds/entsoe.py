@@ -1,19 +1,24 @@
 """ENTSO-E Transparency Platform feed (REST API, https://web-api.tp.entsoe.eu/api).
 
-Owns: the query of each Spotcast series (document type, process type, domains), splitting
-requests into the ≤ 1-year ranges the platform accepts, classifying the platform's answers onto
-the feed failure classes, and keeping the API token out of messages, reprs and logs. The XML
-itself is parsed by `forecasting.feeds.entsoe_xml`.
+Owns: the query of each Spotcast series (document type, process/market agreement/production type,
+domains), splitting requests into the ≤ 1-year ranges the platform accepts, and classifying the
+platform's answers onto the feed failure classes. The XML itself is parsed by
+`forecasting.feeds.entsoe_xml`; the token travels only inside `forecasting.feeds.http`
+(added at send time, scrubbed from answers and logs, never sent to another origin).
 
 Answers and what they become:
 
-* XML document with TimeSeries         → tidy frame (hourly; sub-hourly values averaged)
+* XML document with TimeSeries of the zone and type asked for
+                                        → tidy frame (hourly; sub-hourly values averaged),
+                                          made of those TimeSeries only
+* document whose TimeSeries are all of another zone or type (e.g. solar where wind was asked)
+                                        → `MalformedResponse` naming what was found
 * document without TimeSeries, or Acknowledgement "No matching data found" (HTTP 200 or 400)
                                         → `DataNotAvailable`
 * other Acknowledgement (bad parameters, range > 1 year, too many documents) → `RequestRejected`
 * HTTP 401                              → `RequestRejected` saying the token was refused
-* timeouts, connection errors, 429, 5xx → `SiteDown` (by `http_get`)
-* HTML page, truncated or hostile XML   → `MalformedResponse`
+* timeouts (whole-request deadline), connection errors, 429, 5xx → `SiteDown` (by `http_get`)
+* HTML page, empty, truncated or hostile XML, redirect to another origin → `MalformedResponse`
 
 published_at: the platform does not say when a value became public (`createdDateTime` is when
 the answer was generated, i.e. "now" for a backfill). So when the feed knows the series'
@@ -25,14 +30,11 @@ retrieved_at: the value was evidently public when we held it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from urllib.parse import quote_plus
 
 import pandas as pd
 import requests
-from pydantic import SecretStr
 
 from forecasting.config import TOKEN_ENV, ConfigError, Publication, Settings
 from forecasting.feeds.base import (
@@ -50,7 +52,7 @@ from forecasting.feeds.entsoe_xml import (
     hourly_values,
     parse_document,
 )
-from forecasting.feeds.http import http_get, looks_like_html
+from forecasting.feeds.http import Answer, QueryToken, http_get, looks_like_html, require_https
 from forecasting.publication import published_at
 
 # Query parameter names (case sensitive, per the API guide).
@@ -70,10 +72,6 @@ MAX_RANGE = pd.DateOffset(years=1)
 # (e.g. "amount of requested data exceeds allowed limit"), so the text decides.
 NO_DATA_CODE = "999"
 NO_DATA_TEXT = "no matching data found"
-
-# urllib3 logs request URLs at DEBUG level, and ours carry the token in the query string.
-URLLIB3_LOGGER = "urllib3.connectionpool"
-REDACTED = "<redacted>"
 
 
 class RequestRejected(FeedError):
@@ -146,28 +144,6 @@ QUERIES: dict[str, DocumentQuery] = {
 }
 
 
-class _RedactSecrets(logging.Filter):
-    """Replaces registered secrets in log messages (attached to the urllib3 logger)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
-
-    def add(self, secret: str) -> None:
-        self._secrets.update({secret, quote_plus(secret)})  # raw and as it appears in a URL
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
-        return True
-
-
-_REDACTOR = _RedactSecrets()
-
-
 def query_params(request: SeriesRequest) -> dict[str, str]:
     """The API query for `request` (without the token); the range must not exceed one year."""
     query = QUERIES[request.series]
@@ -207,18 +183,15 @@ class EntsoeFeed:
         clock: Callable[[], pd.Timestamp] | None = None,
         rules: Mapping[str, Publication] | None = None,
     ) -> None:
-        if not base_url.startswith(("https://", "http://")):
-            raise ValueError(f"EntsoeFeed: base_url must be an http(s) URL, got {base_url!r}")
+        require_https(base_url, "EntsoeFeed")
         if not token:
             raise ValueError(f"EntsoeFeed: the API token is empty; set {TOKEN_ENV}")
         self._base_url = base_url
-        self._token = SecretStr(token)  # masked in vars(), debuggers and accidental prints
+        self._token = QueryToken(TOKEN_PARAM, token)  # masked in repr, vars() and debuggers
         self._timeout_s = timeout_s
         self._session = session or requests.Session()
         self._clock = clock or _utc_now
         self._rules = dict(rules or {})
-        _REDACTOR.add(token)
-        logging.getLogger(URLLIB3_LOGGER).addFilter(_REDACTOR)  # idempotent: same filter object
 
     def __repr__(self) -> str:
         return f"EntsoeFeed(base_url={self._base_url!r}, timeout_s={self._timeout_s:g})"
@@ -272,12 +245,11 @@ class EntsoeFeed:
         inside = (values.index >= chunk.start) & (values.index < chunk.end)
         return values[inside], document.created_at
 
-    def _get(self, params: dict[str, str], what: str) -> requests.Response:
-        params = {**params, TOKEN_PARAM: self._token.get_secret_value()}
-        return http_get(self._session, self._base_url, params, self._timeout_s, what)
+    def _get(self, params: dict[str, str], what: str) -> Answer:
+        return http_get(self._session, self._base_url, params, self._timeout_s, what, self._token)
 
-    def _classify(self, response: requests.Response, what: str) -> MarketDocument:
-        status = response.status_code
+    def _classify(self, response: Answer, what: str) -> MarketDocument:
+        status = response.status
         if status == 401:
             raise RequestRejected(
                 f"{what}: the ENTSO-E API token was refused (HTTP 401); check {TOKEN_ENV}"
@@ -286,9 +258,8 @@ class EntsoeFeed:
             raise MalformedResponse(f"{what}: got an HTML page instead of XML (HTTP {status})")
         document = parse_document(response.content, f"{what} (HTTP {status})")
         if isinstance(document, Acknowledgement):
-            # Reason texts may quote the request: never let one carry the token into a message.
-            text = document.text.replace(self._token.get_secret_value(), REDACTED)
-            raise _acknowledgement_error(replace(document, text=text), status, what)
+            # A reason text quoting the request shows [redacted]: http_get scrubs the answer.
+            raise _acknowledgement_error(document, status, what)
         if status != 200:
             raise RequestRejected(f"{what}: unexpected HTTP {status} with a {document.kind}")
         return document

@@ -129,6 +129,8 @@ def hourly_values(time_series: Sequence[TimeSeries]) -> pd.Series:
 
 
 def _parse_xml(body: bytes, what: str) -> Element:
+    if not body.strip():
+        raise MalformedResponse(f"{what}: empty answer")
     try:
         # ENTSO-E never sends a DTD: refusing any DTD costs nothing and blocks every entity trick.
         return fromstring(body, forbid_dtd=True)
