@@ -527,7 +527,7 @@ def test_token_is_absent_from_connection_errors() -> None:
     feed = EntsoeFeed(closed_port_url(), TOKEN, timeout_s=5)
     with pytest.raises(SiteDown) as caught:
         feed.fetch(BE_DAY)
-    # http_get chains the requests exception, whose text holds the whole URL; the feed cuts it.
+    # The requests exception, whose text holds the whole URL, must not be chained.
     assert TOKEN not in "".join(traceback.format_exception(caught.value))
 
 
