@@ -136,7 +136,8 @@ def is_loopback(host: str | None) -> bool:
 def require_https(url: str, what: str) -> None:
     """A token-bearing feed talks https; plain http only to this machine (tests, a local proxy)."""
     parts = urlsplit(url)
-    if parts.hostname and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))):
+    private = parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))
+    if parts.hostname and private:
         return
     raise ConfigError(
         f"{what}: base URL must be https:// (plain http:// only on loopback), "

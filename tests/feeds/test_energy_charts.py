@@ -127,24 +127,33 @@ def test_nulls_are_dropped(httpserver: HTTPServer, feed: EnergyChartsFeed) -> No
     assert utc("2020-11-02 16:00") not in values.index
 
 
-def test_nulls_are_counted_in_a_warning(
-    httpserver: HTTPServer, feed: EnergyChartsFeed, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("name", "request_", "expected"),
+    [
+        (
+            "price_NO1_2020-11-02_nulls.json",
+            NO1_NOV_2,
+            [
+                "energy_charts price_da NO1 [2020-11-01 23:00, 2020-11-02 23:00) UTC: "
+                "2 of 24 price values are null (in 2 hour(s)); they are left out"
+            ],
+        ),
+        ("price_DE-LU_2024-05-04.json", DE_MAY_4, []),
+    ],
+    ids=["two_nulls", "none"],
+)
+def test_null_values_are_counted_in_a_warning(
+    httpserver: HTTPServer,
+    feed: EnergyChartsFeed,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    request_: SeriesRequest,
+    expected: list[str],
 ) -> None:
-    serve(httpserver, "/price", fixture_text("price_NO1_2020-11-02_nulls.json"))
+    serve(httpserver, "/price", fixture_text(name))
     with caplog.at_level(logging.WARNING, logger="spotcast.feeds.energy_charts"):
-        feed.fetch(NO1_NOV_2)
-    (message,) = [r.getMessage() for r in caplog.records if "null" in r.getMessage()]
-    assert "2 of 24 price values are null (in 2 hour(s))" in message
-    assert message.startswith("energy_charts price_da NO1 ")
-
-
-def test_answer_without_nulls_logs_no_null_warning(
-    httpserver: HTTPServer, feed: EnergyChartsFeed, caplog: pytest.LogCaptureFixture
-) -> None:
-    serve(httpserver, "/price", fixture_text("price_DE-LU_2024-05-04.json"))
-    with caplog.at_level(logging.WARNING, logger="spotcast.feeds.energy_charts"):
-        feed.fetch(DE_MAY_4)
-    assert not [r for r in caplog.records if "null" in r.getMessage()]
+        feed.fetch(request_)
+    assert [r.getMessage() for r in caplog.records if "null" in r.getMessage()] == expected
 
 
 def test_negative_prices_are_kept(httpserver: HTTPServer, feed: EnergyChartsFeed) -> None:

@@ -166,7 +166,7 @@ def test_a_pull_with_a_trickling_server_ends_near_its_deadline(
 
 @pytest.fixture(scope="module")
 def elsewhere() -> Iterator[HTTPServer]:
-    """A second server: another origin (127.0.0.1 and its own port; the main one is localhost)."""
+    """A second server on 127.0.0.1: another port, so another origin than `httpserver`."""
     server = HTTPServer(host="127.0.0.1", port=0)
     server.start()
     yield server
