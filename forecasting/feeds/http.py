@@ -254,7 +254,7 @@ def _get_once(
 
 def _read_body(raw: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
     """The whole body (decompressed), read piece by piece so that no read outlasts the deadline."""
-    pieces = []
+    pieces: list[bytes] = []
     while True:
         connection = raw.connection
         if connection is not None and connection.sock is not None:

@@ -139,7 +139,7 @@ def test_a_body_trickling_one_byte_every_half_second_is_cut_off_at_the_deadline(
     started = time.monotonic()
     with pytest.raises(SiteDown, match="timed out, no complete answer within 1 s"):
         feed.fetch(request)
-    assert time.monotonic() - started < 1.8  # per-read timeouts alone held it for minutes
+    assert time.monotonic() - started < 2  # per-read timeouts alone held it for minutes
 
 
 def test_a_body_trickling_within_the_deadline_is_read_whole(
@@ -158,7 +158,7 @@ def test_a_pull_with_a_trickling_server_ends_near_its_deadline(
     started = time.monotonic()
     outcome = pull(feed, PullPlan("entsoe", BE_DAY), RetryPolicies(not_available=once, site_down=once))
     assert (outcome.status, outcome.attempts) == ("unavailable", 1)
-    assert time.monotonic() - started < 1.8
+    assert time.monotonic() - started < 2
 
 
 # --- redirects ------------------------------------------------------------------------------------
