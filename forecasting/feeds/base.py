@@ -41,7 +41,14 @@ class DataNotAvailable(FeedError):
 
 
 class SiteDown(FeedError):
-    """The source could not be reached or answered with a server-side / rate-limit error."""
+    """The source could not be reached or answered with a server-side / rate-limit error.
+
+    `retry_after_s`: the wait the source asked for (HTTP 429 Retry-After), if it said.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class NotCovered(FeedError):

@@ -10,7 +10,7 @@ Series served:
   single-zone countries.
 
 Answers are `unix_seconds` (UTC epoch, interval start) plus an equal-length value array; nulls are
-dropped and 15-minute values averaged to hours. The answer's `unit` field is never read: it is not
+dropped (with a warning that counts them) and 15-minute values averaged to hours. The answer's `unit` field is never read: it is not
 stable ("EUR/MWh", "No Unit", "EUR / MWh"), the unit comes from `forecasting.schema.SERIES_UNITS`.
 """
 
@@ -34,7 +34,7 @@ from forecasting.feeds.base import (
     hourly_mean,
     to_series_frame,
 )
-from forecasting.feeds.http import http_get, looks_like_html
+from forecasting.feeds.http import Answer, http_get, looks_like_html
 from forecasting.publication import published_at
 
 LOGGER = logging.getLogger("spotcast.feeds.energy_charts")
@@ -113,7 +113,7 @@ def _detail_item(item: object) -> str:
     return f"{where}: {item.get(DETAIL_MSG, item)}"
 
 
-def _detail_text(response: requests.Response) -> str:
+def _detail_text(response: Answer) -> str:
     """The `detail` of a FastAPI error body: a string, or a list of {loc, msg} items."""
     try:
         detail = response.json()[DETAIL]
@@ -124,9 +124,9 @@ def _detail_text(response: requests.Response) -> str:
     return str(detail)
 
 
-def check_status(response: requests.Response, what: str) -> None:
+def check_status(response: Answer, what: str) -> None:
     """Map the statuses http_get hands back (not 429/5xx) onto the failure classes."""
-    status = response.status_code
+    status = response.status
     if status == 404:
         raise DataNotAvailable(f"{what}: HTTP 404 ({_detail_text(response)})")
     if status == 422:
@@ -135,13 +135,15 @@ def check_status(response: requests.Response, what: str) -> None:
         raise MalformedResponse(f"{what}: unexpected HTTP {status}")
 
 
-def parse_body(response: requests.Response, what: str) -> dict:
-    """The JSON object of a 200 answer; HTML pages and broken JSON are malformed."""
+def parse_body(response: Answer, what: str) -> dict:
+    """The JSON object of a 200 answer; empty answers, HTML pages and broken JSON are malformed."""
+    if not response.content.strip():
+        raise MalformedResponse(f"{what}: empty answer")
     if looks_like_html(response):
         raise MalformedResponse(f"{what}: got an HTML page instead of JSON")
     try:
         body = response.json()
-    except ValueError as exc:  # requests' JSONDecodeError is a ValueError
+    except ValueError as exc:  # json's JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise MalformedResponse(f"{what}: body is not valid JSON (truncated?): {exc}") from exc
     if not isinstance(body, dict):
         raise MalformedResponse(f"{what}: expected a JSON object, got {type(body).__name__}")
@@ -186,10 +188,26 @@ def values_from_body(body: dict, values_field: str, what: str) -> pd.Series:
     index = pd.to_datetime(stamps, unit="s", utc=True)
     if index.has_duplicates:
         raise MalformedResponse(f"{what}: duplicate {UNIX_SECONDS}")
-    series = pd.Series(values, index=index, dtype="float64").dropna()
-    if series.empty:
+    series = pd.Series(values, index=index, dtype="float64")
+    if series.isna().all():
         raise DataNotAvailable(f"{what}: every {values_field} value is null")
-    return series
+    _log_nulls(series, values_field, what)
+    return series.dropna()
+
+
+def _log_nulls(series: pd.Series, values_field: str, what: str) -> None:
+    """Say how many values the source left null: they are dropped, and the hour may go missing."""
+    nulls = series.isna()
+    if nulls.any():
+        hours = pd.DatetimeIndex(series.index[nulls]).floor("h").nunique()
+        LOGGER.warning(
+            "%s: %d of %d %s values are null (in %d hour(s)); they are left out",
+            what,
+            nulls.sum(),
+            len(series),
+            values_field,
+            hours,
+        )
 
 
 class EnergyChartsFeed:

@@ -1,19 +1,24 @@
 """ENTSO-E Transparency Platform feed (REST API, https://web-api.tp.entsoe.eu/api).
 
-Owns: the query of each Spotcast series (document type, process type, domains), splitting
-requests into the ≤ 1-year ranges the platform accepts, classifying the platform's answers onto
-the feed failure classes, and keeping the API token out of messages, reprs and logs. The XML
-itself is parsed by `forecasting.feeds.entsoe_xml`.
+Owns: the query of each Spotcast series (document type, process/market agreement/production type,
+domains), splitting requests into the ≤ 1-year ranges the platform accepts, and classifying the
+platform's answers onto the feed failure classes. The XML itself is parsed by
+`forecasting.feeds.entsoe_xml`; the token travels only inside `forecasting.feeds.http`
+(added at send time, scrubbed from answers and logs, never sent to another origin).
 
 Answers and what they become:
 
-* XML document with TimeSeries         → tidy frame (hourly; sub-hourly values averaged)
+* XML document with TimeSeries of the zone and type asked for
+                                        → tidy frame (hourly; sub-hourly values averaged),
+                                          made of those TimeSeries only
+* document whose TimeSeries are all of another zone or type (e.g. solar where wind was asked)
+                                        → `MalformedResponse` naming what was found
 * document without TimeSeries, or Acknowledgement "No matching data found" (HTTP 200 or 400)
                                         → `DataNotAvailable`
 * other Acknowledgement (bad parameters, range > 1 year, too many documents) → `RequestRejected`
 * HTTP 401                              → `RequestRejected` saying the token was refused
-* timeouts, connection errors, 429, 5xx → `SiteDown` (by `http_get`)
-* HTML page, truncated or hostile XML   → `MalformedResponse`
+* timeouts (whole-request deadline), connection errors, 429, 5xx → `SiteDown` (by `http_get`)
+* HTML page, empty, truncated or hostile XML, redirect to another origin → `MalformedResponse`
 
 published_at: the platform does not say when a value became public (`createdDateTime` is when
 the answer was generated, i.e. "now" for a backfill). So when the feed knows the series'
@@ -25,14 +30,11 @@ retrieved_at: the value was evidently public when we held it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from urllib.parse import quote_plus
 
 import pandas as pd
 import requests
-from pydantic import SecretStr
 
 from forecasting.config import TOKEN_ENV, ConfigError, Publication, Settings
 from forecasting.feeds.base import (
@@ -43,18 +45,22 @@ from forecasting.feeds.base import (
     to_series_frame,
 )
 from forecasting.feeds.entsoe_xml import (
+    DOCUMENT_PROCESS_TYPE,
     Acknowledgement,
     MarketDocument,
+    TimeSeries,
     hourly_values,
     parse_document,
 )
-from forecasting.feeds.http import http_get, looks_like_html
+from forecasting.feeds.http import Answer, QueryToken, http_get, looks_like_html, require_https
 from forecasting.publication import published_at
 
 # Query parameter names (case sensitive, per the API guide).
 TOKEN_PARAM = "securityToken"
 DOCUMENT_TYPE = "documentType"
 PROCESS_TYPE = "processType"
+MARKET_AGREEMENT = "contract_MarketAgreement.type"
+PSR_TYPE = "psrType"
 PERIOD_START = "periodStart"
 PERIOD_END = "periodEnd"
 PERIOD_FORMAT = "%Y%m%d%H%M"  # yyyyMMddHHmm, UTC
@@ -67,10 +73,6 @@ MAX_RANGE = pd.DateOffset(years=1)
 NO_DATA_CODE = "999"
 NO_DATA_TEXT = "no matching data found"
 
-# urllib3 logs request URLs at DEBUG level, and ours carry the token in the query string.
-URLLIB3_LOGGER = "urllib3.connectionpool"
-REDACTED = "<redacted>"
-
 
 class RequestRejected(FeedError):
     """The platform refused the request itself (parameters, range, token): retrying cannot help."""
@@ -78,65 +80,74 @@ class RequestRejected(FeedError):
 
 @dataclass(frozen=True)
 class DocumentQuery:
-    """How one Spotcast series is asked for, and which TimeSeries of the answer carry it."""
+    """How one Spotcast series is asked for, and which TimeSeries of the answer carry it.
+
+    The types asked for are checked again in the answer: a document may hold more than was asked
+    (an A69 answer with solar and wind, an A44 answer with day-ahead and intraday prices).
+    """
 
     document_type: str
     zone_params: tuple[str, ...]  # query parameters set to the zone's EIC code
-    fixed_params: tuple[tuple[str, str], ...]
     zone_element: str  # TimeSeries element that must name the zone (drops e.g. A71 consumption)
+    process_type: str | None = None  # processType; the answer's process.processType
+    market_agreement: str | None = None  # contract_MarketAgreement.type; each TimeSeries' own
+    psr_type: str | None = None  # psrType; each TimeSeries' MktPSRType/psrType
+
+    def params(self) -> dict[str, str]:
+        """The query parameters that select the document and its types (no zone, no period)."""
+        optional = {
+            PROCESS_TYPE: self.process_type,
+            MARKET_AGREEMENT: self.market_agreement,
+            PSR_TYPE: self.psr_type,
+        }
+        return {DOCUMENT_TYPE: self.document_type} | {k: v for k, v in optional.items() if v}
+
+    def mismatch(self, document: MarketDocument, series: TimeSeries, eic: str) -> str | None:
+        """Why `series` is not the one asked for, or None when it is.
+
+        Zone and psrType must be stated (A69 answers mix production types); a process or market
+        agreement type that is not stated is accepted (older price documents carry none).
+        """
+        zone = series.domains.get(self.zone_element)
+        if zone != eic:
+            return f"{self.zone_element} {zone or 'missing'}"
+        if self.psr_type and series.psr_type != self.psr_type:
+            return f"psrType {series.psr_type or 'missing'}"
+        for name, found, wanted in (
+            (DOCUMENT_PROCESS_TYPE, document.process_type, self.process_type),
+            (MARKET_AGREEMENT, series.market_agreement, self.market_agreement),
+        ):
+            if wanted and found is not None and found != wanted:
+                return f"{name} {found}"
+        return None
 
 
 QUERIES: dict[str, DocumentQuery] = {
     "price_da": DocumentQuery(
-        "A44", ("in_Domain", "out_Domain"), (("contract_MarketAgreement.type", "A01"),),
-        "in_Domain.mRID",
+        "A44", ("in_Domain", "out_Domain"), "in_Domain.mRID", market_agreement="A01"
     ),
     "load_da": DocumentQuery(
-        "A65", ("outBiddingZone_Domain",), ((PROCESS_TYPE, "A01"),), "outBiddingZone_Domain.mRID"
+        "A65", ("outBiddingZone_Domain",), "outBiddingZone_Domain.mRID", process_type="A01"
     ),
     "load_actual": DocumentQuery(
-        "A65", ("outBiddingZone_Domain",), ((PROCESS_TYPE, "A16"),), "outBiddingZone_Domain.mRID"
+        "A65", ("outBiddingZone_Domain",), "outBiddingZone_Domain.mRID", process_type="A16"
     ),
     "generation_da": DocumentQuery(
-        "A71", ("in_Domain",), ((PROCESS_TYPE, "A01"),), "inBiddingZone_Domain.mRID"
+        "A71", ("in_Domain",), "inBiddingZone_Domain.mRID", process_type="A01"
     ),
     "wind_onshore_da": DocumentQuery(
-        "A69", ("in_Domain",), ((PROCESS_TYPE, "A01"), ("psrType", "B19")),
-        "inBiddingZone_Domain.mRID",
+        "A69", ("in_Domain",), "inBiddingZone_Domain.mRID", process_type="A01", psr_type="B19"
     ),
     "solar_da": DocumentQuery(
-        "A69", ("in_Domain",), ((PROCESS_TYPE, "A01"), ("psrType", "B16")),
-        "inBiddingZone_Domain.mRID",
+        "A69", ("in_Domain",), "inBiddingZone_Domain.mRID", process_type="A01", psr_type="B16"
     ),
 }
-
-
-class _RedactSecrets(logging.Filter):
-    """Replaces registered secrets in log messages (attached to the urllib3 logger)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
-
-    def add(self, secret: str) -> None:
-        self._secrets.update({secret, quote_plus(secret)})  # raw and as it appears in a URL
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
-        return True
-
-
-_REDACTOR = _RedactSecrets()
 
 
 def query_params(request: SeriesRequest) -> dict[str, str]:
     """The API query for `request` (without the token); the range must not exceed one year."""
     query = QUERIES[request.series]
-    params = {DOCUMENT_TYPE: query.document_type, **dict(query.fixed_params)}
+    params = query.params()
     params.update({name: request.zone.eic for name in query.zone_params})
     params[PERIOD_START] = request.start.strftime(PERIOD_FORMAT)
     params[PERIOD_END] = request.end.strftime(PERIOD_FORMAT)
@@ -172,18 +183,15 @@ class EntsoeFeed:
         clock: Callable[[], pd.Timestamp] | None = None,
         rules: Mapping[str, Publication] | None = None,
     ) -> None:
-        if not base_url.startswith(("https://", "http://")):
-            raise ValueError(f"EntsoeFeed: base_url must be an http(s) URL, got {base_url!r}")
+        require_https(base_url, "EntsoeFeed")
         if not token:
             raise ValueError(f"EntsoeFeed: the API token is empty; set {TOKEN_ENV}")
         self._base_url = base_url
-        self._token = SecretStr(token)  # masked in vars(), debuggers and accidental prints
+        self._token = QueryToken(TOKEN_PARAM, token)  # masked in repr, vars() and debuggers
         self._timeout_s = timeout_s
         self._session = session or requests.Session()
         self._clock = clock or _utc_now
         self._rules = dict(rules or {})
-        _REDACTOR.add(token)
-        logging.getLogger(URLLIB3_LOGGER).addFilter(_REDACTOR)  # idempotent: same filter object
 
     def __repr__(self) -> str:
         return f"EntsoeFeed(base_url={self._base_url!r}, timeout_s={self._timeout_s:g})"
@@ -231,22 +239,17 @@ class EntsoeFeed:
         document = self._classify(self._get(query_params(chunk), what), what)
         if not document.time_series:
             raise DataNotAvailable(f"{what}: the document holds no TimeSeries")
-        query = QUERIES[chunk.series]
-        eic = chunk.zone.eic
-        ours = [ts for ts in document.time_series if ts.domains.get(query.zone_element) == eic]
-        if not ours:
-            raise MalformedResponse(f"{what}: no TimeSeries with {query.zone_element} {eic}")
+        ours = _matching_series(document, QUERIES[chunk.series], chunk.zone.eic, what)
         values = hourly_values(ours)
         # Prices come in whole local days: clip, or a day straddling two chunks would appear twice.
         inside = (values.index >= chunk.start) & (values.index < chunk.end)
         return values[inside], document.created_at
 
-    def _get(self, params: dict[str, str], what: str) -> requests.Response:
-        params = {**params, TOKEN_PARAM: self._token.get_secret_value()}
-        return http_get(self._session, self._base_url, params, self._timeout_s, what)
+    def _get(self, params: dict[str, str], what: str) -> Answer:
+        return http_get(self._session, self._base_url, params, self._timeout_s, what, self._token)
 
-    def _classify(self, response: requests.Response, what: str) -> MarketDocument:
-        status = response.status_code
+    def _classify(self, response: Answer, what: str) -> MarketDocument:
+        status = response.status
         if status == 401:
             raise RequestRejected(
                 f"{what}: the ENTSO-E API token was refused (HTTP 401); check {TOKEN_ENV}"
@@ -255,12 +258,25 @@ class EntsoeFeed:
             raise MalformedResponse(f"{what}: got an HTML page instead of XML (HTTP {status})")
         document = parse_document(response.content, f"{what} (HTTP {status})")
         if isinstance(document, Acknowledgement):
-            # Reason texts may quote the request: never let one carry the token into a message.
-            text = document.text.replace(self._token.get_secret_value(), REDACTED)
-            raise _acknowledgement_error(replace(document, text=text), status, what)
+            # A reason text quoting the request shows [redacted]: http_get scrubs the answer.
+            raise _acknowledgement_error(document, status, what)
         if status != 200:
             raise RequestRejected(f"{what}: unexpected HTTP {status} with a {document.kind}")
         return document
+
+
+def _matching_series(
+    document: MarketDocument, query: DocumentQuery, eic: str, what: str
+) -> list[TimeSeries]:
+    """The TimeSeries of the zone and types asked for; none means the answer is not ours."""
+    reasons = [query.mismatch(document, series, eic) for series in document.time_series]
+    ours = [series for series, reason in zip(document.time_series, reasons, strict=True) if not reason]
+    if not ours:
+        found = ", ".join(sorted({reason for reason in reasons if reason}))
+        raise MalformedResponse(
+            f"{what}: no TimeSeries of the requested zone and type in the answer (found {found})"
+        )
+    return ours
 
 
 def _acknowledgement_error(ack: Acknowledgement, status: int, what: str) -> FeedError:

@@ -35,7 +35,11 @@ MARKET_DOCUMENTS = (PUBLICATION_DOCUMENT, GL_DOCUMENT)
 
 # Element local names.
 CREATED = "createdDateTime"
+DOCUMENT_PROCESS_TYPE = "process.processType"  # GL documents: A01 day-ahead, A16 realised, ...
 TIME_SERIES = "TimeSeries"
+MARKET_AGREEMENT = "contract_MarketAgreement.type"  # prices: A01 day-ahead, A07 intraday
+PSR = "MktPSRType"
+PSR_TYPE = "psrType"  # B16 solar, B19 wind onshore, ...
 CURVE_TYPE = "curveType"
 SEQUENCE_POSITION = "classificationSequence_AttributeInstanceComponent.position"
 DOMAIN_SUFFIX = "_Domain.mRID"  # in_Domain.mRID, outBiddingZone_Domain.mRID, ...
@@ -78,6 +82,8 @@ class TimeSeries:
     sequence_position: int  # 1 unless the document distinguishes auctions (DE-LU: 2 = EXAA)
     domains: dict[str, str]  # e.g. {"in_Domain.mRID": "10YBE----------2"}
     periods: tuple[Period, ...]
+    market_agreement: str | None = None  # absent from older price documents
+    psr_type: str | None = None  # production type of generation documents
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class MarketDocument:
     kind: str  # PUBLICATION_DOCUMENT or GL_DOCUMENT
     created_at: pd.Timestamp | None
     time_series: tuple[TimeSeries, ...]
+    process_type: str | None = None  # stated by GL documents for all their TimeSeries
 
 
 def parse_document(body: bytes, what: str) -> MarketDocument | Acknowledgement:
@@ -122,6 +129,8 @@ def hourly_values(time_series: Sequence[TimeSeries]) -> pd.Series:
 
 
 def _parse_xml(body: bytes, what: str) -> Element:
+    if not body.strip():
+        raise MalformedResponse(f"{what}: empty answer")
     try:
         # ENTSO-E never sends a DTD: refusing any DTD costs nothing and blocks every entity trick.
         return fromstring(body, forbid_dtd=True)
@@ -194,6 +203,7 @@ def _market_document(kind: str, root: Element) -> MarketDocument:
         kind=kind,
         created_at=_utc(created) if created else None,
         time_series=tuple(_time_series(ts) for ts in _children(root, TIME_SERIES)),
+        process_type=_optional_text(root, DOCUMENT_PROCESS_TYPE),
     )
 
 
@@ -210,7 +220,14 @@ def _time_series(element: Element) -> TimeSeries:
             if _local(child).endswith(DOMAIN_SUFFIX)
         },
         periods=tuple(_period(p, curve) for p in _children(element, PERIOD)),
+        market_agreement=_optional_text(element, MARKET_AGREEMENT),
+        psr_type=_psr_type(element),
     )
+
+
+def _psr_type(element: Element) -> str | None:
+    psr = next(_children(element, PSR), None)
+    return None if psr is None else _optional_text(psr, PSR_TYPE)
 
 
 def _period(element: Element, curve: str) -> Period:

@@ -1,42 +1,284 @@
-"""One HTTP GET for all web feeds, mapping transport failures onto the feed failure classes.
+"""One HTTP GET for all web feeds: a deadline for the whole request, redirects that never carry a
+token elsewhere, answers that hold no token, and transport failures mapped onto the feed classes.
 
-Timeouts, connection errors, HTTP 5xx and 429 → `SiteDown`. Other statuses are returned to the
-caller, which knows what they mean for its API (ENTSO-E's 400 may carry "no matching data").
-Query parameters are never put into error messages, and the requests exception (whose text holds
-the URL, token included) is not chained.
+* Timeouts, connection errors, HTTP 5xx and 429 → `SiteDown` (a 429 keeps the server's
+  Retry-After). Other statuses are handed back: the caller knows what they mean for its API
+  (ENTSO-E's 400 may carry "no matching data").
+* `timeout_s` bounds the whole request, body included: `requests` alone bounds each read, so a
+  server that trickles one byte at a time could hold a pull for hours. (Connecting and the status
+  line plus headers are bounded by `timeout_s` per read only.)
+* A token (`QueryToken`) is put into the URL while `requests` prepares the request, so no dict,
+  URL or frame of the feeds holds it; urllib3's log lines and the `Answer` handed back are
+  scrubbed of it. Redirects of a token-bearing request are followed within the same origin only.
+* Failures are raised after the `except` block that caught them: the `requests` exception, whose
+  text and frames hold the full URL, is neither `__cause__` nor `__context__` of what is raised.
 """
 
 from __future__ import annotations
 
-import requests
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import parse_qsl, quote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
-from forecasting.feeds.base import SiteDown
+import requests
+import urllib3
+from pydantic import SecretStr
+from requests.structures import CaseInsensitiveDict
+
+from forecasting.config import ConfigError
+from forecasting.feeds.base import MalformedResponse, SiteDown
 
 USER_AGENT = "spotcast/0.1 (+https://github.com/spotcast)"
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+CHUNK_BYTES = 64 * 1024
+REDACTED = "[redacted]"  # harmless inside XML, JSON, headers and log lines
+# urllib3 logs request URLs at DEBUG level, and a token-bearing URL carries the token.
+URLLIB3_LOGGER = "urllib3.connectionpool"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the feeds read of an HTTP answer. It keeps no URL and no request, so no token."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str] = field(repr=False)  # case-insensitive
+    content: bytes = field(repr=False)
+
+    def json(self) -> Any:
+        """The body as JSON; a ValueError when it is not."""
+        return json.loads(self.content)
+
+
+class _RedactSecrets(logging.Filter):
+    """Replaces registered secrets in log messages (attached to the urllib3 logger)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, secret: str) -> None:
+        self._secrets.update({secret, quote_plus(secret)})  # raw and as it appears in a URL
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, REDACTED)
+            record.msg, record.args = message, None
+        return True
+
+
+_LOG_REDACTOR = _RedactSecrets()
+
+
+class QueryToken(requests.auth.AuthBase):
+    """A secret query parameter (ENTSO-E's securityToken), added to the URL only while `requests`
+    prepares the request; its repr, vars() and every answer it touches show no secret."""
+
+    def __init__(self, name: str, secret: str) -> None:
+        self.name = name
+        self._secret = SecretStr(secret)
+        _LOG_REDACTOR.add(secret)
+        logging.getLogger(URLLIB3_LOGGER).addFilter(_LOG_REDACTOR)  # idempotent: one filter object
+
+    def __repr__(self) -> str:
+        return f"QueryToken({self.name!r}, {REDACTED!r})"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.prepare_url(request.url, {self.name: self._secret.get_secret_value()})
+        return request
+
+    def redact(self, text: str) -> str:
+        for form in self._forms():
+            text = text.replace(form, REDACTED)
+        return text
+
+    def redact_bytes(self, data: bytes) -> bytes:
+        for form in self._forms():
+            data = data.replace(form.encode(), REDACTED.encode())
+        return data
+
+    def without(self, url: str) -> str:
+        """`url` without this parameter (a redirect target that echoes the query)."""
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != self.name]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    def _forms(self) -> tuple[str, ...]:
+        secret = self._secret.get_secret_value()
+        return (secret, quote_plus(secret))  # raw and as it appears in a URL
+
+
+class _DeadlinePassed(Exception):
+    """The whole-request deadline passed while the answer was still coming."""
+
+
+def is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback  # 127.0.0.0/8, ::1
+    except ValueError:
+        return False
+
+
+def require_https(url: str, what: str) -> None:
+    """A token-bearing feed talks https; plain http only to this machine (tests, a local proxy)."""
+    parts = urlsplit(url)
+    private = parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))
+    if parts.hostname and private:
+        return
+    raise ConfigError(
+        f"{what}: base URL must be https:// (plain http:// only on loopback), "
+        f"got {parts.scheme or 'no scheme'}://{parts.hostname or ''}"
+    )
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """The wait a Retry-After header asks for (seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def http_get(
-    session: requests.Session, url: str, params: dict[str, str], timeout_s: float, what: str
-) -> requests.Response:
-    """GET `url`; `what` names the request in errors (e.g. "entsoe price_da NO1 2024-01-01")."""
+    session: requests.Session,
+    url: str,
+    params: Mapping[str, str],
+    timeout_s: float,
+    what: str,
+    token: QueryToken | None = None,
+) -> Answer:
+    """GET `url` within `timeout_s` in all; `what` names the request in errors (e.g. "entsoe
+    price_da NO1 [2024-01-01 00:00, ...)"). `token` is added to the query at send time."""
+    deadline = time.monotonic() + timeout_s
     try:
-        response = session.get(url, params=params, timeout=timeout_s, headers={"User-Agent": USER_AGENT})
-    except requests.Timeout:
-        raise SiteDown(f"{what}: timed out after {timeout_s:.0f} s") from None
-    except requests.ConnectionError as exc:
-        raise SiteDown(f"{what}: connection failed ({type(exc).__name__})") from None
-    except requests.RequestException as exc:
-        raise SiteDown(f"{what}: request failed ({type(exc).__name__})") from None
-    if response.status_code == 429:
-        retry_after = response.headers.get("Retry-After", "?")
-        raise SiteDown(f"{what}: rate limited (HTTP 429, Retry-After {retry_after})")
-    if response.status_code >= 500:
-        raise SiteDown(f"{what}: server error HTTP {response.status_code}")
-    return response
+        return _checked(_get_following(session, url, dict(params), token, deadline, what), what)
+    except (_DeadlinePassed, requests.Timeout, urllib3.exceptions.TimeoutError):
+        failure = SiteDown(f"{what}: timed out, no complete answer within {timeout_s:g} s")
+    except (requests.ConnectionError, urllib3.exceptions.ProtocolError) as exc:
+        failure = SiteDown(f"{what}: connection failed ({type(exc).__name__})")
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        failure = SiteDown(f"{what}: request failed ({type(exc).__name__})")
+    raise failure  # outside the except blocks, so the caught exception is not its __context__
 
 
-def looks_like_html(response: requests.Response) -> bool:
+def looks_like_html(answer: Answer) -> bool:
     """Proxies and maintenance pages answer HTML where XML/JSON was asked for."""
-    content_type = response.headers.get("Content-Type", "")
-    head = response.content[:200].lstrip().lower()
+    content_type = answer.headers.get("Content-Type", "")
+    head = answer.content[:200].lstrip().lower()
     return "html" in content_type or head.startswith((b"<!doctype html", b"<html"))
+
+
+def _checked(answer: Answer, what: str) -> Answer:
+    if answer.status == 429:
+        wait = retry_after_seconds(answer.headers.get("Retry-After"))
+        asked = "" if wait is None else f", Retry-After {wait:.0f} s"
+        raise SiteDown(f"{what}: rate limited (HTTP 429{asked})", retry_after_s=wait)
+    if answer.status >= 500:
+        raise SiteDown(f"{what}: server error HTTP {answer.status}")
+    return answer
+
+
+def _get_following(
+    session: requests.Session,
+    url: str,
+    params: dict[str, str],
+    token: QueryToken | None,
+    deadline: float,
+    what: str,
+) -> Answer:
+    """GET, following redirects; with a token only within the origin of `url`."""
+    for _ in range(MAX_REDIRECTS + 1):
+        answer = _get_once(session, url, params, token, deadline)
+        location = answer.headers.get("Location")
+        if answer.status not in REDIRECTS or not location:
+            return answer
+        target = urljoin(url, location)
+        if token is not None:
+            if _origin(target) != _origin(url):
+                raise MalformedResponse(
+                    f"{what}: redirected (HTTP {answer.status}) to another origin "
+                    f"({_origin_text(target)}); not followed, so the token stays here. "
+                    "Check the feed's base URL"
+                )
+            target = token.without(target)  # the token is added again when sent
+        url, params = target, {}
+    raise MalformedResponse(f"{what}: more than {MAX_REDIRECTS} redirects")
+
+
+def _get_once(
+    session: requests.Session,
+    url: str,
+    params: dict[str, str],
+    token: QueryToken | None,
+    deadline: float,
+) -> Answer:
+    remaining = _remaining(deadline)
+    with session.get(
+        url,
+        params=params,
+        auth=token,
+        timeout=(remaining, remaining),
+        allow_redirects=False,
+        stream=True,
+        headers={"User-Agent": USER_AGENT},
+    ) as response:
+        content = _read_body(response.raw, deadline)
+        headers = CaseInsensitiveDict(response.headers)
+        if token is not None:
+            headers = CaseInsensitiveDict({k: token.redact(v) for k, v in headers.items()})
+            content = token.redact_bytes(content)
+        return Answer(response.status_code, response.reason or "", headers, content)
+
+
+def _read_body(raw: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+    """The whole body (decompressed), read piece by piece so that no read outlasts the deadline."""
+    pieces: list[bytes] = []
+    while True:
+        connection = raw.connection
+        if connection is not None and connection.sock is not None:
+            connection.sock.settimeout(_remaining(deadline))
+        piece = raw.read1(CHUNK_BYTES, decode_content=True)
+        if not piece:
+            return b"".join(pieces)
+        pieces.append(piece)
+        _remaining(deadline)
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _DeadlinePassed
+    return remaining
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, parts.hostname, parts.port or default_port
+
+
+def _origin_text(url: str) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}"

@@ -3,6 +3,7 @@
 Failure classes (as in the reference design): *data not yet available* (including stale content)
 and *site down* each have their own interval, backoff and maximum attempts; a malformed answer is
 not retried. After the last attempt the pull is marked unavailable and the run goes on without it.
+A rate limit's Retry-After lengthens the site-down delay, up to the longest delay of that policy.
 """
 
 from __future__ import annotations
@@ -89,6 +90,16 @@ def _policy_for(error: FeedError, policies: RetryPolicies) -> RetryPolicy | None
     return None  # malformed or rejected answers do not get better by asking again
 
 
+def _retry_delay(error: FeedError, policy: RetryPolicy, attempt: int) -> float:
+    """The policy's delay, stretched to a Retry-After the source asked for (HTTP 429), but never
+    beyond the longest delay of the policy: a server cannot park a run for longer than that."""
+    delay = policy.delay_before(attempt)
+    if isinstance(error, SiteDown) and error.retry_after_s is not None:
+        longest = policy.delay_before(policy.max_attempts)
+        delay = max(delay, min(error.retry_after_s, longest))
+    return delay
+
+
 def pull(
     feed: Feed,
     plan: PullPlan,
@@ -119,7 +130,7 @@ def pull(
             if tries[kind] >= policy.max_attempts:
                 log.error("unavailable after %d attempt(s): %s", attempts, error)
                 return PullOutcome(plan, "unavailable", attempts, error=f"{type(error).__name__}: {error}")
-            delay = policy.delay_before(tries[kind] + 1)
+            delay = _retry_delay(error, policy, tries[kind] + 1)
             log.warning(
                 "%s; retry in %.1f s (%s attempt %d of %d)",
                 error,

@@ -127,6 +127,35 @@ def test_nulls_are_dropped(httpserver: HTTPServer, feed: EnergyChartsFeed) -> No
     assert utc("2020-11-02 16:00") not in values.index
 
 
+@pytest.mark.parametrize(
+    ("name", "request_", "expected"),
+    [
+        (
+            "price_NO1_2020-11-02_nulls.json",
+            NO1_NOV_2,
+            [
+                "energy_charts price_da NO1 [2020-11-01 23:00, 2020-11-02 23:00) UTC: "
+                "2 of 24 price values are null (in 2 hour(s)); they are left out"
+            ],
+        ),
+        ("price_DE-LU_2024-05-04.json", DE_MAY_4, []),
+    ],
+    ids=["two_nulls", "none"],
+)
+def test_null_values_are_counted_in_a_warning(
+    httpserver: HTTPServer,
+    feed: EnergyChartsFeed,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    request_: SeriesRequest,
+    expected: list[str],
+) -> None:
+    serve(httpserver, "/price", fixture_text(name))
+    with caplog.at_level(logging.WARNING, logger="spotcast.feeds.energy_charts"):
+        feed.fetch(request_)
+    assert [r.getMessage() for r in caplog.records if "null" in r.getMessage()] == expected
+
+
 def test_negative_prices_are_kept(httpserver: HTTPServer, feed: EnergyChartsFeed) -> None:
     serve(httpserver, "/price", fixture_text("price_NO1_2020-11-02_nulls.json"))
     values = by_hour(feed.fetch(NO1_NOV_2))

@@ -194,6 +194,97 @@ def test_negative_prices_are_kept(httpserver: HTTPServer, feed: EntsoeFeed) -> N
     assert values[utc("2023-05-28 09:00")] == -10.06
 
 
+# --- only the TimeSeries asked for --------------------------------------------------------------
+
+JUNE_15 = ("2023-06-14 22:00", "2023-06-15 22:00")
+MIXED_A69 = "NO1_A69_2023-06-15_solar_B16_and_wind_B19.xml"  # solar first, then wind
+
+
+def test_a69_answer_with_solar_and_wind_gives_wind_only_the_wind_series(
+    httpserver: HTTPServer, feed: EntsoeFeed
+) -> None:
+    serve(httpserver, fixture(MIXED_A69))
+    wind = values_by_hour(feed.fetch(request(NO1, *JUNE_15, "wind_onshore_da")))
+    httpserver.clear()
+    serve(httpserver, fixture("NO1_A69_2023-06-15_wind_onshore_PT15M.xml"))
+    wind_alone = values_by_hour(feed.fetch(request(NO1, *JUNE_15, "wind_onshore_da")))
+    pd.testing.assert_series_equal(wind, wind_alone)
+    assert wind[utc("2023-06-14 22:00")] == pytest.approx((29 + 31 + 33 + 35) / 4)
+
+
+def test_a69_answer_with_solar_and_wind_gives_solar_only_the_solar_series(
+    httpserver: HTTPServer, feed: EntsoeFeed
+) -> None:
+    serve(httpserver, fixture(MIXED_A69))
+    solar = values_by_hour(feed.fetch(request(NO1, *JUNE_15, "solar_da")))
+    assert len(solar) == 24
+    assert solar[utc("2023-06-14 22:00")] == 50  # the B16 quarters 50, 50, 50, 50
+    assert solar[utc("2023-06-14 23:00")] == pytest.approx((50 + 48.75 + 47.5 + 46.25) / 4)
+
+
+def test_a69_answer_without_the_requested_production_type_is_malformed(
+    httpserver: HTTPServer, feed: EntsoeFeed
+) -> None:
+    serve(httpserver, fixture("NO1_A69_2023-06-15_wind_onshore_PT15M.xml"))
+    with pytest.raises(MalformedResponse, match=r"no TimeSeries of the requested.*psrType B19"):
+        feed.fetch(request(NO1, *JUNE_15, "solar_da"))
+
+
+def test_a69_time_series_without_a_production_type_is_not_taken(
+    httpserver: HTTPServer, feed: EntsoeFeed
+) -> None:
+    untyped = fixture("NO1_A69_2023-06-15_wind_onshore_PT15M.xml").replace(
+        b"<psrType>B19</psrType>", b""
+    )
+    serve(httpserver, untyped)
+    with pytest.raises(MalformedResponse, match="psrType missing"):
+        feed.fetch(request(NO1, *JUNE_15, "wind_onshore_da"))
+
+
+def test_load_answer_of_another_process_type_is_malformed(
+    httpserver: HTTPServer, feed: EntsoeFeed
+) -> None:
+    # A day-ahead forecast (process A01) where the realised load (A16) was asked for.
+    serve(httpserver, fixture("NO1_A65_2023-01-16_load_da.xml"))
+    with pytest.raises(MalformedResponse, match=r"process\.processType A01"):
+        feed.fetch(request(NO1, "2023-01-15 23:00", "2023-01-16 23:00", "load_actual"))
+
+
+def test_price_answer_with_intraday_and_day_ahead_keeps_the_day_ahead_prices(
+    httpserver: HTTPServer, feed: EntsoeFeed
+) -> None:
+    # The intraday (A07) TimeSeries comes first and carries other prices.
+    serve(httpserver, fixture("NO1_A44_2023-06-20_intraday_A07_and_day_ahead_A01.xml"))
+    mixed = values_by_hour(feed.fetch(request(NO1, "2023-06-19 22:00", "2023-06-20 22:00")))
+    httpserver.clear()
+    serve(httpserver, fixture("NO1_A44_2023-06-20_sequence_1_and_2.xml"))
+    day_ahead = values_by_hour(feed.fetch(request(NO1, "2023-06-19 22:00", "2023-06-20 22:00")))
+    pd.testing.assert_series_equal(mixed, day_ahead)
+
+
+def test_price_answer_with_only_intraday_prices_is_malformed(
+    httpserver: HTTPServer, feed: EntsoeFeed
+) -> None:
+    intraday = fixture("NO1_A44_2023-05-28_negative.xml").replace(
+        b"<contract_MarketAgreement.type>A01<", b"<contract_MarketAgreement.type>A07<"
+    )
+    serve(httpserver, intraday)
+    with pytest.raises(MalformedResponse, match=r"contract_MarketAgreement\.type A07"):
+        feed.fetch(request(NO1, "2023-05-27 22:00", "2023-05-28 22:00"))
+
+
+def test_price_document_that_states_no_market_agreement_type_is_read(
+    httpserver: HTTPServer, feed: EntsoeFeed
+) -> None:
+    # Older publication documents carry no contract_MarketAgreement.type at all.
+    old = fixture("NO1_A44_2018-03-01_ns7_0.xml").replace(
+        b"<contract_MarketAgreement.type>A01</contract_MarketAgreement.type>", b""
+    )
+    assert b"contract_MarketAgreement" not in old
+    serve(httpserver, old)
+    assert len(feed.fetch(request(NO1, "2018-02-28 23:00", "2018-03-01 23:00"))) == 24
+
+
 # --- published_at --------------------------------------------------------------------------------
 
 
@@ -427,7 +518,7 @@ def test_token_quoted_in_a_reason_text_is_redacted(httpserver: HTTPServer, feed:
         b"[DOCUMENT_TYPE=A65]", f"[securityToken={TOKEN}]".encode()
     )
     serve(httpserver, echo, status=400)
-    with pytest.raises(RequestRejected, match=r"\[securityToken=<redacted>\]") as caught:
+    with pytest.raises(RequestRejected, match=r"\[securityToken=\[redacted\]\]") as caught:
         feed.fetch(BE_DAY)
     assert TOKEN not in str(caught.value)
 
@@ -436,7 +527,7 @@ def test_token_is_absent_from_connection_errors() -> None:
     feed = EntsoeFeed(closed_port_url(), TOKEN, timeout_s=5)
     with pytest.raises(SiteDown) as caught:
         feed.fetch(BE_DAY)
-    # http_get chains the requests exception, whose text holds the whole URL; the feed cuts it.
+    # The requests exception, whose text holds the whole URL, must not be chained.
     assert TOKEN not in "".join(traceback.format_exception(caught.value))
 
 

@@ -120,3 +120,12 @@ def test_non_numeric_value_is_malformed() -> None:
     xml = body("BE_60M.xml").replace(b"<price.amount>64.98<", b"<price.amount>n/a<")
     with pytest.raises(MalformedResponse, match="invalid Publication_MarketDocument"):
         parse_document(xml, "value")
+
+
+def test_types_stated_by_the_answer_are_read() -> None:
+    mixed = document("NO1_A69_2023-06-15_solar_B16_and_wind_B19.xml")
+    assert mixed.process_type == "A01"
+    assert [series.psr_type for series in mixed.time_series] == ["B16", "B19"]
+    prices = document("NO1_A44_2023-06-20_intraday_A07_and_day_ahead_A01.xml")
+    assert [series.market_agreement for series in prices.time_series] == ["A07", "A01"]
+    assert prices.process_type is None

@@ -85,7 +85,7 @@ def serve_always(
 def test_rate_limit_then_success_is_ok_after_two_attempts_with_the_site_down_interval(
     httpserver: HTTPServer, entsoe: EntsoeFeed, daily_plan: PullPlan, sleeps: Sleeps
 ) -> None:
-    httpserver.expect_ordered_request(API).respond_with_data("", status=429, headers={"Retry-After": "60"})
+    httpserver.expect_ordered_request(API).respond_with_data("", status=429)  # no Retry-After
     httpserver.expect_ordered_request(API).respond_with_data(body("NO1_A44_2023-05-28_negative.xml"))
 
     outcome = pull(entsoe, daily_plan, POLICIES, sleep=sleeps)
@@ -94,6 +94,34 @@ def test_rate_limit_then_success_is_ok_after_two_attempts_with_the_site_down_int
     assert sleeps == [3.0]
     assert outcome.newest_hour == daily_plan.expected_newest
     assert len(httpserver.log) == 2
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [
+        ("10", [10.0]),  # longer than the policy's 3 s: the server's wish is kept
+        ("1", [3.0]),  # shorter: the policy's interval still applies
+        ("600", [24.0]),  # beyond the policy's longest delay (3 s × 2³): capped there
+        ("soon", [3.0]),  # unreadable: as if absent
+    ],
+)
+def test_rate_limit_retry_after_stretches_the_delay_up_to_the_policy_s_longest(
+    httpserver: HTTPServer,
+    entsoe: EntsoeFeed,
+    daily_plan: PullPlan,
+    sleeps: Sleeps,
+    retry_after: str,
+    expected: list[float],
+) -> None:
+    httpserver.expect_ordered_request(API).respond_with_data(
+        "", status=429, headers={"Retry-After": retry_after}
+    )
+    httpserver.expect_ordered_request(API).respond_with_data(body("NO1_A44_2023-05-28_negative.xml"))
+
+    outcome = pull(entsoe, daily_plan, POLICIES, sleep=sleeps)
+
+    assert (outcome.status, outcome.attempts) == ("ok", 2)
+    assert sleeps == expected
 
 
 def test_server_error_every_time_is_unavailable_after_site_down_attempts_with_growing_delays(
