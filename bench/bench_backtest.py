@@ -16,7 +16,6 @@ inflate them.
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 import statistics
 import sys
@@ -29,7 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import children_peak_mb, machine, peak_mb
+from measure import children_peak_mb, machine, param, peak_mb
 
 from forecasting.config import load_settings
 from forecasting.evaluation.backtest import BacktestResult, run_backtest
@@ -75,15 +74,6 @@ class TimedPipeline:
 
 def retrain_every(value: str) -> int | str:
     return value if value == "once" else int(value)
-
-
-def param(text: str) -> tuple[str, object]:
-    """`name=value` of a pipeline parameter; the value is a Python literal (3, 0.5, (168, 336))."""
-    name, _, value = text.partition("=")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
 
 
 def report(

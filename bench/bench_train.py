@@ -17,7 +17,6 @@ machine other processes inflate them.
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 import statistics
 import sys
@@ -28,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import children_peak_mb, machine, peak_mb, reset_peak, timed
+from measure import children_peak_mb, machine, param, peak_mb, reset_peak, timed
 
 from forecasting.config import load_settings
 from forecasting.feeds.replay import ReplayFeed
@@ -39,15 +38,6 @@ from forecasting.publication import known_at
 
 TRAIN_END = pd.Timestamp("2023-05-01", tz="UTC")
 ISSUED = pd.Timestamp("2023-06-12 12:00", tz="UTC")  # 14:00 in Oslo, after the auction
-
-
-def param(text: str) -> tuple[str, object]:
-    """`name=value` of a pipeline parameter; the value is a Python literal (3, 0.5, (168, 336))."""
-    name, _, value = text.partition("=")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ worker processes). On a shared machine other processes inflate the times.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import resource
@@ -46,6 +47,15 @@ def peak_mb() -> float:
 def children_peak_mb() -> float:
     """The largest peak RSS of any finished child process, in MB."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def param(text: str) -> tuple[str, object]:
+    """`name=value` of a pipeline parameter (`--set`); the value is a Python literal (3, 0.5, (168, 336))."""
+    name, _, value = text.partition("=")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
 
 
 def timed(action: Callable[[], T]) -> tuple[float, T]:

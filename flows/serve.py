@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -174,6 +176,9 @@ def serve(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     deployments = build_deployments(config)  # a bad configuration fails before anything starts
+    if threading.current_thread() is threading.main_thread():
+        # Until Prefect's runner installs its own handler, SIGTERM unwinds: the server stops too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     configured = PREFECT_API_URL.value() or None
     if start_server is False and configured is None:
         raise ConfigError("no Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")
