@@ -24,6 +24,7 @@ from gluonts.torch.model.predictor import PyTorchPredictor
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
+from forecasting.errors import SpotcastError
 from forecasting.model.pipeline import DeepARPipeline
 
 FORMAT_VERSION = 2
@@ -35,7 +36,7 @@ LIBRARIES = ("gluonts", "torch", "lightning", "scikit-learn", "numpy", "pandas")
 STAGES: dict[str, type] = {"scaler": StandardScaler, "pca": PCA}
 
 
-class ArtifactError(Exception):
+class ArtifactError(SpotcastError):
     """The artifact directory is missing, incomplete or of an unknown format version."""
 
 

@@ -11,9 +11,11 @@ which model is the champion the daily flow forecasts with.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import subprocess
 import uuid
+import zipfile
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -22,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 
 from forecasting.config import PROJECT_ROOT, Settings
-from forecasting.lake.files import LakeFS
+from forecasting.errors import SpotcastError, UsageError
+from forecasting.lake.files import CorruptFile, LakeFS
 from forecasting.model.artifact import ArtifactError, load_pipeline
 from forecasting.model.pipeline import DeepARPipeline
 
@@ -31,7 +34,7 @@ CHAMPION_FILE = "champion.json"
 RUN_FILE = "data.parquet"
 
 
-class NoChampion(LookupError):
+class NoChampion(SpotcastError):
     """No model has been promoted yet."""
 
 
@@ -118,7 +121,7 @@ def promote(lake: LakeFS, run_id: str, reason: str) -> Champion:
     runs = list_runs(lake)
     match = runs[runs["run_id"] == run_id] if len(runs) else runs
     if match.empty:
-        raise LookupError(f"no training run {run_id!r} in the registry; see `spotcast models list`")
+        raise UsageError(f"no training run {run_id!r} in the registry; see `spotcast models list`")
     champion = Champion(
         model_id=str(match["model_id"].iloc[0]),
         run_id=run_id,
@@ -126,10 +129,7 @@ def promote(lake: LakeFS, run_id: str, reason: str) -> Champion:
         reason=reason,
     )
     payload = json.dumps(champion.__dict__, indent=2).encode()
-    path = lake.path(RUNS, CHAMPION_FILE)
-    tmp = lake.path(RUNS, f".tmp-{uuid.uuid4().hex}.json")
-    lake.fs.pipe_file(tmp, payload)
-    lake.fs.mv(tmp, path)
+    lake.write_tables_atomic({lake.path(RUNS, CHAMPION_FILE): payload})
     return champion
 
 
@@ -137,7 +137,23 @@ def champion(lake: LakeFS) -> Champion:
     path = lake.path(RUNS, CHAMPION_FILE)
     if not lake.exists(path):
         raise NoChampion("no model has been promoted yet: run `spotcast train`")
-    return Champion(**json.loads(lake.fs.cat_file(path)))
+    try:
+        return Champion(**json.loads(lake.fs.cat_file(path)))
+    except (ValueError, TypeError) as exc:  # not JSON, or not a champion record
+        raise CorruptFile(path, exc) from exc
+
+
+# What a truncated or tampered artifact raises while it is read (json, numpy, torch, GluonTS serde).
+UNREADABLE_ARTIFACT = (
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    EOFError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+)
 
 
 def load_champion(lake: LakeFS, settings: Settings) -> DeepARPipeline:
@@ -148,7 +164,16 @@ def load_champion(lake: LakeFS, settings: Settings) -> DeepARPipeline:
         raise ArtifactError(
             f"champion {current.model_id} has no artifact at {path}; retrain or promote another"
         )
-    return load_pipeline(path, zones=settings.zone_names)
+    try:
+        return load_pipeline(path, zones=settings.zone_names)
+    except ArtifactError:
+        raise
+    except UNREADABLE_ARTIFACT as exc:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise ArtifactError(
+            f"champion {current.model_id}: the model artifact {path} is unreadable ({detail}); "
+            "retrain (`spotcast train`) or promote another run (`spotcast models promote`)"
+        ) from exc
 
 
 _OPERATORS = {"<=": "le", ">=": "ge", "!=": "ne", "<": "lt", ">": "gt", "=": "eq"}
@@ -159,7 +184,7 @@ def _split_condition(text: str) -> tuple[str, str, str]:
         if symbol in text:
             name, value = (part.strip() for part in text.split(symbol, 1))
             return name, method, value
-    raise ValueError(f"not a condition: {text!r} (use e.g. crps<5 or trigger=manual)")
+    raise UsageError(f"not a condition: {text!r} (use e.g. crps<5 or trigger=manual)")
 
 
 def _condition(runs: pd.DataFrame, text: str) -> pd.Series:
@@ -185,6 +210,6 @@ def search_runs(
     if sort:
         column = f"metric_{sort}" if f"metric_{sort}" in runs.columns else sort
         if column not in runs.columns:
-            raise ValueError(f"cannot sort by {sort!r}: no such metric or column")
+            raise UsageError(f"cannot sort by {sort!r}: no such metric or column")
         runs = runs.sort_values(column, ascending=not descending, na_position="last")
     return runs.reset_index(drop=True)
