@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from forecasting.errors import ConfigError, UsageError
+from forecasting.feeds.bundled import zone_from_filename
 from forecasting.schema import SERIES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +109,9 @@ class FeedConfig(_Strict):
     @model_validator(mode="after")
     def _replay_has_a_source(self) -> FeedConfig:
         if self.kind == "replay" and not self.source:
-            raise ValueError("a replay feed needs `source`: the recorded history to replay (a folder or file)")
+            raise ValueError(
+                "a replay feed needs `source`: the recorded history to replay (a folder or file)"
+            )
         return self
 
 
@@ -196,11 +199,22 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
 
 
 def _check_sources(settings: Settings, path: Path) -> None:
-    """A local replay source must exist: found missing at load, not at the first pull."""
+    """A local replay source must exist and hold a file of a configured zone (`NO1.parquet`,
+    `NO_1.csv`): found at load, not at the first pull."""
     for name, feed in settings.enabled_feeds().items():
-        if feed.source and "://" not in feed.source and not Path(feed.source).exists():
+        if not feed.source or "://" in feed.source:
+            continue
+        source = Path(feed.source)
+        problem = None
+        if not source.exists():
+            problem = "no such file or folder"
+        elif source.is_dir():
+            names = {zone_from_filename(f) for f in source.iterdir() if f.suffix in (".csv", ".parquet")}
+            if not names & set(settings.zone_names):
+                problem = f"holds no .csv or .parquet file of the configured zones {settings.zone_names}"
+        if problem:
             raise ConfigError(
-                f"invalid configuration {path}: feeds.{name}.source = {feed.source!r}: no such file or folder"
+                f"invalid configuration {path}: feeds.{name}.source = {feed.source!r}: {problem}"
             )
 
 
