@@ -376,7 +376,10 @@ def _run_check(args: argparse.Namespace) -> int:
         print(f"  {hole.describe()}")
     if corrupt or holes:
         print("`spotcast backfill --repair` sets corrupt series files aside and pulls the holes again")
-    return EXIT_ERROR if corrupt else EXIT_OK
+    if corrupt:
+        print(f"spotcast: {len(corrupt)} corrupt lake file(s), listed above", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

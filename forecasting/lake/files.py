@@ -288,18 +288,24 @@ def write_lock(lake: LakeFS, purpose: str, wait_s: float = 0.0) -> Iterator[None
 
 def _create(lake: LakeFS, path: str, holder: dict) -> bool:
     """Create the lock file with our record; False when it exists."""
-    if lake.is_local:
-        try:
+    try:
+        if lake.is_local:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(holder, handle)
+            except OSError:
+                os.remove(path)  # an empty lock would block others for a while
+                raise
+            return True
+        if lake.fs.exists(path):
             return False
-        with os.fdopen(fd, "w") as handle:
-            json.dump(holder, handle)
+        lake.fs.pipe_file(path, json.dumps(holder).encode())
         return True
-    if lake.fs.exists(path):
+    except FileExistsError:
         return False
-    lake.fs.pipe_file(path, json.dumps(holder).encode())
-    return True
+    except OSError as exc:
+        raise LakeWriteError(f"could not create the lake lock {path}: {_one_line(exc)}") from exc
 
 
 def _acquire(lake: LakeFS, path: str, holder: dict, wait_s: float) -> None:
