@@ -80,9 +80,9 @@ def _numbers(columns: pd.DataFrame, path: str | Path) -> pd.DataFrame:
         bad = (numbers[column].isna() & columns[column].notna()) | np.isinf(numbers[column])
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
-            raise DataError(
-                f"{path}: column {column}, line {_line(row)}: {columns[column].iloc[row]!r} is not a finite number"
-            )
+            cell = columns[column].iloc[row]
+            shown = repr(cell) if isinstance(cell, str) else str(cell)
+            raise DataError(f"{path}: column {column}, line {_line(row)}: {shown} is not a finite number")
     return numbers
 
 

@@ -8,6 +8,8 @@ documented exit code, and the lake's files unchanged (`Lake.hashes()` before and
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import subprocess
 import sys
@@ -48,17 +50,18 @@ def lake(tmp_path: Path, _filled_template: Path, zone_configs: list[dict], repla
 
 
 @pytest.fixture
-def spotcast(capsys: pytest.CaptureFixture[str]) -> Callable[..., Outcome]:
-    """Run the `spotcast` command in this process (argparse errors included)."""
+def spotcast() -> Callable[..., Outcome]:
+    """Run the `spotcast` command in this process (argparse errors included). Output goes to fresh
+    buffers, not pytest's per-test capture: Prefect's console handler keeps the stream it first saw."""
 
     def run(*argv: str) -> Outcome:
-        capsys.readouterr()
-        try:
-            code = main(list(argv))
-        except SystemExit as stop:
-            code = int(stop.code or 0)
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(argv))
+            except SystemExit as stop:
+                code = int(stop.code or 0)
+        return Outcome(code, out.getvalue(), err.getvalue())
 
     return run
 
