@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import fsspec
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -198,6 +199,16 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
     return f"invalid configuration {path}: " + "; ".join(problems)
 
 
+def _check_lake_root(settings: Settings, path: Path) -> None:
+    """A lake URL must name a file system fsspec knows (s3://, gs://, memory://, …)."""
+    protocol = settings.lake_root.split("://", 1)[0] if "://" in settings.lake_root else "file"
+    if protocol not in fsspec.available_protocols() and protocol not in fsspec.registry:
+        raise ConfigError(
+            f"invalid configuration {path}: lake_root = {settings.lake_root!r}: unknown file system "
+            f"{protocol!r}; use a local path or a URL like s3://bucket/lake"
+        )
+
+
 def _check_sources(settings: Settings, path: Path) -> None:
     """A local replay source must exist and hold a file of a configured zone (`NO1.parquet`,
     `NO_1.csv`): found at load, not at the first pull."""
@@ -252,5 +263,6 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(path, exc)) from None
+    _check_lake_root(settings, path)
     _check_sources(settings, path)
     return settings
