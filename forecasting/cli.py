@@ -336,8 +336,8 @@ def _run_models_promote(args: argparse.Namespace) -> int:
 def _run_lineage(args: argparse.Namespace) -> int:
     from forecasting.lineage import lineage
 
-    args.zones = [args.zone]
-    print(lineage(_settings(args), args.issue_date, args.zone).render())
+    settings = load_settings(args.config).with_zones([args.zone])  # an unknown zone is a UsageError
+    print(lineage(settings, args.issue_date, args.zone).render())
     return EXIT_OK
 
 

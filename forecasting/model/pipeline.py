@@ -27,6 +27,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
+from forecasting.errors import MissingData
 from forecasting.features.covariates import pivot_zone
 from forecasting.features.windows import (
     ANCHOR_FEATURES,
@@ -145,7 +146,7 @@ class DeepARPipeline(BaseEstimator):
             if (w := maker.window(issue, with_future=True)) is not None
         ]
         if not train_windows:
-            raise ValueError("history too short: no complete training window (needs ≥ ~6 weeks per zone)")
+            raise MissingData("history too short: no complete training window (needs ≥ ~6 weeks per zone)")
 
         self.zones_ = dict(zones)
         self.covariate_features_ = covariate_feature_names(tuple(self.covariates))
@@ -176,7 +177,7 @@ class DeepARPipeline(BaseEstimator):
             raise ValueError(f"history lacks columns {missing}; expected a tidy series frame")
         unknown_zones = set(self.zones or ()) - set(history[ZONE])
         if unknown_zones:
-            raise ValueError(f"history holds no rows of configured zones {sorted(unknown_zones)}")
+            raise MissingData(f"history holds no rows of configured zones {sorted(unknown_zones)}")
         return history
 
     def _zone_timezones(self, history: pd.DataFrame) -> dict[str, str]:
@@ -337,11 +338,11 @@ class DeepARPipeline(BaseEstimator):
         present = set(known[ZONE])
         for zone, tz in self.zones_.items():
             if zone not in present:
-                raise ValueError(f"history holds no rows of fitted zone {zone} published by {issued_at}")
+                raise MissingData(f"history holds no rows of fitted zone {zone} published by {issued_at}")
             makers[zone] = WindowMaker(pivot_zone(known, zone, tz, series, until), self.covariates, self._past_length)
             window = makers[zone].window(issued_at)
             if window is None:
-                raise ValueError(
+                raise MissingData(
                     f"{zone}: cannot forecast at {issued_at}: needs the prices of the "
                     f"{self._past_length} hours before the forecast start, published within the last week"
                 )
