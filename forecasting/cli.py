@@ -28,7 +28,6 @@ from forecasting.errors import (
     EXIT_USAGE,
     SpotcastError,
     UsageError,
-    log_handled_errors_in_one_line,
 )
 from forecasting.ingest.land import IngestReport
 from forecasting.lake.files import LakeFS
@@ -390,7 +389,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(namespace).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:  # the flow logs one progress line per pull; a line per task run is noise
         logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
-    log_handled_errors_in_one_line("prefect.flow_runs", "prefect.task_runs")  # we print them ourselves
     # SIGTERM (systemd, kill) unwinds like Ctrl-C, so Prefect stops the temporary server it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -90,7 +90,11 @@ def plan_repair(settings: Settings, holes: list[Hole]) -> list[PullPlan]:
     merged: list[Hole] = []
     for hole in holes:
         last = merged[-1] if merged else None
-        if last and (last.zone, last.series) == (hole.zone, hole.series) and hole.start - last.end < MERGE_GAP:
+        if (
+            last
+            and (last.zone, last.series) == (hole.zone, hole.series)
+            and hole.start - last.end < MERGE_GAP
+        ):
             merged[-1] = Hole(hole.zone, hole.series, last.start, hole.end)
         else:
             merged.append(hole)
