@@ -357,7 +357,7 @@ def _run_status(args: argparse.Namespace) -> int:
 
 def _run_check(args: argparse.Namespace) -> int:
     """Every corrupt lake file (exit 1 when there is one) and the holes per zone × series."""
-    from forecasting.ingest.repair import find_holes
+    from forecasting.ingest.repair import describe_holes, find_holes
     from forecasting.ingest.runs import resolve_as_of
     from forecasting.lake.check import check_files
 
@@ -371,8 +371,8 @@ def _run_check(args: argparse.Namespace) -> int:
     for problem in corrupt:
         print(f"  {lake.relative(problem.path)}: {problem.reason}")
     print(f"{len(holes)} hole(s) against the publication rules" + (":" if holes else ""))
-    for hole in holes:
-        print(f"  {hole.describe()}")
+    for line in describe_holes(holes):
+        print(f"  {line}")
     if corrupt or holes:
         print("`spotcast backfill --repair` sets corrupt series files aside and pulls the holes again")
     if corrupt:

@@ -49,6 +49,24 @@ class Hole:
         )
 
 
+def describe_holes(holes: list[Hole]) -> list[str]:
+    """One line per zone × series: its hole, or how many hours in how many holes and the largest."""
+    by_pair: dict[tuple[str, str], list[Hole]] = {}
+    for hole in holes:
+        by_pair.setdefault((hole.zone, hole.series), []).append(hole)
+    lines = []
+    for (zone, series), pair in by_pair.items():
+        if len(pair) == 1:
+            lines.append(pair[0].describe())
+            continue
+        largest = max(pair, key=lambda h: h.hours)
+        lines.append(
+            f"{series} {zone}: {sum(h.hours for h in pair)} hour(s) missing in {len(pair)} holes, the "
+            f"largest [{largest.start:%Y-%m-%d %H:%M}, {largest.end:%Y-%m-%d %H:%M}) UTC"
+        )
+    return lines
+
+
 def _runs(zone: str, series: str, missing: pd.DatetimeIndex) -> list[Hole]:
     """Contiguous runs of missing hours."""
     if missing.empty:
