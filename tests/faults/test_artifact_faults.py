@@ -112,3 +112,22 @@ def test_the_forecast_command_with_a_damaged_artifact_exits_1_in_one_line(
         f"spotcast: champion {MODEL_ID}: the model artifact {folder} is unreadable"
     )
     assert lake.hashes() == before  # no forecast stored
+
+
+@pytest.mark.slow
+def test_the_daily_run_lands_the_new_day_then_stops_in_one_line_at_a_damaged_artifact(
+    lake: Lake, champion_of, spotcast
+) -> None:
+    folder = champion_of("params")
+    before = lake.rows()
+
+    done = spotcast("daily", "--config", str(lake.config), "--as-of", str(AS_OF))
+
+    assert done.code == EXIT_ERROR
+    assert done.message.startswith(
+        f"spotcast: champion {MODEL_ID}: the model artifact {folder} is unreadable"
+    )
+    after = lake.rows()
+    assert after["delivery_hour"].max() > before["delivery_hour"].max()  # the ingest landed first
+    assert len(after.merge(before, on=list(before.columns))) == len(before)  # and changed nothing there
+    assert not (lake.root / "forecasts").exists()
