@@ -45,6 +45,10 @@ STALE_UNREADABLE_LOCK = pd.Timedelta(seconds=10)
 LOCK_POLL_S = 0.2
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class LakeBusy(LakeError):
     """Another run holds the lake's write lock."""
 
@@ -54,11 +58,14 @@ class CorruptFile(LakeError):
 
     def __init__(self, path: str, reason: BaseException | str) -> None:
         self.path = path
-        self.reason = " ".join(str(reason).split()) or type(reason).__name__
+        self.reason = _one_line(reason) if isinstance(reason, BaseException) else reason
         super().__init__(
             f"corrupt lake file {path} ({self.reason}); `spotcast check` lists every bad file, "
             "`spotcast backfill --repair` sets bad series files aside and pulls their hours again"
         )
+
+    def __reduce__(self) -> tuple[type[CorruptFile], tuple[str, str]]:  # pickled with its fields
+        return CorruptFile, (self.path, self.reason)
 
 
 class LakeWriteError(LakeError):
@@ -72,10 +79,6 @@ def _host_tag() -> str:
 def temporary_name(folder: str) -> str:
     """A hidden temporary path in `folder` that names its writer (no .parquet suffix: globs skip it)."""
     return f"{folder}/{TMP_PREFIX}{os.getpid()}-{_host_tag()}-{uuid.uuid4().hex}"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @dataclass(frozen=True)
