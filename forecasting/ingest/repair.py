@@ -127,11 +127,11 @@ def plan_repair(settings: Settings, holes: list[Hole]) -> list[PullPlan]:
     return plans
 
 
-def set_aside_corrupt_files(lake: LakeFS, purpose: str, lock_wait_s: float = 0.0) -> list[CorruptFile]:
-    """Move every curated file that cannot be used to the quarantine (under the write lock, waiting
-    up to `lock_wait_s` for it), so its hours become holes; returns what was set aside."""
-    with write_lock(lake, purpose, lock_wait_s):
-        corrupt = corrupt_curated_files(lake)
+def set_aside_corrupt_files(settings: Settings, lake: LakeFS, purpose: str) -> list[CorruptFile]:
+    """Move every curated file of the configured zones that cannot be used to the quarantine (under
+    the write lock), so its hours become holes; returns what was set aside."""
+    with write_lock(lake, purpose, settings.lake_lock_wait_s):
+        corrupt = corrupt_curated_files(lake, settings.zone_names)
         for problem in corrupt:
             quarantine(lake, problem.path)
     return corrupt

@@ -121,7 +121,7 @@ def backfill(
     check_backfill_range(settings, as_of, start, end)
     lake = LakeFS.open(settings.lake_root)
     if repair:
-        set_aside_corrupt_files(lake, "repair", settings.lake_lock_wait_s)
+        set_aside_corrupt_files(settings, lake, "repair")
         holes, _ = find_holes(settings, lake, as_of, start, end)
         log.info("repair: %d hole(s), %d hour(s) missing", len(holes), sum(h.hours for h in holes))
         return ingest(settings, lake, plan_repair(settings, holes), as_of, "repair", submit, progress)

@@ -48,10 +48,12 @@ def check_file(lake: LakeFS, path: str) -> None:
         lake.read_table(path)
 
 
-def corrupt_curated_files(lake: LakeFS) -> list[CorruptFile]:
-    """The curated files that cannot be used, each with its reason."""
+def corrupt_curated_files(lake: LakeFS, zones: list[str] | None = None) -> list[CorruptFile]:
+    """The curated files (of `zones`, default all) that cannot be used, each with its reason."""
     problems = []
     for file in curated_files(lake):
+        if zones and file.zone not in zones:
+            continue
         try:
             check_curated_file(lake, file)
         except CorruptFile as problem:
