@@ -1,22 +1,22 @@
-"""The ingestion steps as Prefect tasks: pulls run concurrently, each lands as soon as it is done."""
+"""The ingestion steps as Prefect tasks: the library's runbook (`forecasting.ingest.runs`) with each
+pull submitted as a task run, its progress in the run log, and the per-feed status at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from forecasting.config import Settings
+from forecasting.errors import log_handled_errors_in_one_line
 from forecasting.feeds.base import Feed
-from forecasting.feeds.registry import build_feeds
-from forecasting.ingest.land import IngestReport, Landing
+from forecasting.ingest.land import IngestReport
 from forecasting.ingest.pull import PullOutcome, PullPlan, pull_planned
-from forecasting.ingest.runs import frozen_clock
-from forecasting.lake.files import LakeFS
+
+# A SpotcastError leaving a task or flow is handled (its message is the news): one log line, no
+# traceback, also in runs that `serve` starts.
+log_handled_errors_in_one_line("prefect.flow_runs", "prefect.task_runs")
 
 
 @task(
@@ -28,33 +28,15 @@ def pull_task(feeds: dict[str, Feed], plan: PullPlan, settings: Settings) -> Pul
     return pull_planned(feeds, plan, settings)
 
 
-def ingest(
-    settings: Settings, lake: LakeFS, plans: Sequence[PullPlan], as_of: pd.Timestamp, purpose: str
-) -> IngestReport:
-    """Pull `plans` as concurrent tasks and land them under the lake's write lock in plan order:
-    each zone × series then lands oldest chunk first, so after a crash the lake holds a gap-free
-    prefix of its history and a resumed backfill (which starts after the newest hour) misses nothing."""
-    log = get_run_logger()
-    feeds = build_feeds(settings, clock=frozen_clock(as_of))
-    log.info("%s: %d pull(s) as of %s", purpose, len(plans), as_of)
-    with Landing(lake, purpose) as landing:
-        futures = [pull_task.submit(feeds, plan, settings) for plan in plans]
-        for done, future in enumerate(futures, start=1):
-            outcome = future.result()
-            landing.add(outcome)
-            log.info(
-                "[%d/%d] %s: %s, %d rows",
-                done,
-                len(plans),
-                outcome.plan.describe(),
-                outcome.status,
-                outcome.rows,
-            )
-    return landing.report
+def log_progress(done: int, total: int, outcome: PullOutcome) -> None:
+    get_run_logger().info(
+        "[%d/%d] %s: %s, %d rows", done, total, outcome.plan.describe(), outcome.status, outcome.rows
+    )
 
 
-def finish(report: IngestReport, purpose: str) -> State:
+def finish(reports: list[IngestReport], purpose: str) -> State:
     """Publish the per-feed status and end in a state the operator sees: Failed when a pull did not land."""
+    report = IngestReport.combine(reports)
     summary = report.summary()
     create_markdown_artifact(
         key=f"{purpose}-feed-status",
@@ -67,3 +49,11 @@ def finish(report: IngestReport, purpose: str) -> State:
         names = "; ".join(f"{o.plan.describe()} ({o.status}: {o.error})" for o in problems)
         return Failed(message=f"{len(problems)} pull(s) did not land, the others did: {names}", data=report)
     return Completed(message=f"{report.new_rows} new or revised rows", data=report)
+
+
+def report_of(state: State) -> IngestReport:
+    """The ingest report a (sub)flow run ended with; the exception it ended with is raised."""
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

@@ -2,7 +2,9 @@
 exit code an operator (or cron, or CI) can act on.
 
 Exit codes: 0 done; 1 error; 2 bad usage or configuration; 3 finished degraded (some feed did not
-land: see the per-feed status printed above it).
+land, or some lake file could not be read: see the per-feed status or the files named above it).
+Errors a user can fix (`forecasting.errors.SpotcastError`) print one line, `spotcast: <message>`;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -21,15 +23,24 @@ import pandas as pd
 from rich.console import Console
 
 from forecasting import console
-from forecasting.config import ConfigError, load_settings
+from forecasting.config import Settings, load_settings
+from forecasting.errors import (
+    EXIT_DEGRADED,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    SpotcastError,
+    UsageError,
+)
 from forecasting.ingest.land import IngestReport
-from forecasting.lake.files import LakeBusy, LakeFS
-from forecasting.lake.series_store import newest_hours
+from forecasting.lake.files import LakeFS
+from forecasting.lake.series_store import scan_lake
 
 if TYPE_CHECKING:
     from prefect.states import State
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED = 0, 1, 2, 3
+__all__ = ["EXIT_DEGRADED", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+EXPORT_SUFFIXES = (".csv", ".parquet")
 
 
 def _timestamp(text: str) -> pd.Timestamp:
@@ -48,9 +59,40 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from exc
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _export_file(text: str) -> Path:
+    """`forecast --out`: refused before anything is computed when its format is not one we write."""
+    path = Path(text)
+    if path.suffix.lower() not in EXPORT_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"must end in .csv or .parquet, got {path.name!r}")
+    return path
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return number
+
+
+class _AllZonesOnly(argparse.Action):
+    """`--zones` where the command always covers every configured zone: refused, saying why."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        parser.error(
+            "--zones is not supported here: the model is trained on, and forecasts, every configured "
+            "zone together; use a configuration that lists only the zones you want"
+        )
+
+
+def _add_common(parser: argparse.ArgumentParser, zones: bool = True) -> None:
     parser.add_argument("--config", help="configuration file (default: configs/spotcast.toml)")
-    parser.add_argument("--zones", nargs="+", metavar="ZONE", help="only these configured zones")
+    if zones:
+        parser.add_argument("--zones", nargs="+", metavar="ZONE", help="only these configured zones")
+    else:
+        parser.add_argument("--zones", nargs="+", action=_AllZonesOnly, help=argparse.SUPPRESS)
 
 
 def _add_as_of(parser: argparse.ArgumentParser) -> None:
@@ -85,19 +127,26 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--no-resume", dest="resume", action="store_false", help="re-pull the range even if already landed"
     )
+    backfill.add_argument(
+        "--repair",
+        action="store_true",
+        help="set corrupt series files aside and pull every hole in the range again",
+    )
     backfill.set_defaults(handler=_run_backfill)
 
     train = commands.add_parser(
         "train", help="train a model on what the lake knew at --as-of; promote if better"
     )
-    _add_common(train)
+    _add_common(train, zones=False)
     _add_as_of(train)
     train.set_defaults(handler=_run_train)
 
     forecast = commands.add_parser("forecast", help="issue the four-week forecast with the champion model")
-    _add_common(forecast)
+    _add_common(forecast, zones=False)
     _add_as_of(forecast)
-    forecast.add_argument("--out", type=Path, help="also write the forecast to this .csv or .parquet file")
+    forecast.add_argument(
+        "--out", type=_export_file, help="also write the forecast to this .csv or .parquet file"
+    )
     forecast.set_defaults(handler=_run_forecast)
 
     backtest = commands.add_parser("backtest", help="rolling weekly-origin backtest against seasonal naive")
@@ -105,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--start", type=_date, required=True, help="first origin's local date (Mondays)")
     backtest.add_argument("--end", type=_date, required=True, help="end date, exclusive")
     backtest.add_argument(
-        "--retrain-every", type=int, metavar="N", help="retrain every N origins (default: once per period)"
+        "--retrain-every",
+        type=_positive,
+        metavar="N",
+        help="retrain every N origins (default: once per period)",
     )
     backtest.set_defaults(handler=_run_backtest)
 
@@ -148,36 +200,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(status)
     _add_as_of(status)
     status.set_defaults(handler=_run_status)
+
+    check = commands.add_parser(
+        "check", help="read every lake file and list the corrupt ones, and the hours missing per series"
+    )
+    _add_common(check)
+    _add_as_of(check)
+    check.set_defaults(handler=_run_check)
     return parser
 
 
 def _exit_code_of(state: State) -> int:
-    """Completed → 0; Failed with an ingest report (some feed did not land) → 3; an exception → 1/2."""
+    """Completed → 0; Failed with an ingest report (some feed did not land) → 3; a SpotcastError →
+    its exit code (raised: `main` prints it); any other exception is raised with its traceback."""
     if state.is_completed():
         return EXIT_OK
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, IngestReport):
         print(f"spotcast: finished degraded: {state.message}", file=sys.stderr)
         return EXIT_DEGRADED
-    print(f"spotcast: {type(outcome).__name__}: {outcome}", file=sys.stderr)
-    return EXIT_USAGE if isinstance(outcome, ConfigError) else EXIT_ERROR
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return EXIT_ERROR
 
 
-def _print_lake(args: argparse.Namespace) -> None:
-    """Rows and newest hour per zone × series: all the lake holds, or what was published by --as-of."""
-    settings = load_settings(args.config)
-    lake = LakeFS.open(settings.lake_root)
-    if args.as_of is None:
-        table, known = newest_hours(lake), ""
-    else:
-        from forecasting.reports.data_quality import newest_hours_as_of
+def _settings(args: argparse.Namespace) -> Settings:
+    """The configuration for the `--zones` given (UsageError naming an unknown one)."""
+    return load_settings(args.config).with_zones(getattr(args, "zones", None))
 
-        table, known = newest_hours_as_of(lake, args.as_of), f" published by {args.as_of}"
-    if args.zones:
-        table = table[table["zone"].isin(args.zones)]
-    rows = int(table["rows"].sum()) if len(table) else 0
-    print(f"\nlake {settings.lake_root}: {rows} curated rows{known}")
+
+def _print_lake(args: argparse.Namespace) -> int:
+    """The lake's rows per zone × series (of what was published by --as-of, when given); files that
+    cannot be read are named (exit 3), not fatal."""
+    settings = _settings(args)
+    scan = scan_lake(LakeFS.open(settings.lake_root), zones=args.zones, as_of=args.as_of)
+    table = scan.table
+    known = f" published by {args.as_of}" if args.as_of is not None else ""
+    print(f"\nlake {settings.lake_root}: {int(table['rows'].sum()) if len(table) else 0} curated rows{known}")
     print(table.to_string(index=False) if len(table) else "(empty)")
+    for problem in scan.unreadable:
+        print(f"spotcast: {problem}", file=sys.stderr)
+    return EXIT_DEGRADED if scan.unreadable else EXIT_OK
 
 
 def _print_ingest(state: State) -> None:
@@ -203,6 +266,7 @@ def _print_issued_forecast(args: argparse.Namespace) -> None:
 
 # Flows are imported when run: importing Prefect costs seconds that `--help` and `status` need not pay.
 def _run_daily(args: argparse.Namespace) -> int:
+    _settings(args)  # a bad configuration or zone fails here, before Prefect starts
     from flows.daily import daily_flow
 
     state = daily_flow(config=args.config, as_of=args.as_of, zones=args.zones, return_state=True)
@@ -214,6 +278,11 @@ def _run_daily(args: argparse.Namespace) -> int:
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
+    from forecasting.ingest.plan import check_backfill_range
+
+    settings = _settings(args)
+    if args.as_of is not None or args.end is not None:  # else the as-of is the flow's to resolve
+        check_backfill_range(settings, args.as_of, args.start, args.end)
     from flows.backfill import backfill_flow
 
     state = backfill_flow(
@@ -223,6 +292,7 @@ def _run_backfill(args: argparse.Namespace) -> int:
         as_of=args.as_of,
         resume=args.resume,
         zones=args.zones,
+        repair=args.repair,
         return_state=True,
     )
     code = _exit_code_of(state)
@@ -257,6 +327,9 @@ def _run_forecast(args: argparse.Namespace) -> int:
 
 
 def _run_backtest(args: argparse.Namespace) -> int:
+    _settings(args)
+    if args.end <= args.start:
+        raise UsageError(f"--end {args.end} is not after --start {args.start}: no origin to backtest")
     from flows.modelling import backtest_flow
 
     result = backtest_flow(
@@ -298,7 +371,8 @@ def _run_models_promote(args: argparse.Namespace) -> int:
 def _run_lineage(args: argparse.Namespace) -> int:
     from forecasting.lineage import lineage
 
-    print(lineage(load_settings(args.config), args.issue_date, args.zone).render())
+    settings = load_settings(args.config).with_zones([args.zone])  # an unknown zone is a UsageError
+    print(lineage(settings, args.issue_date, args.zone).render())
     return EXIT_OK
 
 
@@ -314,16 +388,33 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    _print_lake(args)
+    return _print_lake(args)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    """Every corrupt lake file (exit 1 when there is one) and the holes per zone × series."""
+    from forecasting.ingest.repair import describe_holes, find_holes
+    from forecasting.ingest.runs import resolve_as_of
+    from forecasting.lake.check import check_files
+
+    settings = _settings(args)
+    lake = LakeFS.open(settings.lake_root)
+    corrupt = check_files(lake)
+    as_of = resolve_as_of(settings, args.as_of)
+    holes, _ = find_holes(settings, lake, as_of)
+    print(f"lake {settings.lake_root}, as of {as_of:%Y-%m-%d %H:%M} UTC")
+    print(f"{len(corrupt)} corrupt file(s)" + (":" if corrupt else ""))
+    for problem in corrupt:
+        print(f"  {lake.relative(problem.path)}: {problem.reason}")
+    print(f"{len(holes)} hole(s) against the publication rules" + (":" if holes else ""))
+    for line in describe_holes(holes):
+        print(f"  {line}")
+    if corrupt or holes:
+        print("`spotcast backfill --repair` sets corrupt series files aside and pulls the holes again")
+    if corrupt:
+        print(f"spotcast: {len(corrupt)} corrupt lake file(s), listed above", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
-
-
-def _expected_errors() -> tuple[type[Exception], ...]:
-    """The errors reported as one line. A model's errors only once a model module is loaded: importing
-    it just to name its error class would cost every command the seconds torch takes to import."""
-    errors: tuple[type[Exception], ...] = (ConfigError, LakeBusy, ValueError, LookupError, FileNotFoundError)
-    artifact = sys.modules.get("forecasting.model.artifact")
-    return (*errors, artifact.ArtifactError) if artifact else errors
 
 
 # Commands whose runs keep their full log in the lake (logs/<date>/<command>-<time>.log).
@@ -352,9 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _run_console(args, display):
             return handler(args)
-    except _expected_errors() as exc:
+    except SpotcastError as exc:
         print(f"spotcast: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import fsspec
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,17 +23,16 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from forecasting.errors import ConfigError, UsageError
+from forecasting.feeds.bundled import zone_from_filename
 from forecasting.schema import SERIES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "spotcast.toml"
 TOKEN_ENV = "ENTSOE_API_TOKEN"
-
-
-class ConfigError(ValueError):
-    """The configuration file is missing, unreadable or invalid."""
 
 
 class _Strict(BaseModel):
@@ -141,6 +141,14 @@ class FeedConfig(_Strict):
             raise ValueError(f"unknown series {unknown}; known: {list(SERIES)}")
         return value
 
+    @model_validator(mode="after")
+    def _replay_has_a_source(self) -> FeedConfig:
+        if self.kind == "replay" and not self.source:
+            raise ValueError(
+                "a replay feed needs `source`: the recorded history to replay (a folder or file)"
+            )
+        return self
+
 
 class Schedule(_Strict):
     daily_at: time = time(14, 0)
@@ -164,6 +172,9 @@ class ModelConfig(_Strict):
 
 class Settings(_Strict):
     lake_root: str
+    # A landing holds the lake's write lock for seconds: wait this long for another run's landing
+    # before failing with LakeBusy.
+    lake_lock_wait_s: float = Field(default=300.0, ge=0)
     models_root: str = "data/models"
     zones: tuple[Zone, ...] = Field(min_length=1)
     feeds: dict[str, FeedConfig]
@@ -192,19 +203,62 @@ class Settings(_Strict):
     def zone_names(self) -> list[str]:
         return [z.name for z in self.zones]
 
+    def with_zones(self, names: list[str] | None) -> Settings:
+        """These settings for only the zones `names` (all when None or empty); an unknown name is a
+        UsageError (it comes from the command line or a run parameter)."""
+        if not names:
+            return self
+        unknown = [name for name in names if name not in self.zone_names]
+        if unknown:
+            raise UsageError(f"unknown zone(s) {unknown}; configured: {self.zone_names}")
+        return self.model_copy(update={"zones": tuple(self.zone(name) for name in names)})
+
     def enabled_feeds(self) -> dict[str, FeedConfig]:
         return {name: feed for name, feed in self.feeds.items() if feed.enabled}
 
 
 def _format_errors(path: Path, exc: ValidationError) -> str:
-    lines = [f"invalid configuration {path}:"]
+    """One line: every bad key with its value and what is wrong with it."""
+    problems = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         if err["type"] == "missing":
-            lines.append(f"  {key}: missing")
+            problems.append(f"{key}: missing")
+        elif isinstance(err.get("input"), dict):  # a whole table: the message names the key
+            problems.append(f"{key}: {err['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"  {key} = {err.get('input')!r}: {err['msg']}")
-    return "\n".join(lines)
+            problems.append(f"{key} = {err.get('input')!r}: {err['msg'].removeprefix('Value error, ')}")
+    return f"invalid configuration {path}: " + "; ".join(problems)
+
+
+def _check_lake_root(settings: Settings, path: Path) -> None:
+    """A lake URL must name a file system fsspec knows (s3://, gs://, memory://, …)."""
+    protocol = settings.lake_root.split("://", 1)[0] if "://" in settings.lake_root else "file"
+    if protocol not in fsspec.available_protocols() and protocol not in fsspec.registry:
+        raise ConfigError(
+            f"invalid configuration {path}: lake_root = {settings.lake_root!r}: unknown file system "
+            f"{protocol!r}; use a local path or a URL like s3://bucket/lake"
+        )
+
+
+def _check_sources(settings: Settings, path: Path) -> None:
+    """A local replay source must exist and hold a file of a configured zone (`NO1.parquet`,
+    `NO_1.csv`): found at load, not at the first pull."""
+    for name, feed in settings.enabled_feeds().items():
+        if not feed.source or "://" in feed.source:
+            continue
+        source = Path(feed.source)
+        problem = None
+        if not source.exists():
+            problem = "no such file or folder"
+        elif source.is_dir():
+            names = {zone_from_filename(f) for f in source.iterdir() if f.suffix in (".csv", ".parquet")}
+            if not names & set(settings.zone_names):
+                problem = f"holds no .csv or .parquet file of the configured zones {settings.zone_names}"
+        if problem:
+            raise ConfigError(
+                f"invalid configuration {path}: feeds.{name}.source = {feed.source!r}: {problem}"
+            )
 
 
 def _resolve_paths(raw: dict, base: Path) -> dict:
@@ -238,6 +292,9 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
     if token:
         raw["entsoe_token"] = token
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(path, exc)) from None
+    _check_lake_root(settings, path)
+    _check_sources(settings, path)
+    return settings

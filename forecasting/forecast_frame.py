@@ -10,6 +10,7 @@ from typing import Protocol, Self
 import numpy as np
 import pandas as pd
 
+from forecasting.errors import MissingData
 from forecasting.schema import (
     DELIVERY_HOUR,
     FORECAST_COLUMNS,
@@ -61,7 +62,7 @@ def forecast_start(history: pd.DataFrame, zone: str, issued_at: pd.Timestamp) ->
         (history[ZONE] == zone) & (history[SERIES_COL] == PRICE) & (history[PUBLISHED_AT] <= issued_at)
     ]
     if prices.empty:
-        raise ValueError(f"no day-ahead price of {zone} was published by {issued_at}")
+        raise MissingData(f"no day-ahead price of {zone} was published by {issued_at}")
     return prices[DELIVERY_HOUR].max() + pd.Timedelta(hours=1)
 
 

@@ -13,7 +13,10 @@ Every observation in Spotcast is one row of the *tidy series frame*:
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+from forecasting.errors import DataError
 
 ZONE = "zone"
 SERIES_COL = "series"
@@ -41,7 +44,7 @@ SERIES = tuple(SERIES_UNITS)
 _UTC_COLUMNS = (DELIVERY_HOUR, PUBLISHED_AT, RETRIEVED_AT)
 
 
-class SchemaError(ValueError):
+class SchemaError(DataError):
     """A frame does not have the declared shape of the stage it enters."""
 
 
@@ -68,6 +71,13 @@ def validate_series_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
             raise SchemaError(f"{where}: column {col!r} must be UTC timestamps, got {dtype}")
     if not pd.api.types.is_float_dtype(frame[VALUE].dtype):
         raise SchemaError(f"{where}: column 'value' must be float, got {frame[VALUE].dtype}")
+    not_finite = ~np.isfinite(frame[VALUE].to_numpy())
+    if not_finite.any():
+        row = frame.loc[not_finite].iloc[0]
+        raise SchemaError(
+            f"{where}: {int(not_finite.sum())} non-finite value(s) in column 'value', first "
+            f"{row[VALUE]} at {row[ZONE]} {row[SERIES_COL]} {row[DELIVERY_HOUR]:%Y-%m-%d %H:%M} UTC"
+        )
     if frame[DELIVERY_HOUR].ne(frame[DELIVERY_HOUR].dt.floor("h")).any():
         raise SchemaError(f"{where}: delivery_hour values must be whole UTC hours")
     unknown = set(frame[SERIES_COL]) - set(SERIES)

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from spotcast_testing import tiny_config
 
-from forecasting.cli import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, main
+from forecasting.cli import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, _exit_code_of, main
 from forecasting.config import DEFAULT_CONFIG
+from forecasting.errors import UsageError
 from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import read_forecast
 from forecasting.lake.series_store import newest_hours
@@ -57,6 +58,25 @@ def test_bad_configuration_exits_2_naming_key_and_value(tmp_path, capsys):
 def test_status_of_an_empty_lake_says_so(tmp_path, capsys):
     assert main(["status", "--config", str(_config(tmp_path))]) == EXIT_OK
     assert "(empty)" in capsys.readouterr().out
+
+
+def test_check_of_an_empty_lake_lists_every_series_as_missing(tmp_path, capsys):
+    assert main(["check", "--config", str(_config(tmp_path)), "--as-of", "2018-09-03T12:00"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "0 corrupt file(s)" in out
+    # 14:00 in Oslo: Tuesday's prices are out, up to 24:00 Oslo = 22:00 UTC
+    assert "price_da NO1: 94 hour(s) missing, [2018-09-01 00:00, 2018-09-04 22:00) UTC" in out
+    assert "spotcast backfill --repair" in out
+
+
+def test_a_flow_that_failed_with_a_spotcast_error_gets_its_exit_code_and_a_bug_keeps_its_traceback():
+    from prefect.states import Completed, Failed
+
+    assert _exit_code_of(Completed()) == EXIT_OK
+    with pytest.raises(UsageError, match="NO9"):  # main prints it in one line, exit 2
+        _exit_code_of(Failed(data=UsageError("unknown zone(s) ['NO9']")))
+    with pytest.raises(KeyError):  # not ours: raised as it is, traceback and all
+        _exit_code_of(Failed(data=KeyError("bug")))
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from forecasting.config import DEFAULT_CONFIG, PROJECT_ROOT, TOKEN_ENV, ConfigError, load_settings
+from forecasting.errors import EXIT_USAGE, SpotcastError, UsageError
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -71,3 +72,64 @@ def test_invalid_toml_names_the_file(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_errors_are_one_line_naming_every_bad_key():
+    zones = [{"name": "NO1", "eic": "short", "timezone": "Mars/Olympus"}]
+    with pytest.raises(ConfigError) as bad:
+        load_settings(zones=zones)
+    message = str(bad.value)
+    assert "\n" not in message
+    assert "zones.0.eic = 'short'" in message and "zones.0.timezone = 'Mars/Olympus'" in message
+
+
+def test_a_configuration_error_is_a_usage_problem_with_exit_code_2():
+    assert issubclass(ConfigError, SpotcastError) and ConfigError.exit_code == EXIT_USAGE
+
+
+def test_a_replay_feed_needs_a_source():
+    with pytest.raises(ConfigError, match=r"feeds\.replay: a replay feed needs `source`"):
+        load_settings(feeds={"replay": {"kind": "replay", "series": ["price_da"]}})
+
+
+def test_a_replay_source_that_does_not_exist_is_refused_at_load(tmp_path):
+    feeds = {"replay": {"kind": "replay", "source": str(tmp_path / "gone"), "series": ["price_da"]}}
+    with pytest.raises(
+        ConfigError, match=rf"feeds\.replay\.source = '{tmp_path}/gone': no such file or folder"
+    ):
+        load_settings(feeds=feeds)
+
+
+def test_a_replay_source_without_a_file_of_the_zones_is_refused_at_load(tmp_path):
+    (tmp_path / "SE3.csv").write_text("")
+    feeds = {"replay": {"kind": "replay", "source": str(tmp_path), "series": ["price_da"]}}
+    with pytest.raises(ConfigError, match=r"holds no \.csv or \.parquet file of the configured zones"):
+        load_settings(feeds=feeds)
+
+
+def test_a_disabled_feed_is_not_checked(tmp_path):
+    feeds = {
+        "replay": {"kind": "replay", "source": "data/bundled", "series": ["price_da"]},
+        "old": {"kind": "replay", "source": str(tmp_path / "gone"), "series": ["load_da"], "enabled": False},
+    }
+    assert list(load_settings(feeds=feeds).enabled_feeds()) == ["replay"]
+
+
+def test_an_unknown_lake_file_system_is_refused():
+    with pytest.raises(ConfigError, match=r"lake_root = 'nosuch://lake': unknown file system 'nosuch'"):
+        load_settings(lake_root="nosuch://lake")
+
+
+def test_with_zones_narrows_the_settings_and_refuses_an_unknown_zone():
+    settings = load_settings()
+    assert settings.with_zones(["NO2", "NO1"]).zone_names == ["NO2", "NO1"]
+    assert settings.with_zones(None) is settings
+    with pytest.raises(
+        UsageError, match=r"unknown zone\(s\) \['NO9'\]; configured: \['NO1', 'NO2', 'NO3', 'NO4', 'NO5'\]"
+    ):
+        settings.with_zones(["NO1", "NO9"])
+
+
+def test_the_lock_wait_cannot_be_negative():
+    with pytest.raises(ConfigError, match=r"lake_lock_wait_s = -1"):
+        load_settings(lake_lock_wait_s=-1)

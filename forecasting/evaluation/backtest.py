@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forecasting import progress
+from forecasting.errors import MissingData, UsageError
 from forecasting.evaluation.baselines import (
     LEVEL_SHAPE_NAIVE,
     SEASONAL_NAIVE,
@@ -185,11 +186,11 @@ def run_backtest(
     if zones is not None:
         unknown = set(zones) - set(history[ZONE].unique())
         if unknown:
-            raise ValueError(f"no history for zones {sorted(unknown)}")
+            raise MissingData(f"no history for zones {sorted(unknown)}")
         history = history[history[ZONE].isin(zones)]
     origins = weekly_origins(start, end, origin_weekday, origin_time, origin_timezone)
     if origins.empty:
-        raise ValueError(f"no weekly origins between {start} and {end}")
+        raise UsageError(f"no weekly origins between {start} and {end}")
     factories: dict[str, ForecasterFactory] = {}
     if forecaster_factory is not None:
         factories[model_name] = forecaster_factory

@@ -21,6 +21,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
+from forecasting.errors import MissingData
 from forecasting.features.anchor import price_anchor
 from forecasting.features.covariates import pivot_zone
 from forecasting.forecast_frame import forecast_hours, forecast_start, make_forecast_frame
@@ -101,7 +102,7 @@ class SeasonalNaive:
         """Nothing to learn: remembers the zones that have prices."""
         self.zones = sorted(history.loc[history[SERIES_COL] == PRICE, ZONE].unique())
         if not self.zones:
-            raise ValueError(f"{self.model_id}: no day-ahead prices to fit on")
+            raise MissingData(f"{self.model_id}: no day-ahead prices to fit on")
         return self
 
     def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
@@ -129,7 +130,7 @@ class SeasonalNaive:
         """The point forecast over the horizon from `start`; `window` holds the hours before it."""
         path = seasonal_naive_path(window[-WEEK:])
         if np.isnan(path).any():
-            raise ValueError(f"{self.model_id}: no price of {zone} in the week before {start}")
+            raise MissingData(f"{self.model_id}: no price of {zone} in the week before {start}")
         return path
 
     def _window_hours(self) -> int:
@@ -177,5 +178,5 @@ class LevelShapeNaive(SeasonalNaive):
         grid = pivot_zone(prices, zone, self.timezones[zone], (PRICE,), until=until)
         anchor = price_anchor(grid, issued_at.value, grid.index_of(issued_at.floor("h")))
         if anchor is None or grid.hours[anchor.start] != start:
-            raise ValueError(f"{self.model_id}: no price of {zone} in the week before {start}")
+            raise MissingData(f"{self.model_id}: no price of {zone} in the week before {start}")
         return anchor.baseline(grid.hour_of_week[anchor.start : anchor.start + HORIZON_HOURS])

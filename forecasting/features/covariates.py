@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.errors import MissingData
 from forecasting.features.calendar import hour_of_week
 from forecasting.schema import DELIVERY_HOUR, PUBLISHED_AT, SERIES_COL, VALUE, ZONE
 
@@ -79,7 +80,7 @@ def pivot_zone(
     """Pivot a tidy frame's rows of `zone` onto an hourly grid reaching at least to `until`."""
     rows = history[(history[ZONE] == zone) & history[SERIES_COL].isin(series)]
     if rows.empty:
-        raise ValueError(f"history holds no rows of zone {zone} for series {list(series)}")
+        raise MissingData(f"history holds no rows of zone {zone} for series {list(series)}")
     last = rows[DELIVERY_HOUR].max() if until is None else max(rows[DELIVERY_HOUR].max(), until)
     hours = pd.date_range(rows[DELIVERY_HOUR].min(), last, freq="h", tz="UTC")
     values, published = {}, {}

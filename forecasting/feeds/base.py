@@ -18,6 +18,7 @@ from typing import Protocol
 import pandas as pd
 
 from forecasting.config import Zone
+from forecasting.errors import SpotcastError
 from forecasting.schema import (
     DELIVERY_HOUR,
     PUBLISHED_AT,
@@ -32,7 +33,7 @@ from forecasting.schema import (
 )
 
 
-class FeedError(Exception):
+class FeedError(SpotcastError):
     """Base class of feed failures; the message is safe to log (never contains a token)."""
 
 

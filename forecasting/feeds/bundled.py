@@ -8,12 +8,16 @@ of the two real 02:00 hours (kept for both of them, giving a 25-hour day).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forecasting.errors import DataError
 from forecasting.schema import DELIVERY_HOUR, SERIES_COL, SERIES_UNITS, UNIT, VALUE, ZONE
+
+log = logging.getLogger("spotcast.feeds")
 
 # deepforkit column → Spotcast series
 CSV_COLUMNS: dict[str, str] = {
@@ -39,18 +43,59 @@ def local_wall_clock_to_utc(local: pd.Series, timezone: str) -> tuple[pd.Series,
     return as_dst.dt.tz_convert("UTC"), repeat
 
 
+def _line(row: int) -> int:
+    return row + 2  # the header is line 1
+
+
+def _local_stamps(stamps: pd.Series, path: str | Path) -> pd.Series:
+    """The first column as naive local times; DataError names the line of a bad or repeated one."""
+    local = pd.to_datetime(stamps, format="%m/%d/%Y %H:%M", errors="coerce")
+    bad = local.isna()
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise DataError(f"{path}: line {_line(row)}: {stamps.iloc[row]!r} is not a time like 3/26/2016 0:00")
+    repeated = local.duplicated()
+    if repeated.any():
+        row = int(np.argmax(repeated.to_numpy()))
+        raise DataError(
+            f"{path}: {int(repeated.sum())} repeated local time(s), first {stamps.iloc[row]} at line {_line(row)}"
+        )
+    days = local.dt.normalize().drop_duplicates()
+    missing = pd.date_range(days.min(), days.max(), freq="D").difference(days)
+    if len(missing):
+        log.warning(
+            "%s: no rows for %d local day(s), first %s: they stay gaps in the lake",
+            path,
+            len(missing),
+            missing[0].date(),
+        )
+    return local
+
+
+def _numbers(columns: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """The value columns as floats (empty cells are gaps); DataError names the column and line of
+    text in a number or of a non-finite value."""
+    numbers = columns.apply(pd.to_numeric, errors="coerce").astype("float64")
+    for column in columns:
+        bad = (numbers[column].isna() & columns[column].notna()) | np.isinf(numbers[column])
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            cell = columns[column].iloc[row]
+            shown = repr(cell) if isinstance(cell, str) else str(cell)
+            raise DataError(f"{path}: column {column}, line {_line(row)}: {shown} is not a finite number")
+    return numbers
+
+
 def read_deepforkit_csv(path: str | Path, zone: str, timezone: str = "Europe/Oslo") -> pd.DataFrame:
     """One zone's CSV → rows of (zone, series, delivery_hour UTC, value, unit); zeros are gaps."""
     raw = pd.read_csv(path)
     stamp_col = raw.columns[0]
-    local = pd.to_datetime(raw[stamp_col], format="%m/%d/%Y %H:%M")
-    if local.duplicated().any():
-        raise ValueError(f"{path}: duplicate local timestamps, not a deepforkit-format file")
+    local = _local_stamps(raw[stamp_col], path)
     utc, repeat = local_wall_clock_to_utc(local, timezone)
     known = [c for c in raw.columns if c in CSV_COLUMNS]
     if not known:
-        raise ValueError(f"{path}: none of the expected columns {list(CSV_COLUMNS)} found")
-    wide = raw[known].astype("float64").assign(**{DELIVERY_HOUR: utc})
+        raise DataError(f"{path}: none of the expected columns {list(CSV_COLUMNS)} found")
+    wide = _numbers(raw[known], path).assign(**{DELIVERY_HOUR: utc})
     second_hour = wide[repeat].assign(**{DELIVERY_HOUR: utc[repeat] + pd.Timedelta(hours=1)})
     wide = pd.concat([wide[utc.notna()], second_hour]).sort_values(DELIVERY_HOUR)
     tidy = wide.melt(id_vars=DELIVERY_HOUR, var_name="column", value_name=VALUE)

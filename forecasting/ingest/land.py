@@ -1,23 +1,20 @@
 """Landing pulled data in the lake and the per-feed status report an operator reads.
 
-`run_ingest` is the plain-Python path (notebooks, tests): pull in a thread pool, then land under
-the lake's write lock. The Prefect flows run the same `pull` and `land` as tasks.
+Each pull lands as soon as it (and every pull planned before it) is done, under the lake's write
+lock held for that one append only: a feed that retries for hours never blocks another writer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from forecasting.config import Settings
-from forecasting.feeds.base import Feed
-from forecasting.ingest.pull import PullOutcome, PullPlan, pull_planned
-from forecasting.lake.files import LakeFS, write_lock
+from forecasting.errors import DataError
+from forecasting.ingest.pull import PullOutcome
+from forecasting.lake.files import CorruptFile, LakeFS, write_lock
 from forecasting.lake.series_store import AppendResult, append_series
 
 log = logging.getLogger("spotcast.ingest")
@@ -31,6 +28,16 @@ class IngestReport:
 
     outcomes: list[PullOutcome]
     appended: dict[int, AppendResult] = field(default_factory=dict)  # index into outcomes
+
+    @classmethod
+    def combine(cls, reports: list[IngestReport]) -> IngestReport:
+        """One report of several runs (a daily run that backfilled first)."""
+        combined = cls([])
+        for report in reports:
+            offset = len(combined.outcomes)
+            combined.outcomes += report.outcomes
+            combined.appended.update({offset + i: result for i, result in report.appended.items()})
+        return combined
 
     @property
     def ok(self) -> bool:
@@ -78,49 +85,32 @@ class IngestReport:
 
 
 class Landing:
-    """Holds the lake's write lock and appends each pull as it completes, so an interrupted backfill
-    keeps what it landed and the next run resumes after it. Failed pulls are reported, not landed."""
+    """Appends each pull under the lake's write lock, one at a time and in the order given, so an
+    interrupted backfill keeps what it landed and the next run resumes after it. Failed pulls are
+    reported, not landed; a pull whose lake file is corrupt, or whose rows the lake refuses, is
+    reported failed with the reason while the others land."""
 
-    def __init__(self, lake: LakeFS, purpose: str) -> None:
+    def __init__(self, lake: LakeFS, purpose: str, lock_wait_s: float = 0.0) -> None:
         self.lake = lake
         self.purpose = purpose
+        self.lock_wait_s = lock_wait_s
         self.report = IngestReport([])
-        self._lock = write_lock(lake, purpose)
+        self._cleaned = False
 
-    def __enter__(self) -> Landing:
-        self._lock.__enter__()
-        self.lake.remove_leftovers(self.lake.root)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._lock.__exit__(*exc_info)
-
-    def add(self, outcome: PullOutcome) -> None:
+    def add(self, outcome: PullOutcome) -> PullOutcome:
+        """Land `outcome` if it fetched rows; returns it as reported (failed if it could not land)."""
+        index = len(self.report.outcomes)
         self.report.outcomes.append(outcome)
-        if outcome.status == "ok" and outcome.frame is not None:
-            index = len(self.report.outcomes) - 1
-            self.report.appended[index] = append_series(self.lake, outcome.frame, outcome.plan.feed)
-
-
-def run_ingest(
-    settings: Settings,
-    lake: LakeFS,
-    feeds: dict[str, Feed],
-    plans: Sequence[PullPlan],
-    purpose: str,
-    max_workers: int = 4,
-    sleep: Callable[[float], None] = time.sleep,
-    progress: Callable[[int, int, PullOutcome], None] | None = None,
-) -> IngestReport:
-    """Pull all `plans` in parallel (each with its retry policy) and land them in plan order, so an
-    interrupted backfill leaves each zone × series a gap-free prefix that a resumed run continues."""
-
-    def one(plan: PullPlan) -> PullOutcome:
-        return pull_planned(feeds, plan, settings, sleep)
-
-    with Landing(lake, purpose) as landing, ThreadPoolExecutor(max_workers=max_workers) as pool:
-        for done, outcome in enumerate(pool.map(one, plans), start=1):
-            landing.add(outcome)
-            if progress:
-                progress(done, len(plans), outcome)
-    return landing.report
+        if outcome.status != "ok" or outcome.frame is None:
+            return outcome
+        try:
+            with write_lock(self.lake, self.purpose, self.lock_wait_s):
+                if not self._cleaned:  # once per run: leftovers of writers that are gone
+                    self.lake.remove_leftovers(self.lake.root)
+                    self._cleaned = True
+                self.report.appended[index] = append_series(self.lake, outcome.frame, outcome.plan.feed)
+        except (CorruptFile, DataError) as problem:
+            log.error("not landed: %s: %s", outcome.plan.describe(), problem)
+            outcome = dataclasses.replace(outcome, status="failed", error=f"not landed: {problem}")
+            self.report.outcomes[index] = outcome
+        return outcome

@@ -7,7 +7,8 @@ from datetime import date
 
 import pandas as pd
 
-from forecasting.config import Settings
+from forecasting.config import Settings, Zone
+from forecasting.errors import UsageError
 from forecasting.feeds.base import SeriesRequest
 from forecasting.feeds.registry import series_sources
 from forecasting.ingest.pull import PullPlan
@@ -51,6 +52,49 @@ def plan_daily(settings: Settings, lake_newest: pd.DataFrame, as_of: pd.Timestam
     return plans
 
 
+def backfill_window(
+    settings: Settings,
+    series: str,
+    zone: Zone,
+    as_of: pd.Timestamp | None,
+    start: date | None = None,
+    end: pd.Timestamp | None = None,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The UTC hours [first, stop) a backfill of one zone × series covers: from `start` (default:
+    history.start) up to `end`, or without `end` up to the newest hour published by `as_of`."""
+    first = _utc(start or settings.history.start)
+    if end is not None:
+        return first, _utc(end)
+    if as_of is None:
+        raise ValueError("a backfill window needs an end or an as-of instant")
+    rule = settings.series[series].publication
+    return first, newest_published_hour(as_of, rule, zone.timezone) + HOUR
+
+
+def check_backfill_range(
+    settings: Settings, as_of: pd.Timestamp | None, start: date | None = None, end: pd.Timestamp | None = None
+) -> None:
+    """UsageError when the range holds no hour for any zone × series (an end before the start, an
+    as-of instant before the history start): such a run would end in "0 pulls" and exit 0."""
+    windows = [
+        backfill_window(settings, series, zone, as_of, start, end)
+        for series in series_sources(settings)
+        for zone in settings.zones
+    ]
+    if any(first < stop for first, stop in windows):
+        return
+    first = _utc(start or settings.history.start)
+    if end is not None:
+        raise UsageError(
+            f"nothing to backfill: the end {_utc(end):%Y-%m-%d %H:%M} UTC is not after the start "
+            f"{first:%Y-%m-%d %H:%M} UTC"
+        )
+    raise UsageError(
+        f"nothing to backfill: the as-of instant {as_of:%Y-%m-%d %H:%M} UTC is before anything from the "
+        f"start {first:%Y-%m-%d} on was published (history.start is {settings.history.start})"
+    )
+
+
 def plan_backfill(
     settings: Settings,
     lake_newest: pd.DataFrame,
@@ -64,16 +108,12 @@ def plan_backfill(
 
     With `resume`, each zone × series starts after the newest hour already in the lake, so an
     interrupted backfill picks up where it stopped."""
-    if end is None and as_of is None:
-        raise ValueError("plan_backfill needs an end or an as-of instant")
     newest = _newest_by_pair(lake_newest) if resume else {}
     chunk = pd.Timedelta(days=settings.history.backfill_chunk_days)
-    first = _utc(start or settings.history.start)
     plans = []
     for series, feed in series_sources(settings).items():
-        rule = settings.series[series].publication
         for zone in settings.zones:
-            stop_at = end if end is not None else newest_published_hour(as_of, rule, zone.timezone) + HOUR
+            first, stop_at = backfill_window(settings, series, zone, as_of, start, end)
             landed = newest.get((zone.name, series))
             cursor = max(first, landed + HOUR) if landed is not None else first
             while cursor < stop_at:

@@ -1,9 +1,10 @@
 """One pull of one feed: the staleness check on content and the per-class retry policy.
 
 Failure classes (as in the reference design): *data not yet available* (including stale content)
-and *site down* each have their own interval, backoff and maximum attempts; a malformed answer is
-not retried. After the last attempt the pull is marked unavailable and the run goes on without it.
-A rate limit's Retry-After lengthens the site-down delay, up to the longest delay of that policy.
+and *site down* each have their own interval, backoff and maximum attempts; a malformed answer, or
+one whose rows break the lake's schema (non-finite values, duplicate hours), is not retried. After
+the last attempt the pull is marked unavailable and the run goes on without it. A rate limit's
+Retry-After lengthens the site-down delay, up to the longest delay of that policy.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 
 from forecasting.config import RetryPolicies, RetryPolicy, Settings
 from forecasting.feeds.base import DataNotAvailable, Feed, FeedError, NotCovered, SeriesRequest, SiteDown
-from forecasting.schema import DELIVERY_HOUR
+from forecasting.schema import DELIVERY_HOUR, SchemaError
 
 log = logging.getLogger("spotcast.ingest")
 
@@ -116,6 +117,9 @@ def pull(
             frame = feed.fetch(plan.request)
             check_fresh(frame, plan, tolerance_hours)
             return PullOutcome(plan, "ok", attempts, frame=frame)
+        except SchemaError as error:
+            log.error("failed, not retried: %s", error)
+            return PullOutcome(plan, "failed", attempts, error=f"{type(error).__name__}: {error}")
         except FeedError as error:
             if isinstance(error, NotCovered) or (
                 isinstance(error, DataNotAvailable) and plan.expected_newest is None

@@ -1,22 +1,45 @@
-"""The two ingestion runs as plain library calls (usable from a notebook, no Prefect server):
-`backfill` (full history or a range, resumable) and `daily` (the new delivery day(s); backfills first
-when the lake holds no history yet, as the reference design does)."""
+"""The ingestion runbook, written once: `backfill` (full history or a range, resumable, or a repair
+of holes) and `daily` (the new delivery day(s); backfills first when the lake holds no history yet,
+as the reference design does).
+
+Plain library calls (a notebook needs no Prefect server). How the pulls run is a hook: `submit`
+starts one pull and returns something with `.result()`. By default a thread pool runs them; the
+Prefect flows pass their task's `.submit`, so each pull is a task run in the UI and the steps are
+the same.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from datetime import date, datetime
+from typing import Protocol
 
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.feeds.base import Feed
 from forecasting.feeds.registry import build_feeds
 from forecasting.feeds.replay import ReplayFeed
-from forecasting.ingest.land import IngestReport, run_ingest
-from forecasting.ingest.plan import plan_backfill, plan_daily
-from forecasting.ingest.pull import PullOutcome
+from forecasting.ingest.land import IngestReport, Landing
+from forecasting.ingest.plan import check_backfill_range, plan_backfill, plan_daily
+from forecasting.ingest.pull import PullOutcome, PullPlan, pull_planned
+from forecasting.ingest.repair import find_holes, plan_repair, set_aside_corrupt_files
 from forecasting.lake.files import LakeFS
-from forecasting.lake.series_store import newest_hours
+from forecasting.lake.series_store import newest_landed
+
+log = logging.getLogger("spotcast.ingest")
+
+
+class PullResult(Protocol):
+    def result(self) -> PullOutcome: ...
+
+
+# Starts one pull: (feeds, plan, settings) → a future of its outcome. A Prefect task's `.submit` is one.
+Submit = Callable[[dict[str, Feed], PullPlan, Settings], PullResult]
+Progress = Callable[[int, int, PullOutcome], None]
 
 
 def default_as_of(settings: Settings) -> pd.Timestamp:
@@ -45,35 +68,87 @@ def frozen_clock(as_of: pd.Timestamp) -> Callable[[], pd.Timestamp]:
     return lambda: as_of
 
 
+@contextmanager
+def thread_pool(max_workers: int = 4) -> Iterator[Submit]:
+    """The default `submit`: pulls in a pool of threads (pending ones are cancelled on an error)."""
+    pool = ThreadPoolExecutor(max_workers=max_workers)
+    try:
+        yield lambda feeds, plan, settings: pool.submit(pull_planned, feeds, plan, settings)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ingest(
+    settings: Settings,
+    lake: LakeFS,
+    plans: Sequence[PullPlan],
+    as_of: pd.Timestamp,
+    purpose: str,
+    submit: Submit | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Start every pull at once, then land them in plan order as they complete: each zone × series
+    lands oldest chunk first, so after a crash the lake holds a gap-free prefix of its history that a
+    resumed backfill (which starts after the newest hour) continues."""
+    feeds = build_feeds(settings, clock=frozen_clock(as_of))
+    log.info("%s: %d pull(s) as of %s", purpose, len(plans), as_of)
+    landing = Landing(lake, purpose, settings.lake_lock_wait_s)
+    with ExitStack() as stack:
+        start = submit or stack.enter_context(thread_pool())
+        futures = [start(feeds, plan, settings) for plan in plans]
+        for done, future in enumerate(futures, start=1):
+            outcome = landing.add(future.result())
+            if progress:
+                progress(done, len(plans), outcome)
+    return landing.report
+
+
 def backfill(
     settings: Settings,
     as_of: pd.Timestamp | None = None,
     start: date | None = None,
     end: pd.Timestamp | None = None,
     resume: bool = True,
-    progress: Callable[[int, int, PullOutcome], None] | None = None,
+    repair: bool = False,
+    submit: Submit | None = None,
+    progress: Progress | None = None,
 ) -> IngestReport:
+    """Pull history from `start` (default: history.start) up to `end` (default: all published by
+    `as_of`), after what already landed unless `resume` is off. With `repair`, first set corrupt
+    curated files aside, then pull every hole in that range instead."""
     as_of = resolve_as_of(settings, as_of)
+    end = as_utc(end)
+    check_backfill_range(settings, as_of, start, end)
     lake = LakeFS.open(settings.lake_root)
-    plans = plan_backfill(settings, newest_hours(lake), end, start=start, resume=resume, as_of=as_of)
-    feeds = build_feeds(settings, clock=frozen_clock(as_of))
-    return run_ingest(settings, lake, feeds, plans, purpose="backfill", progress=progress)
+    if repair:
+        set_aside_corrupt_files(settings, lake, "repair")
+        holes, _ = find_holes(settings, lake, as_of, start, end)
+        log.info("repair: %d hole(s), %d hour(s) missing", len(holes), sum(h.hours for h in holes))
+        return ingest(settings, lake, plan_repair(settings, holes), as_of, "repair", submit, progress)
+    landed = newest_landed(lake)
+    landed.warn()
+    plans = plan_backfill(settings, landed.table, end, start=start, resume=resume, as_of=as_of)
+    return ingest(settings, lake, plans, as_of, "backfill", submit, progress)
 
 
 def daily(
     settings: Settings,
     as_of: pd.Timestamp | None = None,
-    progress: Callable[[int, int, PullOutcome], None] | None = None,
+    submit: Submit | None = None,
+    progress: Progress | None = None,
+    backfill_first: Callable[[pd.Timestamp], IngestReport] | None = None,
 ) -> list[IngestReport]:
-    """Returns the reports of the runs done: [backfill, daily] on an empty lake, else [daily]."""
+    """Returns the reports of the runs done: [backfill, daily] on an empty lake, else [daily].
+    `backfill_first(as_of)` runs that backfill (default: `backfill` with the same hooks)."""
     as_of = resolve_as_of(settings, as_of)
     lake = LakeFS.open(settings.lake_root)
     reports = []
-    landed = newest_hours(lake)
-    if landed.empty:
-        reports.append(backfill(settings, as_of=as_of, progress=progress))
-        landed = newest_hours(lake)
-    feeds = build_feeds(settings, clock=frozen_clock(as_of))
-    plans = plan_daily(settings, landed, as_of)
-    reports.append(run_ingest(settings, lake, feeds, plans, purpose="daily", progress=progress))
+    landed = newest_landed(lake)
+    if landed.table.empty:
+        run_backfill = backfill_first or (lambda at: backfill(settings, at, submit=submit, progress=progress))
+        reports.append(run_backfill(as_of))
+        landed = newest_landed(lake)
+    landed.warn()
+    plans = plan_daily(settings, landed.table, as_of)
+    reports.append(ingest(settings, lake, plans, as_of, "daily", submit, progress))
     return reports

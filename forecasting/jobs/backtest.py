@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from forecasting.config import Settings
+from forecasting.errors import MissingData
 from forecasting.evaluation.backtest import BacktestResult, RetrainEvery, run_backtest
 from forecasting.jobs.train import build_pipeline, model_series
 from forecasting.lake.files import LakeFS
@@ -27,7 +28,7 @@ def run_configured_backtest(
     series = model_series(build_pipeline(settings))
     history = read_series(lake, series=series, zones=settings.zone_names)
     if history.empty:
-        raise ValueError(f"the lake {settings.lake_root} is empty: run `spotcast backfill` first")
+        raise MissingData(f"the lake {settings.lake_root} is empty: run `spotcast backfill` first")
     every: RetrainEvery = retrain_every or "once"
     result = run_backtest(
         history,

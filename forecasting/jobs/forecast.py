@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.errors import UsageError
 from forecasting.features.covariates import COVARIATE
 from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import issue_date_of, write_forecast
@@ -79,5 +80,5 @@ def export_forecast(forecast: pd.DataFrame, out: Path) -> Path:
     elif out.suffix.lower() == ".parquet":
         forecast.to_parquet(out, index=False)
     else:
-        raise ValueError(f"--out must end in .csv or .parquet, got {out.name}")
+        raise UsageError(f"--out must end in .csv or .parquet, got {out.name}")
     return out

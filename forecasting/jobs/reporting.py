@@ -11,9 +11,9 @@ from forecasting.config import Settings
 from forecasting.evaluation.track_record import score_track_record
 from forecasting.jobs.forecast import IssuedForecast
 from forecasting.lake.files import LakeFS
-from forecasting.lake.series_store import read_series
+from forecasting.lake.series_store import read_series, scan_lake
 from forecasting.lake.track_record import LakeTrackRecord
-from forecasting.reports.data_quality import due_hours, newest_hours_as_of
+from forecasting.reports.data_quality import due_hours
 from forecasting.reports.publish import publish_prefect_artifacts, write_report_bundle
 from forecasting.schema import ISSUED_AT, MODEL_ID, PRICE
 
@@ -56,7 +56,7 @@ def write_daily_report(
         recent,
         ingest_table,
         issued.inputs,
-        newest_hours_as_of(lake, issued_at),  # the lake as it stood then, not as it stands now
+        scan_lake(lake, as_of=issued_at).table,  # the lake as it stood then, not as it stands now
         timezones,
         as_of=issued_at,
         due=due_hours(settings.series, timezones, issued_at),

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import ConfigError, Settings
+from forecasting.errors import MissingData
 from forecasting.evaluation.backtest import Prefitted, backtest
 from forecasting.evaluation.baselines import (
     SEASONAL_NAIVE,
@@ -112,7 +113,7 @@ def train(
     pipeline = build_pipeline(settings)
     history = read_series(lake, series=model_series(pipeline), zones=settings.zone_names, as_of=as_of)
     if history.empty:
-        raise ValueError(f"the lake {settings.lake_root} holds no data published by {as_of}: ingest first")
+        raise MissingData(f"the lake {settings.lake_root} holds no data published by {as_of}: ingest first")
     log.info("training on %d rows published by %s", len(history), as_of)
     began = time.perf_counter()
     pipeline.fit(history)

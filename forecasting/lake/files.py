@@ -1,18 +1,26 @@
 """The lake's file system: local paths or fsspec URLs (s3://, memory://), atomic file replacement,
 and the single-writer lock.
 
-Atomicity: every Parquet file is written to a hidden temporary name in its final folder and then
-renamed over the old one, so a reader (or a run after `kill -9`) sees either the old or the new
-file, never half of one. Readers skip hidden files (pyarrow ignores names starting with '.' or '_').
+Atomicity: every file is written to a hidden temporary name in its final folder and then renamed
+over the old one, so a reader (or a run after `kill -9`) sees either the old or the new file, never
+half of one. Readers skip hidden files (pyarrow ignores names starting with '.' or '_').
+
+Temporary names carry the writer's pid and host (`.tmp-<pid>-<host>-<random>`), so the clean-up of
+leftovers removes only those of writers that are gone (a dead pid on this host, or older than
+STALE_TEMPORARY): writes that take no lock (forecasts, the model registry) are never pulled away
+from under a live writer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,14 +32,53 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from forecasting.errors import LakeError
+
 log = logging.getLogger("spotcast.lake")
 
 LOCK_NAME = "_lock.json"
 TMP_PREFIX = ".tmp-"
+# A temporary file this old belongs to no live write (the largest lake file is written in seconds).
+STALE_TEMPORARY = pd.Timedelta(hours=1)
+# A lock file without a valid holder record this old was left by a writer killed while creating it.
+STALE_UNREADABLE_LOCK = pd.Timedelta(seconds=10)
+LOCK_POLL_S = 0.2
 
 
-class LakeBusy(RuntimeError):
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class LakeBusy(LakeError):
     """Another run holds the lake's write lock."""
+
+
+class CorruptFile(LakeError):
+    """A lake file exists but cannot be used: truncated, not Parquet, or content the lake refuses."""
+
+    def __init__(self, path: str, reason: BaseException | str) -> None:
+        self.path = path
+        self.reason = _one_line(reason) if isinstance(reason, BaseException) else reason
+        super().__init__(
+            f"corrupt lake file {path} ({self.reason}); `spotcast check` lists every bad file, "
+            "`spotcast backfill --repair` sets bad series files aside and pulls their hours again"
+        )
+
+    def __reduce__(self) -> tuple[type[CorruptFile], tuple[str, str]]:  # pickled with its fields
+        return CorruptFile, (self.path, self.reason)
+
+
+class LakeWriteError(LakeError):
+    """A lake file could not be written (a full disk, no permission); nothing was replaced."""
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def temporary_name(folder: str) -> str:
+    """A hidden temporary path in `folder` that names its writer (no .parquet suffix: globs skip it)."""
+    return f"{folder}/{TMP_PREFIX}{os.getpid()}-{_host_tag()}-{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True)
@@ -56,41 +103,113 @@ class LakeFS:
     def exists(self, path: str) -> bool:
         return self.fs.exists(path)
 
+    def relative(self, path: str) -> str:
+        return path.removeprefix(self.root).lstrip("/")
+
     def write_table_atomic(self, table: pa.Table, path: str) -> None:
         """Write `table` as Parquet at `path`, replacing any old file in one rename."""
-        folder = path.rsplit("/", 1)[0]
-        self.fs.makedirs(folder, exist_ok=True)
-        tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex}"  # no .parquet suffix: globs must not match it
+        self.write_tables_atomic({path: table})
+
+    def write_tables_atomic(self, files: dict[str, pa.Table | bytes]) -> None:
+        """Write several files (Parquet tables or bytes) that belong together: all are written to
+        temporary files first and only then renamed over the old ones, so a failure while writing
+        (a full disk, a bad table) replaces none of them. LakeWriteError names the file on OSError."""
+        written: dict[str, str] = {}
+        current = ""
         try:
-            if self.is_local:
-                pq.write_table(table, tmp, compression="zstd")
-                with open(tmp, "rb+") as handle:  # durable before it becomes visible
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            else:
-                buffer = io.BytesIO()
-                pq.write_table(table, buffer, compression="zstd")
-                self.fs.pipe_file(tmp, buffer.getvalue())
-                self.fs.mv(tmp, path)
-        except BaseException:
-            if self.fs.exists(tmp):
-                self.fs.rm(tmp)
+            for current, content in files.items():
+                written[current] = self._write_temporary(content, current)
+            for current, tmp in written.items():
+                if self.is_local:
+                    os.replace(tmp, current)
+                else:
+                    self.fs.mv(tmp, current)
+        except BaseException as exc:
+            for tmp in written.values():
+                with contextlib.suppress(OSError):
+                    if self.fs.exists(tmp):
+                        self.fs.rm(tmp)
+            if isinstance(exc, OSError):
+                raise LakeWriteError(
+                    f"could not write {current}: {_one_line(exc)}; the lake keeps its previous files"
+                ) from exc
             raise
 
-    def read_table(self, path: str) -> pa.Table:
-        with self.fs.open(path, "rb") as handle:
-            return pq.read_table(handle)
+    def _write_temporary(self, content: pa.Table | bytes, path: str) -> str:
+        folder = path.rsplit("/", 1)[0]
+        tmp = temporary_name(folder)
+        try:
+            self.fs.makedirs(folder, exist_ok=True)
+            if self.is_local:
+                if isinstance(content, pa.Table):
+                    pq.write_table(content, tmp, compression="zstd")
+                else:
+                    with open(tmp, "wb") as handle:
+                        handle.write(content)
+                with open(tmp, "rb+") as handle:  # durable before it becomes visible
+                    os.fsync(handle.fileno())
+            else:
+                if isinstance(content, pa.Table):
+                    buffer = io.BytesIO()
+                    pq.write_table(content, buffer, compression="zstd")
+                    content = buffer.getvalue()
+                self.fs.pipe_file(tmp, content)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if self.fs.exists(tmp):
+                    self.fs.rm(tmp)
+            raise
+        return tmp
+
+    def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        """Read a Parquet file; CorruptFile names it when it is corrupt (a missing one raises
+        FileNotFoundError)."""
+        try:
+            with self.fs.open(path, "rb") as handle:
+                return pq.read_table(handle, columns=columns)
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise CorruptFile(path, exc) from exc
 
     def remove_leftovers(self, folder: str) -> int:
-        """Delete temporary files an interrupted write left behind in `folder` and below."""
+        """Delete temporary files that interrupted writes left in `folder` and below: those of a dead
+        writer on this host, and any older than STALE_TEMPORARY. Live writes keep theirs."""
         if not self.fs.exists(folder):
             return 0
-        leftovers = [p for p in self.fs.find(folder) if p.rsplit("/", 1)[-1].startswith(TMP_PREFIX)]
+        leftovers = [
+            p
+            for p in self.fs.find(folder, withdirs=False)
+            if p.rsplit("/", 1)[-1].startswith(TMP_PREFIX) and self._temporary_is_stale(p)
+        ]
         for path in leftovers:
-            self.fs.rm(path)
+            with contextlib.suppress(FileNotFoundError):  # its writer cleaned it up meanwhile
+                self.fs.rm(path)
         if leftovers:
-            log.warning("removed %d temporary file(s) left by an interrupted write", len(leftovers))
+            log.warning("removed %d temporary file(s) left by interrupted writes", len(leftovers))
         return len(leftovers)
+
+    def _temporary_is_stale(self, path: str) -> bool:
+        parts = path.rsplit("/", 1)[-1].removeprefix(TMP_PREFIX).split("-")
+        if (
+            len(parts) == 3
+            and parts[0].isdigit()
+            and parts[1] == _host_tag()
+            and not _pid_alive(int(parts[0]))
+        ):
+            return True
+        age = self.age(path)
+        return age is not None and age > STALE_TEMPORARY
+
+    def age(self, path: str) -> pd.Timedelta | None:
+        """Time since `path` was last modified; None when the file system does not say."""
+        try:
+            modified = pd.Timestamp(self.fs.modified(path))
+        except (NotImplementedError, OSError, ValueError):
+            return None
+        if modified.tzinfo is None:
+            modified = modified.tz_localize("UTC")
+        return pd.Timestamp.now(tz="UTC") - modified
 
 
 def _pid_alive(pid: int) -> bool:
@@ -103,21 +222,58 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _lock_is_stale(lake: LakeFS, path: str, holder: dict) -> bool:
-    """A lock left by a dead process on this host (e.g. after kill -9) may be taken over; so may an
-    empty lock file older than a few seconds (a writer killed between creating and filling it)."""
-    if not holder:
-        modified = pd.Timestamp(lake.fs.modified(path))
-        if modified.tzinfo is None:
-            modified = modified.tz_localize("UTC")
-        return pd.Timestamp.now(tz="UTC") - modified > pd.Timedelta(seconds=10)
-    return holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1)))
+def _valid_holder(content: object) -> bool:
+    return (
+        isinstance(content, dict)
+        and isinstance(content.get("pid"), int)
+        and isinstance(content.get("host"), str)
+    )
+
+
+def _read_holder(lake: LakeFS, path: str) -> dict | str | None:
+    """The lock's holder record; the raw text when it is not one (empty, truncated, foreign);
+    None when the lock was released meanwhile."""
+    try:
+        raw = lake.fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return content if _valid_holder(content) else text
+
+
+def _lock_is_stale(lake: LakeFS, path: str, holder: dict | str) -> bool:
+    """A lock left by a dead process on this host (e.g. after kill -9) may be taken over; so may a
+    lock file without a valid record once it is a few seconds old (a writer killed between creating
+    and filling it, or a file someone else put there)."""
+    if isinstance(holder, str):
+        age = lake.age(path)
+        return age is not None and age > STALE_UNREADABLE_LOCK
+    return holder["host"] == socket.gethostname() and not _pid_alive(holder["pid"])
+
+
+def _busy_message(lake: LakeFS, path: str, holder: dict | str) -> str:
+    if isinstance(holder, str):
+        shown = holder.strip()[:60] or "empty"
+        return (
+            f"the lake lock {path} holds no valid lock record ({shown!r}) and was written moments "
+            "ago; if no Spotcast run is writing to this lake, delete it"
+        )
+    return (
+        f"the lake {lake.root} is locked by another run ({holder.get('purpose', '?')}, pid "
+        f"{holder['pid']} on {holder['host']} since {holder.get('since', '?')}); "
+        f"wait for it to finish, or delete {path} if no such run is alive"
+    )
 
 
 @contextmanager
-def write_lock(lake: LakeFS, purpose: str) -> Iterator[None]:
-    """Hold the lake's single-writer lock. Local roots use an O_EXCL lock file; on object stores,
-    which have no exclusive create, the lock is advisory (documented in the README)."""
+def write_lock(lake: LakeFS, purpose: str, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold the lake's single-writer lock, waiting up to `wait_s` for another writer to release it
+    (LakeBusy after that). Local roots use an O_EXCL lock file; on object stores, which have no
+    exclusive create, the lock is advisory (documented in the README)."""
     path = lake.path(LOCK_NAME)
     holder = {
         "pid": os.getpid(),
@@ -126,40 +282,49 @@ def write_lock(lake: LakeFS, purpose: str) -> Iterator[None]:
         "purpose": purpose,
     }
     lake.fs.makedirs(lake.root, exist_ok=True)
-    _acquire(lake, path, holder)
+    _acquire(lake, path, holder, wait_s)
     try:
         yield
     finally:
         lake.fs.rm(path)
 
 
-def _acquire(lake: LakeFS, path: str, holder: dict) -> None:
-    for _ in range(2):
-        try:
-            if lake.is_local:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+def _create(lake: LakeFS, path: str, holder: dict) -> bool:
+    """Create the lock file with our record; False when it exists."""
+    try:
+        if lake.is_local:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try:
                 with os.fdopen(fd, "w") as handle:
                     json.dump(holder, handle)
-                return
-            if not lake.fs.exists(path):
-                lake.fs.pipe_file(path, json.dumps(holder).encode())
-                return
-        except FileExistsError:
-            pass
+            except OSError:
+                os.remove(path)  # an empty lock would block others for a while
+                raise
+            return True
+        if lake.fs.exists(path):
+            return False
+        lake.fs.pipe_file(path, json.dumps(holder).encode())
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise LakeWriteError(f"could not create the lake lock {path}: {_one_line(exc)}") from exc
+
+
+def _acquire(lake: LakeFS, path: str, holder: dict, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while not _create(lake, path, holder):
         current = _read_holder(lake, path)
-        if not _lock_is_stale(lake, path, current):
-            raise LakeBusy(
-                f"the lake {lake.root} is locked by another run ({current.get('purpose', '?')}, pid "
-                f"{current.get('pid', '?')} on {current.get('host', '?')} since {current.get('since', '?')}); "
-                f"wait for it to finish, or delete {path} if no such run is alive"
-            )
-        log.warning("taking over a stale lake lock of dead pid %s", current.get("pid"))
-        lake.fs.rm(path)
-    raise LakeBusy(f"could not take the lake lock {path}")
-
-
-def _read_holder(lake: LakeFS, path: str) -> dict:
-    try:
-        return json.loads(lake.fs.cat_file(path))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+        if current is None:  # released between our attempt and the read
+            continue
+        if _lock_is_stale(lake, path, current):
+            if isinstance(current, str):
+                log.warning("taking over the lake lock %s: it holds no valid lock record", path)
+            else:
+                log.warning("taking over a stale lake lock of dead pid %s", current["pid"])
+            with contextlib.suppress(FileNotFoundError):
+                lake.fs.rm(path)
+            continue
+        if time.monotonic() >= deadline:
+            raise LakeBusy(_busy_message(lake, path, current))
+        time.sleep(LOCK_POLL_S)

@@ -3,8 +3,9 @@
     forecasts/issue_date=<YYYY-MM-DD>/zone=<zone>/data.parquet      the forecast frame
     forecast_inputs/issue_date=<YYYY-MM-DD>/data.parquet            per zone × series: feed status,
                                                                      newest published hour, extension
-Re-issuing a date replaces its files (one atomic rename each), never duplicates rows. The issue date
-is the local date of the issue instant in the schedule's time zone (the desk's "today").
+Re-issuing a date replaces its files (one atomic rename each, after all of them are written, so a
+failed write leaves the previous issue whole), never duplicates rows. The issue date is the local
+date of the issue instant in the schedule's time zone (the desk's "today").
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import date
 import pandas as pd
 import pyarrow as pa
 
+from forecasting.errors import MissingData
 from forecasting.lake.files import LakeFS
 from forecasting.schema import FORECAST_COLUMNS, ISSUED_AT, ZONE
 
@@ -38,16 +40,17 @@ def write_forecast(lake: LakeFS, forecast: pd.DataFrame, inputs: pd.DataFrame, i
         raise ValueError(f"forecast frame lacks columns {missing}")
     if forecast[ISSUED_AT].nunique() != 1:
         raise ValueError("a forecast write holds exactly one issue instant")
-    written = []
     folder = _folder(lake, FORECASTS, issue_date)
-    for zone, rows in forecast.groupby(ZONE, sort=True):
-        path = f"{folder}/{ZONE}={zone}/{DATA_FILE}"
-        table = pa.Table.from_pandas(rows[FORECAST_COLUMNS].drop(columns=[ZONE]), preserve_index=False)
-        lake.write_table_atomic(table, path)
-        written.append(path)
+    files: dict[str, pa.Table | bytes] = {
+        f"{folder}/{ZONE}={zone}/{DATA_FILE}": pa.Table.from_pandas(
+            rows[FORECAST_COLUMNS].drop(columns=[ZONE]), preserve_index=False
+        )
+        for zone, rows in forecast.groupby(ZONE, sort=True)
+    }
     inputs_path = f"{_folder(lake, FORECAST_INPUTS, issue_date)}/{DATA_FILE}"
-    lake.write_table_atomic(pa.Table.from_pandas(inputs, preserve_index=False), inputs_path)
-    return [*written, inputs_path]
+    files[inputs_path] = pa.Table.from_pandas(inputs, preserve_index=False)
+    lake.write_tables_atomic(files)
+    return list(files)
 
 
 def issue_dates(lake: LakeFS) -> list[date]:
@@ -65,11 +68,11 @@ def read_forecast(
     if issue_date is None:
         dates = issue_dates(lake)
         if not dates:
-            raise FileNotFoundError(f"the lake {lake.root} holds no forecast yet")
+            raise MissingData(f"the lake {lake.root} holds no forecast yet")
         issue_date = dates[-1]
     folder = _folder(lake, FORECASTS, issue_date)
     if not lake.exists(folder):
-        raise FileNotFoundError(f"no forecast issued on {issue_date} in {lake.root}")
+        raise MissingData(f"no forecast issued on {issue_date} in {lake.root}")
     frames = []
     for zone_folder in sorted(lake.fs.ls(folder, detail=False)):
         zone = zone_folder.rsplit("=", 1)[-1]
@@ -78,7 +81,7 @@ def read_forecast(
         frame = lake.read_table(f"{zone_folder}/{DATA_FILE}").to_pandas()
         frames.append(frame.assign(**{ZONE: zone}))
     if not frames:
-        raise FileNotFoundError(f"no forecast of zones {zones} issued on {issue_date}")
+        raise MissingData(f"no forecast of zones {zones} issued on {issue_date}")
     return pd.concat(frames, ignore_index=True)[FORECAST_COLUMNS]
 
 

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from forecasting.lake.files import LakeFS
+from forecasting.lake.files import CorruptFile, LakeFS
 from forecasting.schema import (
     DELIVERY_HOUR,
     PUBLISHED_AT,
@@ -170,6 +172,18 @@ def _dataset(lake: LakeFS) -> ds.Dataset | None:
     )
 
 
+def _to_table(
+    lake: LakeFS, dataset: ds.Dataset, condition: ds.Expression | None, columns: list[str]
+) -> pa.Table:
+    """Read the files the condition selects; a corrupt one is named (CorruptFile), not just failed on."""
+    try:
+        return dataset.to_table(filter=condition, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        for fragment in dataset.get_fragments(filter=condition):
+            lake.read_table(fragment.path, columns=[DELIVERY_HOUR])  # raises CorruptFile for the bad one
+        raise exc
+
+
 def read_series(
     lake: LakeFS,
     series: list[str] | None = None,
@@ -203,28 +217,154 @@ def read_series(
     condition = None
     for c in conditions:
         condition = c if condition is None else condition & c
-    table = dataset.to_table(filter=condition, columns=SERIES_COLUMNS + ([FEED] if with_feed else []))
+    table = _to_table(lake, dataset, condition, SERIES_COLUMNS + ([FEED] if with_feed else []))
     frame = table.to_pandas()
     frame[ZONE] = frame[ZONE].astype(str)
     frame[SERIES_COL] = frame[SERIES_COL].astype(str)
     return frame.sort_values([ZONE, SERIES_COL, DELIVERY_HOUR]).reset_index(drop=True)
 
 
+# --- what the lake holds, file by file: one unreadable file never hides the others ----------------
+
+
+@dataclass(frozen=True)
+class CuratedFile:
+    series: str
+    zone: str
+    year: int
+    path: str
+
+
+def curated_files(lake: LakeFS) -> list[CuratedFile]:
+    """Every curated data file, by its partition keys (from the listing: nothing is read)."""
+    folder = lake.path(CURATED)
+    if not lake.exists(folder):
+        return []
+    found = []
+    for path in lake.fs.find(folder, withdirs=False):
+        parts = path.split(f"/{CURATED}/", 1)[-1].split("/")
+        keys = dict(part.split("=", 1) for part in parts[:-1] if "=" in part)
+        if parts[-1] == DATA_FILE and {SERIES_COL, ZONE, YEAR} <= set(keys) and keys[YEAR].isdigit():
+            found.append(CuratedFile(keys[SERIES_COL], keys[ZONE], int(keys[YEAR]), path))
+    return sorted(found, key=lambda f: (f.zone, f.series, f.year))
+
+
+def _hours(lake: LakeFS, file: CuratedFile, as_of: pd.Timestamp | None = None) -> pd.Series:
+    """The file's delivery hours (those published by `as_of`, when given)."""
+    if as_of is None:
+        return lake.read_table(file.path, columns=[DELIVERY_HOUR]).column(DELIVERY_HOUR).to_pandas()
+    table = lake.read_table(file.path, columns=[DELIVERY_HOUR, PUBLISHED_AT])
+    known = pc.less_equal(table.column(PUBLISHED_AT), pa.scalar(pd.Timestamp(as_of).tz_convert("UTC"), TS))
+    return table.filter(known).column(DELIVERY_HOUR).to_pandas()
+
+
+@dataclass
+class LakeScan:
+    """Per zone × series (columns zone, series, rows, first_hour, newest_hour) and the files that
+    could not be read (left out of the table)."""
+
+    table: pd.DataFrame
+    unreadable: list[CorruptFile] = field(default_factory=list)
+
+    def warn(self) -> None:
+        for problem in self.unreadable:
+            log.warning("%s", problem)
+
+
+SCAN_COLUMNS = [ZONE, SERIES_COL, "rows", "first_hour", "newest_hour"]
+
+
+def _scan(lake: LakeFS, files: list[CuratedFile], as_of: pd.Timestamp | None = None) -> LakeScan:
+    rows, unreadable = [], []
+    for file in files:
+        try:
+            hours = _hours(lake, file, as_of)
+        except CorruptFile as problem:
+            unreadable.append(problem)
+            continue
+        if len(hours):
+            rows.append((file.zone, file.series, len(hours), hours.min(), hours.max()))
+    per_file = pd.DataFrame(rows, columns=SCAN_COLUMNS)
+    table = per_file.groupby([ZONE, SERIES_COL], as_index=False).agg(
+        rows=("rows", "sum"), first_hour=("first_hour", "min"), newest_hour=("newest_hour", "max")
+    )
+    return LakeScan(table[SCAN_COLUMNS].sort_values([ZONE, SERIES_COL]).reset_index(drop=True), unreadable)
+
+
+def scan_lake(lake: LakeFS, zones: list[str] | None = None, as_of: pd.Timestamp | None = None) -> LakeScan:
+    """Rows, first and newest delivery hour per zone × series (of `zones`, default all), reading the
+    hour column of every file of those zones; with `as_of`, of the rows published by then (the lake
+    as it stood at that instant)."""
+    return _scan(lake, [f for f in curated_files(lake) if not zones or f.zone in zones], as_of)
+
+
 def newest_hours(lake: LakeFS) -> pd.DataFrame:
-    """Per zone × series: row count, first and newest delivery hour in the curated area."""
-    columns = [ZONE, SERIES_COL, "rows", "first_hour", "newest_hour"]
-    dataset = _dataset(lake)
-    if dataset is None:
-        return pd.DataFrame(columns=columns)
-    table = dataset.to_table(columns=[ZONE, SERIES_COL, DELIVERY_HOUR])  # the hour column only
-    stats = table.group_by([ZONE, SERIES_COL]).aggregate(
-        [(DELIVERY_HOUR, "count"), (DELIVERY_HOUR, "min"), (DELIVERY_HOUR, "max")]
-    )
-    frame = stats.to_pandas().rename(
-        columns={
-            f"{DELIVERY_HOUR}_count": "rows",
-            f"{DELIVERY_HOUR}_min": "first_hour",
-            f"{DELIVERY_HOUR}_max": "newest_hour",
-        }
-    )
-    return frame[columns].sort_values([ZONE, SERIES_COL]).reset_index(drop=True)
+    """Per zone × series: row count, first and newest delivery hour in the curated area (unreadable
+    files are left out, with a warning naming each)."""
+    scan = scan_lake(lake)
+    scan.warn()
+    return scan.table
+
+
+def _by_pair(files: list[CuratedFile]) -> Iterator[list[CuratedFile]]:
+    pairs: dict[tuple[str, str], list[CuratedFile]] = {}
+    for file in files:
+        pairs.setdefault((file.zone, file.series), []).append(file)
+    yield from pairs.values()
+
+
+def newest_landed(lake: LakeFS) -> LakeScan:
+    """The newest delivery hour per zone × series, reading only each pair's newest readable year
+    (what planning needs); an unreadable newest year is listed and the year before it is used, so
+    its hours are pulled again and its landing names the file. `rows` and `first_hour` cover the
+    file read only."""
+    tables, unreadable = [], []
+    for files in _by_pair(curated_files(lake)):
+        for file in sorted(files, key=lambda f: f.year, reverse=True):
+            scan = _scan(lake, [file])
+            unreadable += scan.unreadable
+            if not scan.table.empty:
+                tables.append(scan.table)
+                break
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=SCAN_COLUMNS)
+    return LakeScan(table, unreadable)
+
+
+def check_curated_file(lake: LakeFS, file: CuratedFile) -> None:
+    """Read `file` in full and raise CorruptFile when it does not open, or holds rows the lake would
+    refuse: missing columns, non-finite values, duplicate hours, hours outside its year."""
+    table = lake.read_table(file.path)
+    missing = [c for c in CURATED_FILE_SCHEMA.names if c not in table.column_names]
+    if missing:
+        raise CorruptFile(file.path, f"missing columns {missing}")
+    try:
+        hours = table.column(DELIVERY_HOUR).to_pandas()
+        values = table.column(VALUE).to_numpy().astype("float64")
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise CorruptFile(file.path, f"columns of the wrong type: {exc}") from exc
+    problems = {
+        "non-finite value(s) in column 'value'": ~np.isfinite(values),
+        "duplicate delivery_hour(s)": hours.duplicated().to_numpy(),
+        f"delivery_hour(s) outside the year {file.year}": (hours.dt.year != file.year).to_numpy(),
+    }
+    for what, rows in problems.items():
+        if rows.any():
+            row = int(np.argmax(rows))
+            raise CorruptFile(
+                file.path,
+                f"{int(rows.sum())} {what}, first at row {row} ({hours.iloc[row]:%Y-%m-%d %H:%M} UTC)",
+            )
+
+
+def landed_hours(lake: LakeFS, zone: str, series: str) -> tuple[pd.DatetimeIndex, list[CorruptFile]]:
+    """Every delivery hour the curated area holds for one zone × series, and the files of the pair
+    that could not be read."""
+    files = [f for f in curated_files(lake) if f.zone == zone and f.series == series]
+    hours, unreadable = [], []
+    for file in files:
+        try:
+            hours.append(_hours(lake, file))
+        except CorruptFile as problem:
+            unreadable.append(problem)
+    index = pd.DatetimeIndex(pd.concat(hours)) if hours else pd.DatetimeIndex([], tz="UTC")
+    return index.sort_values(), unreadable

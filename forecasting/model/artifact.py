@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
+from forecasting.errors import SpotcastError
 from forecasting.model.pipeline import DeepARPipeline, FittedState
 
 FORMAT_VERSION = 2
@@ -34,7 +35,7 @@ LIBRARIES = ("gluonts", "torch", "lightning", "scikit-learn", "numpy", "pandas")
 STAGES: dict[str, type] = {"scaler": StandardScaler, "pca": PCA}
 
 
-class ArtifactError(Exception):
+class ArtifactError(SpotcastError):
     """The artifact directory is missing, incomplete or of an unknown format version."""
 
 

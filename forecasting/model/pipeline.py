@@ -33,6 +33,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
 from forecasting import progress
+from forecasting.errors import MissingData
 from forecasting.features.covariates import LAST_YEAR, NEWEST_SEARCH_HOURS, RATIO_HOURS, pivot_zone
 from forecasting.features.windows import (
     ANCHOR_FEATURES,
@@ -184,7 +185,7 @@ class DeepARPipeline(BaseEstimator):
                     writer.add(window, _dynamic(scaler, pca, window), zone_index[window.zone])
             training = writer.close()
             if training.count == 0:
-                raise ValueError(self._too_short())
+                raise MissingData(self._too_short())
             log.info(
                 "%d training windows over %d zones; PCA keeps %d of %d covariate features",
                 training.count, len(zones), pca.n_components_, len(covariate_feature_names(self.covariates)),
@@ -236,7 +237,7 @@ class DeepARPipeline(BaseEstimator):
             raise ValueError(f"history lacks columns {missing}; expected a tidy series frame")
         unknown_zones = set(self.zones or ()) - set(history[ZONE].unique())
         if unknown_zones:
-            raise ValueError(f"history holds no rows of configured zones {sorted(unknown_zones)}")
+            raise MissingData(f"history holds no rows of configured zones {sorted(unknown_zones)}")
         return history
 
     def _zone_timezones(self, history: pd.DataFrame) -> dict[str, str]:
@@ -287,7 +288,7 @@ class DeepARPipeline(BaseEstimator):
         every = max(1, len(issues) * (HORIZON_HOURS + self._past_length) // SCALER_ROWS)
         sample = [w.covariate_features for m, issue in issues[::every] if (w := m.window(issue, with_future=True))]
         if not sample:
-            raise ValueError(self._too_short())
+            raise MissingData(self._too_short())
         rows = np.vstack(sample)
         scaler = StandardScaler().fit(rows)
         scaled = np.nan_to_num(scaler.transform(rows))  # a missing covariate → its mean
@@ -371,7 +372,7 @@ class DeepARPipeline(BaseEstimator):
         present = set(known[ZONE].unique())
         for zone in self.zones_:
             if zone not in present:
-                raise ValueError(f"history holds no rows of fitted zone {zone} published by {issued_at}")
+                raise MissingData(f"history holds no rows of fitted zone {zone} published by {issued_at}")
         makers = self._makers(known, self.zones_, until=issued_at + pd.Timedelta(hours=HORIZON_HOURS + 72))
         record = track_record if track_record is not None else MemoryTrackRecord()
         raw, windows = self._raw_forecast(makers, known, issued_at, strict=True)
@@ -428,7 +429,7 @@ class DeepARPipeline(BaseEstimator):
             if window is None:
                 if not strict:
                     return None
-                raise ValueError(
+                raise MissingData(
                     f"{zone}: cannot forecast at {issued_at}: needs the prices of the "
                     f"{self._past_length} hours before the forecast start, published within the last week"
                 )

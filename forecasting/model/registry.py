@@ -18,9 +18,12 @@ it is read as the first promotion.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import subprocess
 import uuid
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -30,7 +33,8 @@ import pandas as pd
 import pyarrow as pa
 
 from forecasting.config import PROJECT_ROOT, Settings
-from forecasting.lake.files import LakeFS
+from forecasting.errors import SpotcastError, UsageError
+from forecasting.lake.files import CorruptFile, LakeFS
 
 if TYPE_CHECKING:  # the model (torch) is imported only where one is loaded: listing runs stays fast
     from forecasting.model.pipeline import DeepARPipeline
@@ -41,7 +45,7 @@ LEGACY_CHAMPION_FILE = "champion.json"
 RUN_FILE = "data.parquet"
 
 
-class NoChampion(LookupError):
+class NoChampion(SpotcastError):
     """No model has been promoted yet, or none by the instant asked for."""
 
 
@@ -144,7 +148,7 @@ def _run(lake: LakeFS, run_id: str) -> pd.Series:
     runs = list_runs(lake)
     match = runs[runs["run_id"] == run_id] if len(runs) else runs
     if match.empty:
-        raise LookupError(f"no training run {run_id!r} in the registry; see `spotcast models list`")
+        raise UsageError(f"no training run {run_id!r} in the registry; see `spotcast models list`")
     return match.iloc[0]
 
 
@@ -152,13 +156,22 @@ def promotions(lake: LakeFS) -> list[Champion]:
     """Every promotion, oldest first (a lake of the single champion.json: that one)."""
     path = lake.path(RUNS, PROMOTIONS_FILE)
     if lake.exists(path):
-        return [Champion(**entry) for entry in json.loads(lake.fs.cat_file(path))]
+        return _read_champions(lake, path, lambda entry: entry)
     legacy = lake.path(RUNS, LEGACY_CHAMPION_FILE)
     if not lake.exists(legacy):
         return []
-    entry = json.loads(lake.fs.cat_file(legacy))
-    entry.setdefault("as_of", run_as_of(_run(lake, entry["run_id"])).isoformat())
-    return [Champion(**entry)]
+    return _read_champions(
+        lake, legacy, lambda entry: {"as_of": run_as_of(_run(lake, entry["run_id"])).isoformat(), **entry}
+    )
+
+
+def _read_champions(lake: LakeFS, path: str, complete: Callable[[dict], dict]) -> list[Champion]:
+    """Promotion records of a JSON file (a list, or one legacy record); CorruptFile if unreadable."""
+    try:
+        content = json.loads(lake.fs.cat_file(path))
+        return [Champion(**complete(entry)) for entry in (content if isinstance(content, list) else [content])]
+    except (ValueError, TypeError, KeyError) as exc:  # not JSON, or not promotion records
+        raise CorruptFile(path, exc) from exc
 
 
 def promote(lake: LakeFS, run_id: str, reason: str, as_of: pd.Timestamp) -> Champion:
@@ -169,7 +182,7 @@ def promote(lake: LakeFS, run_id: str, reason: str, as_of: pd.Timestamp) -> Cham
     as_of = pd.Timestamp(as_of).tz_convert("UTC")
     trained_by = run_as_of(run)
     if as_of < trained_by:
-        raise ValueError(
+        raise UsageError(
             f"run {run_id} was trained on data published up to {trained_by}: it cannot be champion at {as_of}"
         )
     entry = Champion(
@@ -181,9 +194,7 @@ def promote(lake: LakeFS, run_id: str, reason: str, as_of: pd.Timestamp) -> Cham
     )
     history = [*promotions(lake), entry]
     payload = json.dumps([p.__dict__ for p in history], indent=2).encode()
-    tmp = lake.path(RUNS, f".tmp-{uuid.uuid4().hex}.json")
-    lake.fs.pipe_file(tmp, payload)
-    lake.fs.mv(tmp, lake.path(RUNS, PROMOTIONS_FILE))  # whole-file replace: readers see old or new
+    lake.write_tables_atomic({lake.path(RUNS, PROMOTIONS_FILE): payload})  # readers see old or new
     return entry
 
 
@@ -205,6 +216,19 @@ def champion(lake: LakeFS, as_of: pd.Timestamp | None = None) -> Champion:
     return max(eligible, key=lambda p: (pd.Timestamp(p.as_of), p.promoted_at))
 
 
+# What a truncated or tampered artifact raises while it is read (json, numpy, torch, GluonTS serde).
+UNREADABLE_ARTIFACT = (
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    EOFError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+)
+
+
 def load_champion(lake: LakeFS, settings: Settings, as_of: pd.Timestamp | None = None) -> DeepARPipeline:
     """The champion at `as_of` (see `champion`), checked against the configured zones (trusted
     artifacts only)."""
@@ -216,7 +240,16 @@ def load_champion(lake: LakeFS, settings: Settings, as_of: pd.Timestamp | None =
         raise ArtifactError(
             f"champion {current.model_id} has no artifact at {path}; retrain or promote another"
         )
-    return load_pipeline(path, zones=settings.zone_names)
+    try:
+        return load_pipeline(path, zones=settings.zone_names)
+    except ArtifactError:
+        raise
+    except UNREADABLE_ARTIFACT as exc:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise ArtifactError(
+            f"champion {current.model_id}: the model artifact {path} is unreadable ({detail}); "
+            "retrain (`spotcast train`) or promote another run (`spotcast models promote`)"
+        ) from exc
 
 
 _OPERATORS = {"<=": "le", ">=": "ge", "!=": "ne", "<": "lt", ">": "gt", "=": "eq"}
@@ -227,7 +260,7 @@ def _split_condition(text: str) -> tuple[str, str, str]:
         if symbol in text:
             name, value = (part.strip() for part in text.split(symbol, 1))
             return name, method, value
-    raise ValueError(f"not a condition: {text!r} (use e.g. crps<5 or trigger=manual)")
+    raise UsageError(f"not a condition: {text!r} (use e.g. crps<5 or trigger=manual)")
 
 
 def _condition(runs: pd.DataFrame, text: str) -> pd.Series:
@@ -253,6 +286,6 @@ def search_runs(
     if sort:
         column = f"metric_{sort}" if f"metric_{sort}" in runs.columns else sort
         if column not in runs.columns:
-            raise ValueError(f"cannot sort by {sort!r}: no such metric or column")
+            raise UsageError(f"cannot sort by {sort!r}: no such metric or column")
         runs = runs.sort_values(column, ascending=not descending, na_position="last")
     return runs.reset_index(drop=True)

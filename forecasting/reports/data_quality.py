@@ -2,7 +2,7 @@
 
 It joins five views of the same series, each optional except the lake's:
 
-* the lake's newest hours as of the run's instant (`newest_hours_as_of`: zone, series, newest_hour),
+* the lake's newest hours as of the run's instant (`series_store.scan_lake(lake, as_of=…)`: zone, series, newest_hour),
 * the hour each series is due by then under its publication rule (`due_hours`: zone, series, due_hour),
 * the ingest status of this run (`IngestReport.table()`: feed, zone, series, status, attempts, …),
 * recent curated rows (a tidy series frame) in which missing hours are counted,
@@ -19,8 +19,6 @@ import pandas as pd
 
 from forecasting.config import SeriesRule
 from forecasting.features.covariates import COVARIATE
-from forecasting.lake.files import LakeFS
-from forecasting.lake.series_store import read_series
 from forecasting.publication import newest_published_hour
 from forecasting.schema import DELIVERY_HOUR, SERIES_COL, ZONE
 
@@ -64,14 +62,6 @@ STALE = "stale"  # this run's pull did not land: the lake holds only older data
 LATE = "late"  # the newest hour is older than the publication rule allows (the feed stopped?)
 OK = "ok"
 LANDED = ("ok", "empty")  # pull statuses that are not a problem (`forecasting.ingest.pull.PullStatus`)
-
-
-def newest_hours_as_of(lake: LakeFS, as_of: pd.Timestamp) -> pd.DataFrame:
-    """`newest_hours` of the lake as it stood at `as_of`: per zone × series, rows, first and newest
-    delivery hour of what had been published by then (series published later are absent)."""
-    rows = read_series(lake, as_of=as_of)
-    stats = rows.groupby(KEYS)[DELIVERY_HOUR].agg(rows="size", first_hour="min", newest_hour="max")
-    return stats.reset_index()[[*KEYS, "rows", "first_hour", NEWEST_HOUR]]
 
 
 def due_hours(

@@ -153,7 +153,7 @@ def write_report_bundle(
     forecast start): its prices are drawn and summarised, and every series in it is gap-counted.
     `as_of` (UTC) is the run's instant for the data-quality table; default the forecast's issue time.
     `lake_newest` and `due` are its views of the lake and the publication rules at that instant
-    (`forecasting.reports.data_quality.newest_hours_as_of`, `due_hours`); `track_record` the model's
+    (`forecasting.lake.series_store.scan_lake(lake, as_of=…)`, `data_quality.due_hours`); `track_record` the model's
     scored past forecasts (`forecasting.evaluation.track_record.score_track_record`).
     """
     dest = Path(dest_dir)

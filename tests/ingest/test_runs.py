@@ -3,6 +3,7 @@ ENTSO-E feed on a local HTTP server that is down."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from forecasting.config import TOKEN_ENV, Settings
+from forecasting.ingest.pull import pull_planned
 from forecasting.ingest.runs import backfill, daily, default_as_of
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import newest_hours, read_series
@@ -168,3 +170,20 @@ def test_daily_for_a_date_the_lake_is_already_past_lands_nothing(
 
     assert len(reports) == 1 and reports[0].ok
     assert reports[0].new_rows == 0
+
+
+def test_pulls_run_through_the_submit_hook_given_and_land_in_plan_order(
+    settings: Settings, as_of: pd.Timestamp
+) -> None:
+    # The Prefect flows pass their task's `.submit` here; this hook is a one-thread pool.
+    submitted = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+
+        def submit(feeds, plan, settings):
+            submitted.append(plan)
+            return pool.submit(pull_planned, feeds, plan, settings)
+
+        report = backfill(settings, as_of=as_of, submit=submit)
+
+    assert report.ok and len(submitted) == len(report.outcomes) > 0
+    assert [o.plan for o in report.outcomes] == submitted

@@ -3,6 +3,7 @@ backfill killed with SIGKILL in the middle of landing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -17,9 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forecasting.config import Settings
 from forecasting.ingest.runs import backfill
-from forecasting.lake.files import LOCK_NAME, LakeBusy, LakeFS, write_lock
+from forecasting.lake.files import LOCK_NAME, LakeBusy, LakeFS, temporary_name, write_lock
 from forecasting.lake.series_store import newest_hours, read_series
 from forecasting.schema import KEY_COLUMNS
 
@@ -77,17 +78,41 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(lake: LakeFS) -
     assert os.listdir(Path(path).parent) == ["data.parquet"]
 
 
-def test_remove_leftovers_deletes_only_temporary_files(lake: LakeFS) -> None:
+def leftover_of(folder: Path, pid: int, host: str = socket.gethostname(), age_s: float = 0) -> Path:
+    """A half-written temporary file as writer `pid` on `host` names it, `age_s` seconds old."""
+    tag = hashlib.sha1(host.encode()).hexdigest()[:8]
+    path = folder / f".tmp-{pid}-{tag}-{uuid.uuid4().hex}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"PAR1 half")
+    if age_s:
+        os.utime(path, (time.time() - age_s, time.time() - age_s))
+    return path
+
+
+def test_remove_leftovers_deletes_temporaries_of_writers_that_are_gone_and_nothing_else(lake: LakeFS) -> None:
     keep = lake.path("curated", "a", "data.parquet")
     lake.write_table_atomic(pa.table({"x": [1]}), keep)
-    leftovers = [Path(lake.path("curated", "a", ".tmp-1.parquet")), Path(lake.path("raw", ".tmp-2.parquet"))]
-    for path in leftovers:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"PAR1 half")
+    curated, forecasts = Path(lake.path("curated", "a")), Path(lake.path("forecasts", "issue_date=x"))
+    dead = leftover_of(curated, dead_pid())
+    old_foreign = leftover_of(forecasts, 12345, host="another-host", age_s=2 * 3600)
+    old_unnamed = forecasts / ".tmp-0123456789abcdef"  # the name of an earlier Spotcast
+    old_unnamed.write_bytes(b"PAR1 half")
+    os.utime(old_unnamed, (time.time() - 7200, time.time() - 7200))
+    live = leftover_of(forecasts, os.getpid())  # e.g. a forecast being written, without the lock
+    young_foreign = leftover_of(forecasts, 12345, host="another-host")
 
-    assert lake.remove_leftovers(lake.root) == 2
-    assert not any(p.exists() for p in leftovers) and Path(keep).exists()
+    assert lake.remove_leftovers(lake.root) == 3
+
+    assert not any(p.exists() for p in (dead, old_foreign, old_unnamed))
+    assert live.exists() and young_foreign.exists() and Path(keep).exists()
     assert lake.remove_leftovers(lake.path("no-such-folder")) == 0
+
+
+def test_write_names_its_temporary_after_the_writer(lake: LakeFS) -> None:
+    tmp = temporary_name(lake.root)
+    name = tmp.rsplit("/", 1)[-1]
+    assert name.startswith(f".tmp-{os.getpid()}-")
+    assert not lake._temporary_is_stale(tmp)
 
 
 # --- the write lock --------------------------------------------------------------------------------
@@ -103,8 +128,9 @@ def test_second_writer_while_the_lock_is_held_raises_lake_busy_naming_pid_and_ho
 
 
 def test_run_while_the_lock_is_held_raises_lake_busy_and_lands_nothing(
-    settings: Settings, as_of: pd.Timestamp
+    make_settings, as_of: pd.Timestamp
 ) -> None:
+    settings = make_settings(lake_lock_wait_s=0.5)
     lake = LakeFS.open(settings.lake_root)
     with write_lock(lake, "someone else"), pytest.raises(LakeBusy, match="someone else"):
         backfill(settings, as_of=as_of)

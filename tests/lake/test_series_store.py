@@ -12,7 +12,6 @@ import duckdb
 import fsspec
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -21,7 +20,7 @@ from forecasting.config import Settings
 from forecasting.feeds.base import SeriesRequest
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.ingest.runs import backfill, daily
-from forecasting.lake.files import LakeFS, write_lock
+from forecasting.lake.files import CorruptFile, LakeFS, temporary_name, write_lock
 from forecasting.lake.series_store import (
     append_series,
     curated_file,
@@ -185,8 +184,8 @@ def test_read_of_one_zone_and_month_touches_only_its_partitions(
     )
 
     assert len(month) == 31 * 24 and set(month[ZONE]) == {"NO1"}
-    with pytest.raises(pa.ArrowInvalid):
-        read_series(lake)  # a full read does open them
+    with pytest.raises(CorruptFile, match=r"year=2022/corrupt\.parquet"):
+        read_series(lake)  # a full read does open them, and names the bad one
 
 
 def test_layout_is_readable_by_plain_pyarrow_dataset(
@@ -336,7 +335,7 @@ def test_memory_url_append_and_read_without_a_run(spring: pd.DataFrame) -> None:
 def _leave_a_half_written_file(lake: LakeFS) -> Path:
     folder = Path(curated_file(lake, "price_da", "NO1", 2023)).parent
     whole = (folder / "data.parquet").read_bytes()
-    leftover = folder / ".tmp-0123456789abcdef"  # the name write_table_atomic uses
+    leftover = Path(temporary_name(str(folder)).replace(f"-{os.getpid()}-", "-999999999-"))  # a dead writer's
     leftover.write_bytes(whole[: len(whole) // 2])  # what kill -9 during a write leaves
     return leftover
 

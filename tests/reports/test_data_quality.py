@@ -7,14 +7,13 @@ from forecasting.config import load_settings
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.ingest.land import REPORT_COLUMNS
 from forecasting.lake.files import LakeFS
-from forecasting.lake.series_store import append_series
+from forecasting.lake.series_store import append_series, scan_lake
 from forecasting.publication import known_at
 from forecasting.reports.data_quality import (
     QUALITY_COLUMNS,
     data_quality,
     due_hours,
     gap_hours,
-    newest_hours_as_of,
 )
 
 AS_OF = pd.Timestamp("2023-03-20 12:00", tz="UTC")
@@ -202,8 +201,8 @@ def test_the_lake_as_of_an_instant_holds_only_what_was_published_by_then(tmp_pat
     append_series(lake, recent.assign(retrieved_at=AS_OF), "replay")
     earlier = AS_OF - pd.Timedelta(days=3)
 
-    then = newest_hours_as_of(lake, earlier).set_index("series")
+    then = scan_lake(lake, as_of=earlier).table.set_index("series")
 
     assert then.loc["price_da", "newest_hour"] == pd.Timestamp("2023-03-18 22:00", tz="UTC")
     assert then.loc["price_da", "rows"] == len(known_at(recent[recent["series"] == "price_da"], earlier))
-    assert newest_hours_as_of(LakeFS.open(str(tmp_path / "empty")), earlier).empty
+    assert scan_lake(LakeFS.open(str(tmp_path / "empty")), as_of=earlier).table.empty
