@@ -37,6 +37,8 @@ log = logging.getLogger("spotcast.serve")
 
 DAILY, BACKFILL = "daily", "backfill"  # deployment names (the flows have the same names)
 TAGS = ["spotcast"]
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 4200
+DEFAULT_API_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/api"
 HEALTH_TIMEOUT_S = 120.0  # a fresh SQLite database needs its migrations first; slow on 2 cores
 SERVER_LOG = "server.log"
 
@@ -157,8 +159,8 @@ def prefect_server(host: str, port: int, timeout_s: float = HEALTH_TIMEOUT_S) ->
 
 def serve(
     config: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 4200,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
     start_server: bool | None = None,
     limit: int | None = 1,
 ) -> None:

@@ -133,6 +133,8 @@ def list_runs(lake: LakeFS) -> pd.DataFrame:
     if not lake.exists(folder):
         return pd.DataFrame()
     files = [p for p in lake.fs.find(folder) if p.endswith(RUN_FILE)]
+    if not files:
+        return pd.DataFrame()
     frame = pd.concat([lake.read_table(p).to_pandas() for p in files], ignore_index=True)
     return frame.sort_values("trained_at").reset_index(drop=True)
 
@@ -160,9 +162,15 @@ def promotions(lake: LakeFS) -> list[Champion]:
     legacy = lake.path(RUNS, LEGACY_CHAMPION_FILE)
     if not lake.exists(legacy):
         return []
-    return _read_champions(
-        lake, legacy, lambda entry: {"as_of": run_as_of(_run(lake, entry["run_id"])).isoformat(), **entry}
-    )
+    return _read_champions(lake, legacy, lambda entry: {"as_of": _legacy_as_of(lake, entry), **entry})
+
+
+def _legacy_as_of(lake: LakeFS, entry: dict) -> str:
+    """A champion.json of before the promotion history counts from its run's as-of, or from its
+    promotion when the run is not in the registry."""
+    runs = list_runs(lake)
+    match = runs[runs["run_id"] == entry["run_id"]] if len(runs) else runs
+    return (run_as_of(match.iloc[0]) if len(match) else pd.Timestamp(entry["promoted_at"])).isoformat()
 
 
 def _read_champions(lake: LakeFS, path: str, complete: Callable[[dict], dict]) -> list[Champion]:
