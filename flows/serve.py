@@ -178,9 +178,9 @@ def serve(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     deployments = build_deployments(config)  # a bad configuration fails before anything starts
-    if threading.current_thread() is threading.main_thread():
-        # Until Prefect's runner installs its own handler, SIGTERM unwinds: the server stops too.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    main_thread = threading.current_thread() is threading.main_thread()
+    # Until Prefect's runner installs its own handler, SIGTERM unwinds: the server stops too.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)) if main_thread else None
     configured = PREFECT_API_URL.value() or None
     if start_server is False and configured is None:
         raise ConfigError("no Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")
@@ -198,3 +198,6 @@ def serve(
                 prefect_serve(*deployments, limit=limit)
     except KeyboardInterrupt:  # Ctrl-C while the server was starting
         log.info("stopped")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -73,13 +73,16 @@ def test_only_one_display_at_a_time():
 
 @pytest.fixture
 def root_logging():
-    """Restore the root logger's handlers and levels that `console.configure` changes."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level, logging.getLogger("spotcast").level)
+    """Restore the root logger's handlers and levels that `console.configure` changes; Prefect's task
+    run logger starts unset, as in a fresh process (a flow run earlier in this one sets it)."""
+    root, task_runs = logging.getLogger(), logging.getLogger("prefect.task_runs")
+    saved = (root.handlers[:], root.level, logging.getLogger("spotcast").level, task_runs.level)
+    task_runs.setLevel(logging.NOTSET)
     yield
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
     logging.getLogger("spotcast").setLevel(saved[2])
+    task_runs.setLevel(saved[3])
     logging.captureWarnings(False)
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from forecasting.config import load_settings
+from forecasting.errors import UsageError
 from forecasting.lake.files import LakeFS
 from forecasting.model import registry
 
@@ -84,13 +85,13 @@ def test_a_promotion_by_hand_counts_from_the_instant_it_is_made(lake):
 
 def test_a_model_cannot_be_champion_before_its_data_was_published(lake):
     summer = _run(lake, "deepar-summer", "2023-06-01 12:00")
-    with pytest.raises(ValueError, match="trained on data published up to 2023-06-01 12:00"):
+    with pytest.raises(UsageError, match="trained on data published up to 2023-06-01 12:00"):
         registry.promote(lake, summer, "too early", _at("2023-05-01"))
     assert registry.promotions(lake) == []
 
 
 def test_unknown_run_is_a_clear_error(lake):
-    with pytest.raises(LookupError, match="no training run 'nope'"):
+    with pytest.raises(UsageError, match="no training run 'nope'"):
         registry.promote(lake, "nope", "by hand", _at("2023-06-01"))
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from spotcast_testing import write_config
 
 from forecasting.config import Settings, load_settings
+from forecasting.console import LOGS
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
 
@@ -40,11 +41,12 @@ class Lake:
         return LakeFS.open(str(self.root))
 
     def hashes(self) -> dict[str, str]:
-        """sha256 of every file, by path below the root."""
+        """sha256 of every data file, by path below the root (the runs' own log files aside: a run
+        that stops at bad input still leaves its log)."""
         return {
             str(p.relative_to(self.root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(self.root.rglob("*"))
-            if p.is_file()
+            if p.is_file() and p.relative_to(self.root).parts[0] != LOGS
         }
 
     def rows(self) -> pd.DataFrame:

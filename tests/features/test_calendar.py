@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from forecasting.config import ConfigError, load_settings
+from forecasting.config import ConfigError, Settings, load_settings
 from forecasting.features.calendar import HOLIDAY, calendar_features, holiday_dates, hour_of_week
 
 # The hand-written Norwegian list the calendar used before the `holidays` library: fixed days plus
@@ -83,20 +83,28 @@ def _zone(**fields: str) -> dict[str, str]:
     return {"name": "DE-LU", "eic": "10Y1001A1001A82H", "timezone": "Europe/Berlin", **fields}
 
 
+# The live feed: the bundled replay recording holds no German zone, which the configuration refuses.
+LIVE_FEED = {"entsoe": {"kind": "entsoe", "base_url": "https://web-api.tp.entsoe.eu/api", "series": ["price_da"]}}
+
+
+def settings_with(zone: dict[str, str]) -> Settings:
+    return load_settings(zones=[zone], feeds=LIVE_FEED)
+
+
 def test_zone_country_defaults_to_its_time_zone_s_country():
-    assert load_settings(zones=[_zone()]).zones[0].country == "DE"
-    assert load_settings(zones=[_zone(name="DK1", timezone="Europe/Copenhagen")]).zones[0].country == "DK"
+    assert settings_with(_zone()).zones[0].country == "DE"
+    assert settings_with(_zone(name="DK1", timezone="Europe/Copenhagen")).zones[0].country == "DK"
 
 
 def test_zone_in_a_time_zone_of_no_one_country_must_name_its_country():
     with pytest.raises(ConfigError, match=r"zones\.0\.country.*'UTC' is no one country's: set country"):
-        load_settings(zones=[_zone(timezone="UTC")])
-    assert load_settings(zones=[_zone(timezone="UTC", country="DE")]).zones[0].country == "DE"
+        settings_with(_zone(timezone="UTC"))
+    assert settings_with(_zone(timezone="UTC", country="DE")).zones[0].country == "DE"
 
 
 def test_zone_country_without_a_holiday_calendar_is_refused():
     with pytest.raises(ConfigError, match=r"zones\.0\.country = 'XX'.*no public holiday calendar"):
-        load_settings(zones=[_zone(country="XX")])
+        settings_with(_zone(country="XX"))
 
 
 def test_hour_of_week_counts_from_local_monday_midnight():
