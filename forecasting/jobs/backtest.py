@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from forecasting.config import Settings
-from forecasting.evaluation.backtest import BacktestResult, RetrainEvery, run_backtest
+from forecasting.evaluation.backtest import BacktestResult, Fanout, RetrainEvery, in_process, run_backtest
 from forecasting.jobs.train import build_pipeline, model_series
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
@@ -21,7 +21,7 @@ BACKTESTS = "backtests"
 
 
 def run_configured_backtest(
-    settings: Settings, start: date, end: date, retrain_every: int | None = None
+    settings: Settings, start: date, end: date, retrain_every: int | None = None, fanout: Fanout = in_process
 ) -> BacktestResult:
     lake = LakeFS.open(settings.lake_root)
     series = model_series(build_pipeline(settings))
@@ -39,6 +39,7 @@ def run_configured_backtest(
         zones=settings.zone_names,
         model_name="deepar",
         origin_timezone=settings.schedule.timezone,
+        fanout=fanout,
     )
     if lake.is_local:
         result.write_parquet(Path(lake.path(BACKTESTS)))
