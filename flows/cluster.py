@@ -5,7 +5,7 @@ logs, and runs on whichever Dask worker is free.
 Default: a LocalCluster on 127.0.0.1 of cores // threads worker processes, one task at a time each
 (workers × torch threads ≤ cores: DeepAR on CPU gains more from a second trial than from a second
 thread); an address (tcp://host:8786) uses a running scheduler instead. The shared input of a
-fan-out (the history) is scattered to the workers once and fetched by key in each task, not pickled
+fan-out (the history) is scattered to the workers once and handed to each task by Dask, not pickled
 into every task.
 """
 
@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from distributed import Future, get_client
 from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -72,8 +71,7 @@ def cluster_size() -> int:
 
 
 @task(name="fan-out", cache_policy=NO_CACHE, task_run_name="{label}")
-def _run_item(function: Callable[[Any, Any], Any], shared_key: str, item: Any, label: str) -> Any:
-    shared = Future(shared_key, client=get_client()).result()  # scattered once, local to the worker
+def _run_item(function: Callable[[Any, Any], Any], shared: Any, item: Any, label: str) -> Any:
     return function(shared, item)
 
 
@@ -86,7 +84,8 @@ def dask_fanout(
         raise RuntimeError("dask_fanout runs inside a flow whose task runner is a DaskTaskRunner")
     scattered = runner.client.scatter(shared, broadcast=True, hash=False)
     futures = [
-        _run_item.submit(function, scattered.key, item, label=f"{description} {k + 1}/{len(items)}")
+        # Dask resolves the scattered future on the worker: the history is not pickled per task.
+        _run_item.submit(function, scattered, item, label=f"{description} {k + 1}/{len(items)}")
         for k, item in enumerate(items)
     ]
     results = [future.result() for future in progress.track(futures, description)]

@@ -86,7 +86,7 @@ def prefect_env(tmp_path: Path) -> dict[str, str]:
 def spotcast(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-m", "forecasting.cli", *args], env=env, cwd=PROJECT_ROOT, capture_output=True,
-        text=True, timeout=600,
+        text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return done
