@@ -87,6 +87,7 @@ def run_trial(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
     pruner says so; errors of the parameter set (a diverging fit) fail the trial, not the study."""
     import torch  # only where a trial runs
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(spec.threads)
     began = time.perf_counter()
     try:
@@ -94,6 +95,8 @@ def run_trial(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
     except TRIAL_ERRORS as exc:
         log.warning("trial %d failed: %s", spec.number, exc)
         return TrialOutcome(spec.number, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - began)
+    finally:
+        torch.set_num_threads(threads)  # a trial run in-process leaves the caller's setting alone
     return replace(outcome, seconds=time.perf_counter() - began)
 
 
