@@ -77,7 +77,7 @@ def backtest_flow(settings: Settings, start: str, end: str, retrain_every: int) 
     began = time.perf_counter()
     run_backtest(
         history, lambda: TrackedPipeline(build_pipeline(settings)), start, end, timezones=timezones,
-        retrain_every=retrain_every, model_name="deepar", fanout=current_fanout(),
+        retrain_every=retrain_every, model_name="deepar", fanout=current_fanout(), origin_tasks=cluster_size(),
     )
     return time.perf_counter() - began
 

@@ -123,10 +123,10 @@ def in_process(
 
 @dataclass(frozen=True)
 class OriginJob:
-    """One issue of a backtest: the forecasters fitted at its training origin, and the origin."""
+    """Consecutive issues of a backtest forecast by the forecasters fitted at their training origin."""
 
     fitted: Mapping[str, Forecaster]
-    origin: pd.Timestamp
+    origins: tuple[pd.Timestamp, ...]
 
 
 def fit_forecasters(
@@ -138,19 +138,35 @@ def fit_forecasters(
     return {name: factory().fit(known) for name, factory in factories.items()}
 
 
-def forecast_origin(history: pd.DataFrame, job: OriginJob) -> pd.DataFrame:
-    """Every fitted forecaster's forecast issued at the job's origin (a pure function of the fitted
-    forecasters, the history and the origin: the same wherever it runs). A forecaster that keeps a
-    track record (TrackedPipeline) reuses the raw forecasts it made for earlier origins in the same
-    process; run elsewhere, it makes them again, with the same values."""
-    began = perf_counter()
-    known = known_at(history, job.origin)
-    frames = [
-        frame_of(forecaster.predict(known, job.origin))[FORECAST_COLUMNS].assign(**{MODEL: name})
-        for name, forecaster in job.fitted.items()
-    ]
-    log.debug("origin %s: %d forecasters in %.1f s", f"{job.origin:%Y-%m-%d %H:%M}", len(frames), perf_counter() - began)
+def forecast_origins(history: pd.DataFrame, job: OriginJob) -> pd.DataFrame:
+    """Every fitted forecaster's forecasts issued at the job's origins, in order (a pure function of
+    the fitted forecasters, the history and the origins: the same wherever it runs). A forecaster that
+    keeps a track record (TrackedPipeline) reuses the raw forecasts of earlier origins of the job for
+    its calibration; a job run elsewhere makes its first origin's calibration forecasts again, with the
+    same values."""
+    frames = []
+    for origin in progress.track(job.origins, f"origins from {job.origins[0]:%Y-%m-%d}"):
+        began = perf_counter()
+        known = known_at(history, origin)
+        frames += [
+            frame_of(forecaster.predict(known, origin))[FORECAST_COLUMNS].assign(**{MODEL: name})
+            for name, forecaster in job.fitted.items()
+        ]
+        log.debug("origin %s: %d forecasters in %.1f s", f"{origin:%Y-%m-%d}", len(job.fitted), perf_counter() - began)
     return pd.concat(frames, ignore_index=True)
+
+
+def origin_jobs(
+    origins: pd.DatetimeIndex, refits: list[bool], fitted: list[dict[str, Forecaster]], tasks: int
+) -> list[OriginJob]:
+    """The origins of each fit in at most `tasks` runs of consecutive origins: one run per worker
+    makes its calibration forecasts once, not once per origin."""
+    fit_of = np.cumsum(refits) - 1  # which fit each origin forecasts with
+    jobs = []
+    for k, models in enumerate(fitted):
+        mine = origins[fit_of == k]
+        jobs += [OriginJob(models, tuple(mine[run])) for run in np.array_split(np.arange(len(mine)), min(tasks, len(mine)))]
+    return jobs
 
 
 def backtest(
@@ -162,19 +178,19 @@ def backtest(
     period: str,
     by_zone: bool = False,
     fanout: Fanout = in_process,
+    origin_tasks: int = 1,
 ) -> BacktestResult:
     """Run `factories` (name → new forecaster; must include the seasonal-naive reference) over
     `origins` and score them on the prices in `history`. The fits (one per training origin), then
-    the origins, run through `fanout`: serially here by default, or as tasks on a cluster; the
-    numbers are the same."""
+    the origins of each fit in `origin_tasks` runs of consecutive origins, go through `fanout`:
+    serially here by default, or as tasks on a cluster; the numbers are the same."""
     if SEASONAL_NAIVE not in factories:
         raise ValueError(f"the backtest needs the {SEASONAL_NAIVE!r} reference for rMAE")
     refits = [is_training_origin(position, retrain_every) for position in range(len(origins))]
     training = origins[refits]
     fitted = fanout(fit_forecasters, history, [(factories, origin) for origin in training], f"{period} fits")
-    segment = np.cumsum(refits) - 1  # which fit each origin forecasts with
-    jobs = [OriginJob(fitted[k], origin) for k, origin in zip(segment, origins, strict=True)]
-    forecasts = pd.concat(fanout(forecast_origin, history, jobs, f"{period} origins"), ignore_index=True)
+    jobs = origin_jobs(origins, refits, fitted, origin_tasks)
+    forecasts = pd.concat(fanout(forecast_origins, history, jobs, f"{period} origins"), ignore_index=True)
     forecasts.insert(0, PERIOD, period)
     forecasts.insert(1, MODEL, forecasts.pop(MODEL))
     actuals = history[history[SERIES_COL] == PRICE]
@@ -198,6 +214,7 @@ def run_backtest(
     origin_timezone: str = "Europe/Oslo",
     by_zone: bool = False,
     fanout: Fanout = in_process,
+    origin_tasks: int = 1,
 ) -> BacktestResult:
     """Weekly-origin backtest of `forecaster_factory()` (None: the baselines alone) for the local dates
     [start, end), next to `SeasonalNaive`, `SeasonalNaiveEmpirical` and `LevelShapeNaive` on the same
@@ -205,7 +222,7 @@ def run_backtest(
 
     `timezones` maps zone → wall clock (settings.zones); `zones` restricts the run (default: every
     zone with prices in `history`); `period` labels the run (default "<start>_<end>"); `fanout`
-    runs the fits and origins (see `backtest`).
+    and `origin_tasks`: how the fits and origins run (see `backtest`).
     """
     if model_name in (SEASONAL_NAIVE, SEASONAL_NAIVE_EMPIRICAL, LEVEL_SHAPE_NAIVE):
         raise ValueError(f"model_name {model_name!r} is taken by a baseline of the same run")
@@ -225,7 +242,8 @@ def run_backtest(
     factories[LEVEL_SHAPE_NAIVE] = lambda: LevelShapeNaive(timezones)
     label = period or f"{pd.Timestamp(start):%Y-%m-%d}_{pd.Timestamp(end):%Y-%m-%d}"
     return backtest(
-        history, factories, origins, retrain_every=retrain_every, period=label, by_zone=by_zone, fanout=fanout
+        history, factories, origins, retrain_every=retrain_every, period=label, by_zone=by_zone, fanout=fanout,
+        origin_tasks=origin_tasks,
     )
 
 

@@ -21,7 +21,12 @@ BACKTESTS = "backtests"
 
 
 def run_configured_backtest(
-    settings: Settings, start: date, end: date, retrain_every: int | None = None, fanout: Fanout = in_process
+    settings: Settings,
+    start: date,
+    end: date,
+    retrain_every: int | None = None,
+    fanout: Fanout = in_process,
+    origin_tasks: int = 1,
 ) -> BacktestResult:
     lake = LakeFS.open(settings.lake_root)
     series = model_series(build_pipeline(settings))
@@ -40,6 +45,7 @@ def run_configured_backtest(
         model_name="deepar",
         origin_timezone=settings.schedule.timezone,
         fanout=fanout,
+        origin_tasks=origin_tasks,
     )
     if lake.is_local:
         result.write_parquet(Path(lake.path(BACKTESTS)))

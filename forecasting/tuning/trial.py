@@ -25,7 +25,7 @@ import optuna
 import pandas as pd
 
 from forecasting import progress
-from forecasting.evaluation.backtest import OriginJob, fit_forecasters, forecast_origin, weekly_origins
+from forecasting.evaluation.backtest import OriginJob, fit_forecasters, forecast_origins, weekly_origins
 from forecasting.evaluation.baselines import SEASONAL_NAIVE, SeasonalNaive
 from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL, score
 from forecasting.model.pipeline import DeepARPipeline, TrackedPipeline
@@ -119,7 +119,7 @@ def _validate(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
             fitted = fit_forecasters(history, (factories, period[0]))
             model, as_of = fitted[CANDIDATE].pipeline, period[0]
             for origin in period:
-                frame = forecast_origin(history, OriginJob(fitted, origin))
+                frame = forecast_origins(history, OriginJob(fitted, (origin,)))
                 frames.append(frame)
                 crps.append(_overall(score(frame, actuals, model_col=MODEL))["crps"])
                 curve.append(float(np.mean(crps)))
