@@ -8,6 +8,8 @@ import logging
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
 from forecasting.config import Settings
 from forecasting.evaluation.backtest import BacktestResult, Fanout, RetrainEvery, in_process, run_backtest
 from forecasting.jobs.train import build_pipeline, model_series
@@ -20,6 +22,16 @@ log = logging.getLogger("spotcast.backtest")
 BACKTESTS = "backtests"
 
 
+def model_history(settings: Settings) -> pd.DataFrame:
+    """Every row of the configured zones and the model's series in the lake (backtests and tuning cut
+    it at each origin's publication time themselves)."""
+    lake = LakeFS.open(settings.lake_root)
+    history = read_series(lake, series=model_series(build_pipeline(settings)), zones=settings.zone_names)
+    if history.empty:
+        raise ValueError(f"the lake {settings.lake_root} is empty: run `spotcast backfill` first")
+    return history
+
+
 def run_configured_backtest(
     settings: Settings,
     start: date,
@@ -29,10 +41,7 @@ def run_configured_backtest(
     origin_tasks: int = 1,
 ) -> BacktestResult:
     lake = LakeFS.open(settings.lake_root)
-    series = model_series(build_pipeline(settings))
-    history = read_series(lake, series=series, zones=settings.zone_names)
-    if history.empty:
-        raise ValueError(f"the lake {settings.lake_root} is empty: run `spotcast backfill` first")
+    history = model_history(settings)
     every: RetrainEvery = retrain_every or "once"
     result = run_backtest(
         history,

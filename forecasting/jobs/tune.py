@@ -16,9 +16,9 @@ import pandas as pd
 from forecasting.config import Settings
 from forecasting.evaluation.backtest import Fanout, in_process
 from forecasting.ingest.runs import resolve_as_of
-from forecasting.jobs.train import TrainResult, build_pipeline, model_series, train
+from forecasting.jobs.backtest import model_history
+from forecasting.jobs.train import TrainResult, train
 from forecasting.lake.files import LakeFS
-from forecasting.lake.series_store import read_series
 from forecasting.model import registry
 from forecasting.tuning.report import render, write_plots
 from forecasting.tuning.study import open_study, optimize
@@ -53,10 +53,7 @@ def tune(
 ) -> TuneResult:
     """Run (or resume) the study up to `n_trials` told trials ([tune] n_trials by default)."""
     lake = LakeFS.open(settings.lake_root)
-    series = model_series(build_pipeline(settings))
-    history = read_series(lake, series=series, zones=settings.zone_names)
-    if history.empty:
-        raise ValueError(f"the lake {settings.lake_root} is empty: run `spotcast backfill` first")
+    history = model_history(settings)
     study = open_study(settings)
 
     def record(trial: optuna.trial.FrozenTrial, outcome: TrialOutcome) -> None:
