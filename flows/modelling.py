@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.backfill import settings_for
+from flows.cluster import cluster_size, current_fanout
 from flows.forecast_tasks import champion_task, forecast_task, train_task
 from forecasting.evaluation.backtest import BacktestResult
 from forecasting.ingest.runs import resolve_as_of
@@ -40,4 +41,7 @@ def backtest_flow(
     retrain_every: int | None = None,
     zones: list[str] | None = None,
 ) -> BacktestResult:
-    return run_configured_backtest(settings_for(config, zones), start, end, retrain_every)
+    """Serial, or on the Dask cluster of the flow's task runner (see `flows.cluster.with_cluster`):
+    fits and origins as task runs, the same numbers."""
+    settings = settings_for(config, zones)
+    return run_configured_backtest(settings, start, end, retrain_every, current_fanout(), cluster_size())

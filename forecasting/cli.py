@@ -105,6 +105,11 @@ def _add_as_of(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_cluster(parser: argparse.ArgumentParser, workers_help: str) -> None:
+    parser.add_argument("--workers", type=int, metavar="N", help=workers_help)
+    parser.add_argument("--dask-address", metavar="URL", help="an existing Dask scheduler (tcp://host:8786)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spotcast",
@@ -160,7 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="retrain every N origins (default: once per period)",
     )
+    _add_cluster(backtest, "fits and origins as task runs on a LocalCluster of N workers (default 1: serial)")
     backtest.set_defaults(handler=_run_backtest)
+
+    tune = commands.add_parser("tune", help="Optuna search of the model's parameters ([tune]); resumes a killed one")
+    tune.add_argument("--config", help="configuration file (default: configs/spotcast.toml)")
+    _add_as_of(tune)  # the best trial is retrained on what was published by then
+    tune.add_argument("--trials", type=int, metavar="N", help="run until the study holds N trials (default: [tune] n_trials)")
+    tune.add_argument("--timeout", type=float, metavar="S", help="start no new trials after S seconds")
+    tune.add_argument("--no-retrain", dest="retrain", action="store_false", help="do not retrain the best trial")
+    tune.add_argument("--show", action="store_true", help="print the study's best trials and importances; run nothing")
+    _add_cluster(tune, "trials at once on a LocalCluster of N workers (default: cores // [tune] trial_threads)")
+    tune.set_defaults(handler=_run_tune)
 
     models = commands.add_parser("models", help="the model registry: list and promote training runs")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -331,12 +347,33 @@ def _run_backtest(args: argparse.Namespace) -> int:
     _settings(args)
     if args.end <= args.start:
         raise UsageError(f"--end {args.end} is not after --start {args.start}: no origin to backtest")
+    from flows.cluster import with_cluster
     from flows.modelling import backtest_flow
 
-    result = backtest_flow(
+    result = with_cluster(backtest_flow, args.workers, args.dask_address)(
         config=args.config, start=args.start, end=args.end, retrain_every=args.retrain_every, zones=args.zones
     )
     print(result.to_markdown())
+    return EXIT_OK
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    if args.show:
+        from forecasting.tuning.report import render
+        from forecasting.tuning.study import open_study
+
+        settings = load_settings(args.config)
+        print(render(open_study(settings, resume=False), settings.tune.seed))
+        return EXIT_OK
+    from flows.tune import run_tune
+
+    result = run_tune(args.config, args.workers, args.dask_address, args.trials, args.timeout, args.retrain, args.as_of)
+    print(result.summary)
+    print("plots: " + ", ".join(result.plots) if result.plots else "no plots yet")
+    if result.retrained is not None:
+        trained = result.retrained
+        print(f"best trial retrained as run {trained.run_id} ({trained.model_id}): "
+              f"{'promoted' if trained.promoted else 'not promoted'}: {trained.decision}")
     return EXIT_OK
 
 
@@ -419,7 +456,7 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 # Commands that run a Prefect flow: they report to a running Prefect server when there is one.
-FLOW_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest")
+FLOW_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest", "tune")
 
 
 def _use_running_server() -> None:
@@ -435,7 +472,7 @@ def _use_running_server() -> None:
 
 
 # Commands whose runs keep their full log in the lake (logs/<date>/<command>-<time>.log).
-LOGGED_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest")
+LOGGED_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest", "tune")
 
 
 @contextlib.contextmanager

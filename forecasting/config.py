@@ -170,6 +170,53 @@ class ModelConfig(_Strict):
     promotion_margin: float = Field(default=0.02, ge=0.0, lt=1.0)
 
 
+class ParamRange(_Strict):
+    """A tuned parameter's range: integers when low and high are, else floats; `step` spaces the
+    values (context_length: step = 168); `log` samples on a log scale (learning rates)."""
+
+    low: int | float
+    high: int | float
+    step: int | float | None = None
+    log: bool = False
+
+    @field_validator("high")
+    @classmethod
+    def _ordered(cls, value: float, info: ValidationInfo) -> float:
+        if "low" in info.data and value < info.data["low"]:
+            raise ValueError(f"high {value} is below low {info.data['low']}")
+        return value
+
+
+class ValidationPeriod(_Strict):
+    """Weekly origins on the local dates [start, end)."""
+
+    start: date
+    end: date
+
+
+class TuneConfig(_Strict):
+    """`spotcast tune`: an Optuna study of DeepARPipeline parameters (see forecasting/tuning)."""
+
+    study: str = "deepar"
+    seed: int = 0
+    n_trials: int = Field(default=50, ge=1)
+    # Neither report period of docs/backtest.md (2019, 2022-07…2023-06): the score to beat there stays honest.
+    validation: tuple[ValidationPeriod, ...] = Field(
+        default=(
+            ValidationPeriod(start=date(2018, 1, 1), end=date(2019, 1, 1)),
+            ValidationPeriod(start=date(2021, 7, 1), end=date(2022, 1, 1)),
+        ),
+        min_length=1,
+    )
+    space: dict[str, ParamRange] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)  # trial parameters fixed over [model.params]
+    pruner_startup_trials: int = Field(default=5, ge=0)  # completed trials before any pruning
+    pruner_warmup_origins: int = Field(default=4, ge=0)  # origins of a trial before it can be pruned
+    storage: str | None = None  # an Optuna RDB URL; default: a journal file in the lake
+    dask_address: str | None = None  # an existing Dask scheduler; default: a local cluster
+    trial_threads: int = Field(default=1, ge=1)  # torch threads per trial (workers × threads ≤ cores)
+
+
 class Settings(_Strict):
     lake_root: str
     # A landing holds the lake's write lock for seconds: wait this long for another run's landing
@@ -183,6 +230,7 @@ class Settings(_Strict):
     schedule: Schedule = Schedule()
     history: History = History()
     model: ModelConfig = ModelConfig()
+    tune: TuneConfig = TuneConfig()
     entsoe_token: SecretStr | None = None  # from the environment only, never from the file
 
     @field_validator("series")

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
 from time import perf_counter
-from typing import Literal
+from typing import Any, Literal, Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -104,22 +105,69 @@ class BacktestResult:
         return root
 
 
-def _forecast_origin(
-    history: pd.DataFrame,
-    factories: Mapping[str, ForecasterFactory],
-    fitted: dict[str, Forecaster],
-    origin: pd.Timestamp,
-    refit: bool,
-) -> list[pd.DataFrame]:
-    """Every forecaster's forecast issued at `origin`, refitting first when `refit`."""
-    known = known_at(history, origin)
+class Fanout(Protocol):
+    """Runs `function(shared, item)` for every item and returns the results in item order. `shared`
+    is the same for every item (the history): a cluster fan-out ships it to each worker once.
+    The function and items must pickle (cloudpickle) when the fan-out runs them elsewhere."""
+
+    def __call__(
+        self, function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
+    ) -> list[Any]: ...
+
+
+def in_process(
+    function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
+) -> list[Any]:
+    """The serial fan-out: one item after the other in this process, with a progress task."""
+    return [function(shared, item) for item in progress.track(items, description)]
+
+
+@dataclass(frozen=True)
+class OriginJob:
+    """Consecutive issues of a backtest forecast by the forecasters fitted at their training origin."""
+
+    fitted: Mapping[str, Forecaster]
+    origins: tuple[pd.Timestamp, ...]
+
+
+def fit_forecasters(
+    history: pd.DataFrame, job: tuple[Mapping[str, ForecasterFactory], pd.Timestamp]
+) -> dict[str, Forecaster]:
+    """Every forecaster fitted on what was published by the training origin."""
+    factories, training_origin = job
+    known = known_at(history, training_origin)
+    return {name: factory().fit(known) for name, factory in factories.items()}
+
+
+def forecast_origins(history: pd.DataFrame, job: OriginJob) -> pd.DataFrame:
+    """Every fitted forecaster's forecasts issued at the job's origins, in order (a pure function of
+    the fitted forecasters, the history and the origins: the same wherever it runs). A forecaster that
+    keeps a track record (TrackedPipeline) reuses the raw forecasts of earlier origins of the job for
+    its calibration; a job run elsewhere makes its first origin's calibration forecasts again, with the
+    same values."""
     frames = []
-    for name, factory in factories.items():
-        if refit:
-            fitted[name] = factory().fit(known)
-        forecast = frame_of(fitted[name].predict(known, origin))
-        frames.append(forecast[FORECAST_COLUMNS].assign(**{MODEL: name}))
-    return frames
+    for origin in progress.track(job.origins, f"origins from {job.origins[0]:%Y-%m-%d}"):
+        began = perf_counter()
+        known = known_at(history, origin)
+        frames += [
+            frame_of(forecaster.predict(known, origin))[FORECAST_COLUMNS].assign(**{MODEL: name})
+            for name, forecaster in job.fitted.items()
+        ]
+        log.debug("origin %s: %d forecasters in %.1f s", f"{origin:%Y-%m-%d}", len(job.fitted), perf_counter() - began)
+    return pd.concat(frames, ignore_index=True)
+
+
+def origin_jobs(
+    origins: pd.DatetimeIndex, refits: list[bool], fitted: list[dict[str, Forecaster]], tasks: int
+) -> list[OriginJob]:
+    """The origins of each fit in at most `tasks` runs of consecutive origins: one run per worker
+    makes its calibration forecasts once, not once per origin."""
+    fit_of = np.cumsum(refits) - 1  # which fit each origin forecasts with
+    jobs = []
+    for k, models in enumerate(fitted):
+        mine = origins[fit_of == k]
+        jobs += [OriginJob(models, tuple(mine[run])) for run in np.array_split(np.arange(len(mine)), min(tasks, len(mine)))]
+    return jobs
 
 
 def backtest(
@@ -130,27 +178,20 @@ def backtest(
     retrain_every: RetrainEvery = "once",
     period: str,
     by_zone: bool = False,
+    fanout: Fanout = in_process,
+    origin_tasks: int = 1,
 ) -> BacktestResult:
     """Run `factories` (name → new forecaster; must include the seasonal-naive reference) over
-    `origins` and score them on the prices in `history`."""
+    `origins` and score them on the prices in `history`. The fits (one per training origin), then
+    the origins of each fit in `origin_tasks` runs of consecutive origins, go through `fanout`:
+    serially here by default, or as tasks on a cluster; the numbers are the same."""
     if SEASONAL_NAIVE not in factories:
         raise ValueError(f"the backtest needs the {SEASONAL_NAIVE!r} reference for rMAE")
-    fitted: dict[str, Forecaster] = {}
-    frames, training = [], []
-    with progress.task(f"{period} origins", total=len(origins)) as step:
-        for position, origin in enumerate(origins):
-            began = perf_counter()
-            refit = is_training_origin(position, retrain_every)
-            if refit:
-                training.append(origin)
-            frames += _forecast_origin(history, factories, fitted, origin, refit)
-            log.debug(
-                "%s origin %d/%d %s%s: %d forecasters in %.1f s",
-                period, position + 1, len(origins), f"{origin:%Y-%m-%d %H:%M} UTC",
-                " (refit)" if refit else "", len(factories), perf_counter() - began,
-            )
-            step.advance(detail=f"{origin:%Y-%m-%d}{' (refit)' if refit else ''}")
-    forecasts = pd.concat(frames, ignore_index=True)
+    refits = [is_training_origin(position, retrain_every) for position in range(len(origins))]
+    training = origins[refits]
+    fitted = fanout(fit_forecasters, history, [(factories, origin) for origin in training], f"{period} fits")
+    jobs = origin_jobs(origins, refits, fitted, origin_tasks)
+    forecasts = pd.concat(fanout(forecast_origins, history, jobs, f"{period} origins"), ignore_index=True)
     forecasts.insert(0, PERIOD, period)
     forecasts.insert(1, MODEL, forecasts.pop(MODEL))
     actuals = history[history[SERIES_COL] == PRICE]
@@ -173,13 +214,16 @@ def run_backtest(
     origin_time: time = time(12, 0),
     origin_timezone: str = "Europe/Oslo",
     by_zone: bool = False,
+    fanout: Fanout = in_process,
+    origin_tasks: int = 1,
 ) -> BacktestResult:
     """Weekly-origin backtest of `forecaster_factory()` (None: the baselines alone) for the local dates
     [start, end), next to `SeasonalNaive`, `SeasonalNaiveEmpirical` and `LevelShapeNaive` on the same
     issues and hours.
 
     `timezones` maps zone → wall clock (settings.zones); `zones` restricts the run (default: every
-    zone with prices in `history`); `period` labels the run (default "<start>_<end>").
+    zone with prices in `history`); `period` labels the run (default "<start>_<end>"); `fanout`
+    and `origin_tasks`: how the fits and origins run (see `backtest`).
     """
     if model_name in (SEASONAL_NAIVE, SEASONAL_NAIVE_EMPIRICAL, LEVEL_SHAPE_NAIVE):
         raise ValueError(f"model_name {model_name!r} is taken by a baseline of the same run")
@@ -198,7 +242,10 @@ def run_backtest(
     factories[SEASONAL_NAIVE_EMPIRICAL] = lambda: SeasonalNaiveEmpirical(timezones)
     factories[LEVEL_SHAPE_NAIVE] = lambda: LevelShapeNaive(timezones)
     label = period or f"{pd.Timestamp(start):%Y-%m-%d}_{pd.Timestamp(end):%Y-%m-%d}"
-    return backtest(history, factories, origins, retrain_every=retrain_every, period=label, by_zone=by_zone)
+    return backtest(
+        history, factories, origins, retrain_every=retrain_every, period=label, by_zone=by_zone, fanout=fanout,
+        origin_tasks=origin_tasks,
+    )
 
 
 class Prefitted:

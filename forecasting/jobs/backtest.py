@@ -8,9 +8,11 @@ import logging
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
 from forecasting.config import Settings
 from forecasting.errors import MissingData
-from forecasting.evaluation.backtest import BacktestResult, RetrainEvery, run_backtest
+from forecasting.evaluation.backtest import BacktestResult, Fanout, RetrainEvery, in_process, run_backtest
 from forecasting.jobs.train import build_pipeline, model_series
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
@@ -21,14 +23,26 @@ log = logging.getLogger("spotcast.backtest")
 BACKTESTS = "backtests"
 
 
-def run_configured_backtest(
-    settings: Settings, start: date, end: date, retrain_every: int | None = None
-) -> BacktestResult:
+def model_history(settings: Settings) -> pd.DataFrame:
+    """Every row of the configured zones and the model's series in the lake (backtests and tuning cut
+    it at each origin's publication time themselves)."""
     lake = LakeFS.open(settings.lake_root)
-    series = model_series(build_pipeline(settings))
-    history = read_series(lake, series=series, zones=settings.zone_names)
+    history = read_series(lake, series=model_series(build_pipeline(settings)), zones=settings.zone_names)
     if history.empty:
         raise MissingData(f"the lake {settings.lake_root} is empty: run `spotcast backfill` first")
+    return history
+
+
+def run_configured_backtest(
+    settings: Settings,
+    start: date,
+    end: date,
+    retrain_every: int | None = None,
+    fanout: Fanout = in_process,
+    origin_tasks: int = 1,
+) -> BacktestResult:
+    lake = LakeFS.open(settings.lake_root)
+    history = model_history(settings)
     every: RetrainEvery = retrain_every or "once"
     result = run_backtest(
         history,
@@ -40,6 +54,8 @@ def run_configured_backtest(
         zones=settings.zone_names,
         model_name="deepar",
         origin_timezone=settings.schedule.timezone,
+        fanout=fanout,
+        origin_tasks=origin_tasks,
     )
     if lake.is_local:
         result.write_parquet(Path(lake.path(BACKTESTS)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import random
 import tempfile
 import threading
 import warnings
@@ -50,6 +51,22 @@ def _quiet_gluonts() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
         yield
+
+
+@contextmanager
+def _own_shuffle_random(seed: int) -> Iterator[None]:
+    """gluonts shuffles the training windows with the module-global `random`, which other threads of
+    the process draw from too (a Dask worker's event loop, Prefect's clients): a fit there would
+    depend on their timing. Its shuffle gets a generator of its own, seeded as `seed_everything`
+    seeds the global one, so a fit is the same in any process, and the same as in a quiet one."""
+    import gluonts.itertools
+
+    shared = gluonts.itertools.random
+    gluonts.itertools.random = random.Random(seed)
+    try:
+        yield
+    finally:
+        gluonts.itertools.random = shared
 
 
 def static_reals(window: Window) -> list[float]:
@@ -229,7 +246,11 @@ def train_member(estimator_kwargs: dict, training: TrainingSet, seed: int, out: 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # tips and device notices
         logging.getLogger(name).setLevel(logging.WARNING)
     lightning.seed_everything(seed, verbose=False)
-    with tempfile.TemporaryDirectory(prefix="spotcast-train-") as root, _quiet_gluonts():
+    with (
+        tempfile.TemporaryDirectory(prefix="spotcast-train-") as root,
+        _quiet_gluonts(),
+        _own_shuffle_random(seed),
+    ):
         estimator = make_estimator(**estimator_kwargs, root_dir=root, callbacks=[EpochLog(Path(f"{out}.epochs"))])
         predictor = estimator.train(training.entries(), shuffle_buffer_length=SHUFFLE_BUFFER)
     Path(out).mkdir(parents=True, exist_ok=True)

@@ -97,14 +97,14 @@ def record_run(
     lake: LakeFS,
     settings: Settings,
     pipeline: DeepARPipeline,
-    artifact: Path,
+    artifact: Path | None,
     metrics: dict[str, float],
     tags: dict[str, str],
     training_seconds: float,
     as_of: pd.Timestamp,
 ) -> str:
     """Append one training run to the registry (trained on what was published by `as_of`); returns
-    its run id."""
+    its run id. `artifact` None: the model was not kept (a tuning trial's validation fit)."""
     run_id = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     row = {
         "run_id": run_id,
@@ -119,7 +119,7 @@ def record_run(
         "train_end": pipeline.training_range_[1],
         "data_hash": pipeline.training_data_hash_,
         "training_seconds": training_seconds,
-        "artifact": str(artifact),
+        "artifact": "" if artifact is None else str(artifact),
         "tags": json.dumps(tags, sort_keys=True),
         **{f"metric_{name}": float(value) for name, value in metrics.items()},
     }

@@ -1,0 +1,86 @@
+"""What a study found: its best trials, parameter importances, and Optuna's history and importance
+plots as PNG files (<lake>/reports/tune/<study>/)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from forecasting.tuning.trial import METRICS
+
+HISTORY_PNG = "history.png"
+IMPORTANCE_PNG = "importance.png"
+
+
+def best_trials(study: optuna.Study, top: int = 10) -> pd.DataFrame:
+    """The `top` complete trials by objective (mean CRPS per origin), with their metrics and params."""
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
+    rows = [
+        {
+            "trial": t.number,
+            "crps": t.value,
+            **{name: t.user_attrs.get(name) for name in METRICS if name != "crps"},
+            "seconds": t.user_attrs.get("seconds"),
+            **t.params,
+        }
+        for t in complete[:top]
+    ]
+    return pd.DataFrame(rows)
+
+
+def importances(study: optuna.Study, seed: int = 0) -> dict[str, float]:
+    """fANOVA importance of each parameter for the objective ({} until two trials completed)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return {}
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    return optuna.importance.get_param_importances(study, evaluator=evaluator)
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    states = pd.Series([t.state.name.lower() for t in study.get_trials(deepcopy=False)])
+    return states.value_counts().to_dict()
+
+
+def render(study: optuna.Study, seed: int = 0, top: int = 10) -> str:
+    """The text `spotcast tune --show` prints."""
+    states = ", ".join(f"{n} {state}" for state, n in sorted(counts(study).items())) or "no trials"
+    lines = [f"study {study.study_name}: {states}"]
+    table = best_trials(study, top)
+    if table.empty:
+        return "\n".join([*lines, "no complete trial yet"])
+    lines += ["", "best trials (objective: mean CRPS per validation origin):", table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+    weights = importances(study, seed)
+    if weights:
+        lines += ["", "parameter importances (fANOVA):"]
+        lines += [f"  {name:<22} {weight:.3f}" for name, weight in weights.items()]
+    return "\n".join(lines)
+
+
+def write_plots(study: optuna.Study, folder: Path, seed: int = 0) -> list[Path]:
+    """Optimisation history and (from two complete trials) parameter importances as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as plots
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    figures = {HISTORY_PNG: lambda: plots.plot_optimization_history(study)}
+    if importances(study, seed):
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+        figures[IMPORTANCE_PNG] = lambda: plots.plot_param_importances(study, evaluator=evaluator)
+    for name, draw in figures.items():
+        with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            axes = draw()
+        axes.figure.tight_layout()
+        axes.figure.savefig(folder / name, dpi=100)
+        plt.close(axes.figure)
+        written.append(folder / name)
+    return written

@@ -1,0 +1,177 @@
+"""The study: where it is stored, how trials are asked and told, how an interrupted one resumes.
+
+    <lake>/tuning/<study>.journal    Optuna's journal storage (a file lock guards concurrent writers),
+                                     unless [tune] storage names an Optuna RDB URL (sqlite:///…,
+                                     postgresql://…): the choice for a lake on an object store
+
+Trials run in batches of the cluster's size: every trial of a batch is asked, they run at once
+(`Fanout`), then all are told, in trial order. The TPE sampler of the k-th finished trial is seeded
+with seed + k, so the parameters suggested depend only on the seed and the trials finished before,
+not on timing or on how often the study was interrupted: the same seed gives the same trials and
+the same best trial. A `tune` killed mid-batch leaves trials RUNNING; the next `tune` marks them
+failed and runs their parameters again first. One `tune` per study at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from forecasting import progress
+from forecasting.config import ConfigError, ParamRange, Settings
+from forecasting.evaluation.backtest import Fanout
+from forecasting.lake.files import LakeFS
+from forecasting.model.pipeline import DeepARPipeline
+from forecasting.tuning.trial import TrialOutcome, TrialSpec, run_trial
+
+log = logging.getLogger("spotcast.tune")
+
+TUNING = "tuning"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+NOT_TUNABLE = ("zones", "covariates", "random_state", "n_jobs", "model_id")
+
+
+def distributions(space: dict[str, ParamRange]) -> dict[str, BaseDistribution]:
+    """[tune.space] as Optuna distributions; names must be DeepARPipeline parameters."""
+    tunable = set(DeepARPipeline().get_params()) - set(NOT_TUNABLE)
+    unknown = sorted(set(space) - tunable)
+    if unknown:
+        raise ConfigError(f"[tune.space]: {unknown} are not tunable; tunable: {sorted(tunable)}")
+    made: dict[str, BaseDistribution] = {}
+    for name, bounds in space.items():
+        try:
+            if all(isinstance(v, int) for v in (bounds.low, bounds.high, bounds.step or 1)):
+                made[name] = IntDistribution(int(bounds.low), int(bounds.high), log=bounds.log, step=int(bounds.step or 1))
+            else:
+                made[name] = FloatDistribution(bounds.low, bounds.high, log=bounds.log, step=bounds.step)
+        except ValueError as exc:
+            raise ConfigError(f"[tune.space] {name}: {exc}") from None
+    return made
+
+
+def journal_path(lake: LakeFS, study: str) -> str:
+    return lake.path(TUNING, f"{study}.journal")
+
+
+def storage_of(settings: Settings) -> optuna.storages.BaseStorage | str:
+    """[tune] storage, else the journal file in the lake (which must then be a local folder)."""
+    if settings.tune.storage:
+        return settings.tune.storage
+    lake = LakeFS.open(settings.lake_root)
+    if not lake.is_local:
+        raise ConfigError(
+            f"the lake {settings.lake_root} is not a local folder: set [tune] storage to an Optuna RDB URL"
+        )
+    path = Path(journal_path(lake, settings.tune.study))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def open_study(settings: Settings, resume: bool = True) -> optuna.Study:
+    """The configured study, created on first use; `resume`: trials a killed run left RUNNING are
+    marked failed and their parameters queued to run again (a read-only look passes False)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=settings.tune.study,
+        storage=storage_of(settings),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    study.pruner = pruner_of(settings)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if resume else []
+    for trial in running:
+        log.info("trial %d was interrupted: it runs again", trial.number)
+        study.tell(trial.number, state=TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    return study
+
+
+def pruner_of(settings: Settings) -> optuna.pruners.BasePruner:
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=settings.tune.pruner_startup_trials, n_warmup_steps=settings.tune.pruner_warmup_origins
+    )
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Complete and pruned trials: what the pruner compares with."""
+    return study.get_trials(deepcopy=False, states=FINISHED)
+
+
+def told(study: optuna.Study) -> int:
+    """Trials that count against n_trials: finished ones and those whose parameters failed (not the
+    ones an interruption failed: they run again)."""
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return len(finished(study)) + sum("error" in t.user_attrs for t in failed)
+
+
+def _spec(settings: Settings, study: optuna.Study, trial: optuna.Trial, snapshot: tuple) -> TrialSpec:
+    params = {**settings.model.params, **settings.tune.params, **trial.params}
+    return TrialSpec(
+        number=trial.number,
+        params=params,
+        periods=tuple((p.start, p.end) for p in settings.tune.validation),
+        timezones={z.name: z.timezone for z in settings.zones},
+        origin_timezone=settings.schedule.timezone,
+        threads=settings.tune.trial_threads,
+        pruner=study.pruner,
+        finished=snapshot,
+    )
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+    for step, value in enumerate(outcome.curve):
+        trial.report(value, step)
+    for name, value in outcome.metrics.items():
+        trial.set_user_attr(name, value)
+    trial.set_user_attr("seconds", outcome.seconds)
+    if outcome.error:
+        trial.set_user_attr("error", outcome.error)
+        study.tell(trial, state=TrialState.FAIL)
+    elif outcome.pruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, outcome.value)
+
+
+def optimize(
+    settings: Settings,
+    study: optuna.Study,
+    history: pd.DataFrame,
+    fanout: Fanout,
+    batch_size: int,
+    n_trials: int,
+    timeout_s: float | None = None,
+    on_told: Callable[[optuna.trial.FrozenTrial, TrialOutcome], Any] | None = None,
+) -> None:
+    """Run trials until the study holds `n_trials` told (complete, pruned or failed) ones, in batches of
+    `batch_size`; no new batch starts after `timeout_s`. `on_told` sees each trial once told."""
+    space = distributions(settings.tune.space)
+    began = time.monotonic()
+    with progress.task(f"study {study.study_name}", total=n_trials) as step:
+        step.advance(min(told(study), n_trials))
+        while (done := told(study)) < n_trials:
+            if timeout_s is not None and time.monotonic() - began > timeout_s:
+                log.info("timeout after %d finished trials: run `spotcast tune` again to go on", done)
+                return
+            snapshot = tuple(finished(study))
+            batch = []
+            for position in range(min(batch_size, n_trials - done)):
+                study.sampler = optuna.samplers.TPESampler(seed=settings.tune.seed + done + position)
+                batch.append(study.ask(space))
+            specs = [_spec(settings, study, trial, snapshot) for trial in batch]
+            outcomes = fanout(run_trial, history, specs, f"trials {batch[0].number}–{batch[-1].number}")
+            for trial, outcome in zip(batch, outcomes, strict=True):
+                _tell(study, trial, outcome)
+                if on_told is not None:
+                    on_told(study.get_trials(deepcopy=False)[trial.number], outcome)
+            step.advance(told(study) - done)

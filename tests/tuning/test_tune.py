@@ -1,0 +1,190 @@
+"""`spotcast tune` and the cluster backtest, with a tiny real model on two zones of the bundled
+history: a study on a 2-worker LocalCluster (a real Prefect run), resume after a killed study, a
+pruned trial, and a backtest on the cluster that equals the serial one number for number."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+from spotcast_testing import tiny_config
+
+from forecasting.config import Settings, load_settings
+from forecasting.ingest import runs
+from forecasting.jobs.backtest import run_configured_backtest
+from forecasting.jobs.tune import tune
+from forecasting.lake.files import LakeFS
+from forecasting.model import registry
+from forecasting.tuning.study import distributions, open_study
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+AS_OF = pd.Timestamp("2019-03-15 13:30", tz="UTC")
+TWO_ORIGINS = {"start": "2019-02-04", "end": "2019-02-12"}  # Mondays 4 and 11 February
+ONE_ORIGIN = {"start": "2019-02-04", "end": "2019-02-05"}
+SPACE = {
+    "hidden_size": {"low": 4, "high": 8},
+    "embedding_dimension": {"low": 2, "high": 4},
+    "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+}
+
+
+def tune_table(**changes: object) -> dict:
+    return {
+        "study": "tiny",
+        "seed": 7,
+        "n_trials": 2,
+        "validation": [TWO_ORIGINS],
+        "space": SPACE,
+        "params": {"ensemble_size": 1, "n_jobs": 1},
+        "pruner_startup_trials": 5,
+        "pruner_warmup_origins": 0,
+        **changes,
+    }
+
+
+@pytest.fixture(scope="module")
+def lake_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake of NO1/NO2 (prices and covariates) from June 2018, as published by AS_OF."""
+    folder = tmp_path_factory.mktemp("tune")
+    config = tiny_config(folder, ["NO1", "NO2"], "2018-06-01", tune=tune_table())
+    assert runs.backfill(load_settings(config), as_of=AS_OF).ok
+    return folder
+
+
+def settings_in(folder: Path, **tune_changes: object) -> Settings:
+    """Settings of `folder`'s lake (a copy of the module's lake) with [tune] changed."""
+    return load_settings(tiny_config(folder, ["NO1", "NO2"], "2018-06-01", tune=tune_table(**tune_changes)))
+
+
+@pytest.fixture
+def own_lake(lake_folder: Path, tmp_path: Path) -> Path:
+    """A copy of the module's lake, so each test starts from the same history and no study."""
+    subprocess.run(["cp", "-r", str(lake_folder / "lake"), str(tmp_path / "lake")], check=True)
+    return tmp_path
+
+
+@pytest.fixture
+def prefect_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        DO_NOT_TRACK="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PYTHONPATH=str(PROJECT_ROOT),
+    )
+    return env
+
+
+def spotcast(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "forecasting.cli", *args], env=env, cwd=PROJECT_ROOT, capture_output=True,
+        text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return done
+
+
+def tune_runs(settings: Settings) -> pd.DataFrame:
+    return registry.search_runs(registry.list_runs(LakeFS.open(settings.lake_root)), ["trigger=tune"])
+
+
+def test_a_study_on_a_two_worker_cluster_records_every_trial_and_retrains_the_best(own_lake, prefect_env):
+    settings = settings_in(own_lake)
+    config = str(own_lake / "spotcast.toml")
+    done = spotcast("tune", "--config", config, "--workers", "2", "--as-of", str(AS_OF), env=prefect_env)
+    assert "best trials" in done.stdout and "best trial retrained as run" in done.stdout
+
+    study = open_study(settings, resume=False)
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 2 and all(len(t.intermediate_values) == 2 for t in trials)
+    assert {"rmse", "rmae", "coverage_10_90"} <= set(trials[0].user_attrs)
+    assert Path(settings.lake_root, "tuning", "tiny.journal").is_file()
+
+    recorded = tune_runs(settings)
+    assert sorted(json.loads(t)["trial"] for t in recorded["tags"]) == ["0", "1"]
+    assert recorded[["metric_crps", "metric_rmse", "metric_rmae", "metric_coverage_10_90"]].notna().all().all()
+    best = recorded.sort_values("metric_crps").iloc[0]
+    assert best["metric_crps"] == pytest.approx(study.best_value)
+
+    retrained = registry.search_runs(registry.list_runs(LakeFS.open(settings.lake_root)), ["trigger=tune-best"])
+    assert len(retrained) == 1 and json.loads(retrained["params"][0])["hidden_size"] == study.best_params["hidden_size"]
+    assert registry.champion(LakeFS.open(settings.lake_root)).run_id == retrained["run_id"][0]  # the first model
+    assert Path(settings.lake_root, "reports", "tune", "tiny", "history.png").stat().st_size > 0
+
+    shown = spotcast("tune", "--config", config, "--show", env=prefect_env).stdout
+    assert f"{study.best_trial.number}" in shown and "parameter importances" in shown
+
+
+def killed(function: Callable, shared: object, items: Sequence, description: str) -> list:
+    """A fan-out interrupted (Ctrl-C, a killed process) after its trials were asked."""
+    raise KeyboardInterrupt
+
+
+def test_a_killed_study_resumes_with_the_trials_an_uninterrupted_one_runs(own_lake: Path):
+    settings = settings_in(own_lake, validation=[ONE_ORIGIN])
+    tune(settings, n_trials=1, retrain=False)
+    with pytest.raises(KeyboardInterrupt):
+        tune(settings, fanout=killed, n_trials=2, retrain=False)
+    interrupted = open_study(settings, resume=False).trials[-1]
+    assert interrupted.state == TrialState.RUNNING
+
+    tune(settings, n_trials=2, retrain=False)
+    resumed = open_study(settings, resume=False)
+    assert [t.state for t in resumed.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert resumed.trials[2].params == interrupted.params
+
+    fresh = settings_in(own_lake, validation=[ONE_ORIGIN], study="fresh")
+    tune(fresh, n_trials=2, retrain=False)
+    uninterrupted = open_study(fresh, resume=False)
+    assert [t.params for t in uninterrupted.trials] == [resumed.trials[0].params, resumed.trials[2].params]
+    assert uninterrupted.best_params == resumed.best_params
+    assert uninterrupted.best_value == resumed.best_value
+
+
+def test_a_trial_worse_than_the_median_at_its_first_origin_is_pruned(own_lake: Path):
+    settings = settings_in(own_lake, pruner_startup_trials=1, pruner_warmup_origins=0)
+    study = open_study(settings)
+    excellent = optuna.trial.create_trial(  # as if an earlier trial had scored 0.001 at each origin
+        params={"hidden_size": 8, "embedding_dimension": 3, "learning_rate": 1e-3},
+        distributions=distributions(settings.tune.space),
+        value=0.001,
+        intermediate_values={0: 0.001, 1: 0.001},
+    )
+    study.add_trial(excellent)
+    tune(settings, n_trials=2, retrain=False)
+
+    pruned = open_study(settings, resume=False).trials[1]
+    assert pruned.state == TrialState.PRUNED
+    assert list(pruned.intermediate_values) == [0]  # stopped after its first origin
+    run = tune_runs(settings).iloc[0]
+    assert json.loads(run["tags"])["state"] == "pruned" and run["metric_origins"] == 1
+
+
+def test_a_backtest_on_a_two_worker_cluster_equals_the_serial_one(own_lake, prefect_env):
+    settings = settings_in(own_lake)
+    start, end = pd.Timestamp("2019-02-04").date(), pd.Timestamp("2019-02-19").date()
+    serial = run_configured_backtest(settings, start, end, retrain_every=2)
+
+    config = str(own_lake / "spotcast.toml")
+    spotcast(
+        "backtest", "--config", config, "--start", "2019-02-04", "--end", "2019-02-19",
+        "--retrain-every", "2", "--workers", "2", env=prefect_env,
+    )
+    stored = pd.read_parquet(Path(settings.lake_root, "backtests", "forecasts"))
+    stored = stored.astype({"model": str, "period": str})
+    columns = list(serial.forecasts.columns)
+    key = ["model", "zone", "issued_at", "delivery_hour"]
+    cluster = stored[columns].sort_values(key).reset_index(drop=True)
+    expected = serial.forecasts.sort_values(key).reset_index(drop=True)
+    # Two fits, fanned out too; the first fit's two origins in two tasks, each making its own
+    # calibration forecasts (the same values as the serial run's shared track record).
+    assert len(serial.training_origins) == 2 and len(serial.origins) == 3
+    pd.testing.assert_frame_equal(cluster, expected, check_exact=True, check_dtype=False)
