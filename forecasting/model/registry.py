@@ -170,7 +170,10 @@ def _legacy_as_of(lake: LakeFS, entry: dict) -> str:
     promotion when the run is not in the registry."""
     runs = list_runs(lake)
     match = runs[runs["run_id"] == entry["run_id"]] if len(runs) else runs
-    return (run_as_of(match.iloc[0]) if len(match) else pd.Timestamp(entry["promoted_at"])).isoformat()
+    if len(match):
+        return run_as_of(match.iloc[0]).isoformat()
+    promoted = pd.Timestamp(entry["promoted_at"])
+    return (promoted.tz_localize("UTC") if promoted.tzinfo is None else promoted).isoformat()
 
 
 def _read_champions(lake: LakeFS, path: str, complete: Callable[[dict], dict]) -> list[Champion]:
