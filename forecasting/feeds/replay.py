@@ -113,5 +113,6 @@ class ReplayFeed:
                 f"replay: nothing published for {request.describe()} as of {as_of:%Y-%m-%d %H:%M} UTC"
             )
         values = pd.Series(rows[VALUE].to_numpy(), index=pd.DatetimeIndex(rows[DELIVERY_HOUR]))
-        published = pd.Series(rows[PUBLISHED_AT].to_numpy(), index=values.index)
+        # as naive UTC: the numpy copy of tz-aware stamps would box each one into a Timestamp
+        published = pd.Series(rows[PUBLISHED_AT].dt.tz_localize(None).to_numpy(), index=values.index)
         return to_series_frame(request, values, published, retrieved_at=as_of)
