@@ -157,7 +157,8 @@ def append_series(lake: LakeFS, frame: pd.DataFrame, feed: str) -> AppendResult:
     Per zone × series, its rows are kept as one raw pull and merged into the curated file of each
     delivery year they touch; these files are replaced together (all or none), each once per call."""
     frame = validate_series_frame(frame, f"append from {feed}")
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    # one thread: a pool of its own per call costs more than converting a pull's columns
+    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1).replace_schema_metadata(None)
     row_hashes = _row_hashes(frame)
     years = frame[DELIVERY_HOUR].dt.year.to_numpy()
     result = AppendResult()
