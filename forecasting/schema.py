@@ -80,10 +80,13 @@ def validate_series_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         )
     if frame[DELIVERY_HOUR].ne(frame[DELIVERY_HOUR].dt.floor("h")).any():
         raise SchemaError(f"{where}: delivery_hour values must be whole UTC hours")
-    unknown = set(frame[SERIES_COL]) - set(SERIES)
+    unknown = set(frame[SERIES_COL].unique()) - set(SERIES)
     if unknown:
         raise SchemaError(f"{where}: unknown series {sorted(unknown)}")
-    dupes = frame.duplicated(KEY_COLUMNS)
+    # distinct hours cannot repeat a key: a pull (one zone × series) needs no string comparisons
+    dupes = frame[DELIVERY_HOUR].duplicated()
+    if dupes.any():
+        dupes = frame.duplicated(KEY_COLUMNS)
     if dupes.any():
         first = frame.loc[dupes, KEY_COLUMNS].iloc[0].to_dict()
         raise SchemaError(f"{where}: {int(dupes.sum())} duplicate zone/series/hour rows, e.g. {first}")
