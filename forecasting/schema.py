@@ -64,7 +64,8 @@ def validate_series_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     missing = [c for c in SERIES_COLUMNS if c not in frame.columns]
     if missing:
         raise SchemaError(f"{where}: missing columns {missing}")
-    frame = frame[SERIES_COLUMNS]
+    if list(frame.columns) != SERIES_COLUMNS:  # selecting copies every column: only when needed
+        frame = frame[SERIES_COLUMNS]
     for col in _UTC_COLUMNS:
         dtype = frame[col].dtype
         if not (isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC"):

@@ -58,6 +58,17 @@ CURATED_FILE_SCHEMA = pa.schema(
         (FEED, pa.string()),
     ]
 )
+SERIES_TABLE_SCHEMA = pa.schema(
+    [
+        (ZONE, pa.string()),
+        (SERIES_COL, pa.string()),
+        (DELIVERY_HOUR, TS),
+        (VALUE, pa.float64()),
+        (UNIT, pa.string()),
+        (PUBLISHED_AT, TS),
+        (RETRIEVED_AT, TS),
+    ]
+)
 CURATED_PARTITIONING = ds.partitioning(
     pa.schema([(SERIES_COL, pa.string()), (ZONE, pa.string()), (YEAR, pa.int32())]), flavor="hive"
 )
@@ -81,7 +92,8 @@ class AppendResult:
 
 
 def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """Per row, a hash of what was fetched, not when (the same for a row whatever frame holds it)."""
+    """Per row, a hash of what was fetched, not when (the same for a row whatever frame holds it, and
+    whether its strings are categories or not)."""
     content = frame[[ZONE, SERIES_COL, DELIVERY_HOUR, VALUE, UNIT, PUBLISHED_AT]]
     return pd.util.hash_pandas_object(content, index=False).to_numpy()
 
@@ -156,13 +168,18 @@ def append_series(lake: LakeFS, frame: pd.DataFrame, feed: str) -> AppendResult:
 
     Per zone × series, its rows are kept as one raw pull and merged into the curated file of each
     delivery year they touch; these files are replaced together (all or none), each once per call."""
+    # zone, series and unit hold a few distinct strings: as categories, the checks, hashes and
+    # grouping below compare those few instead of one string per row
+    frame = frame.astype({c: "category" for c in (ZONE, SERIES_COL, UNIT) if c in frame.columns})
     frame = validate_series_frame(frame, f"append from {feed}")
     # one thread: a pool of its own per call costs more than converting a pull's columns
-    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1).replace_schema_metadata(None)
+    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    table = table.replace_schema_metadata(None).cast(SERIES_TABLE_SCHEMA)  # categories as plain strings
     row_hashes = _row_hashes(frame)
     years = frame[DELIVERY_HOUR].dt.year.to_numpy()
     result = AppendResult()
-    for (zone, series), positions in frame.groupby([ZONE, SERIES_COL], sort=True).indices.items():
+    pairs = frame.groupby([ZONE, SERIES_COL], sort=True, observed=True).indices
+    for (zone, series), positions in pairs.items():
         rows = table.take(positions)
         files: dict[str, pa.Table | bytes] = {}
         raw_path = _new_raw_path(lake, feed, rows, _content_name(row_hashes[positions]))
