@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from forecasting.config import Publication
-from forecasting.schema import DELIVERY_HOUR, PUBLISHED_AT, SERIES_COL, ZONE
+from forecasting.schema import PUBLISHED_AT
 
 
 def published_at(delivery_hours: pd.DatetimeIndex, rule: Publication, timezone: str) -> pd.DatetimeIndex:
@@ -41,19 +41,6 @@ def newest_published_hour(as_of: pd.Timestamp, rule: Publication, timezone: str)
 
 def first_unpublished_hour(as_of: pd.Timestamp, rule: Publication, timezone: str) -> pd.Timestamp:
     return newest_published_hour(as_of, rule, timezone) + pd.Timedelta(hours=1)
-
-
-def stamp_publication(
-    frame: pd.DataFrame, rules: dict[str, Publication], timezones: dict[str, str]
-) -> pd.Series:
-    """UTC publication instant of every row of a tidy frame (zone, series, delivery_hour)."""
-    stamps = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
-    for (zone, series), rows in frame.groupby([ZONE, SERIES_COL], sort=False):
-        if series not in rules:
-            raise KeyError(f"no publication rule configured for series {series!r}")
-        hours = pd.DatetimeIndex(rows[DELIVERY_HOUR])
-        stamps.loc[rows.index] = published_at(hours, rules[series], timezones[zone])
-    return stamps
 
 
 def known_at(frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:

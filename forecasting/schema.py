@@ -64,7 +64,8 @@ def validate_series_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     missing = [c for c in SERIES_COLUMNS if c not in frame.columns]
     if missing:
         raise SchemaError(f"{where}: missing columns {missing}")
-    frame = frame[SERIES_COLUMNS]
+    if list(frame.columns) != SERIES_COLUMNS:  # selecting copies every column: only when needed
+        frame = frame[SERIES_COLUMNS]
     for col in _UTC_COLUMNS:
         dtype = frame[col].dtype
         if not (isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC"):
@@ -80,10 +81,13 @@ def validate_series_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         )
     if frame[DELIVERY_HOUR].ne(frame[DELIVERY_HOUR].dt.floor("h")).any():
         raise SchemaError(f"{where}: delivery_hour values must be whole UTC hours")
-    unknown = set(frame[SERIES_COL]) - set(SERIES)
+    unknown = set(frame[SERIES_COL].unique()) - set(SERIES)
     if unknown:
         raise SchemaError(f"{where}: unknown series {sorted(unknown)}")
-    dupes = frame.duplicated(KEY_COLUMNS)
+    # distinct hours cannot repeat a key: a pull (one zone × series) needs no string comparisons
+    dupes = frame[DELIVERY_HOUR].duplicated()
+    if dupes.any():
+        dupes = frame.duplicated(KEY_COLUMNS)
     if dupes.any():
         first = frame.loc[dupes, KEY_COLUMNS].iloc[0].to_dict()
         raise SchemaError(f"{where}: {int(dupes.sum())} duplicate zone/series/hour rows, e.g. {first}")

@@ -12,10 +12,20 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.config import Publication, Settings
-from forecasting.feeds.base import DataNotAvailable, NotCovered, SeriesRequest, to_series_frame
+from forecasting.feeds.base import DataNotAvailable, NotCovered, SeriesRequest
 from forecasting.feeds.bundled import read_history_source
-from forecasting.publication import stamp_publication
-from forecasting.schema import DELIVERY_HOUR, PRICE, PUBLISHED_AT, SERIES_COL, VALUE, ZONE
+from forecasting.publication import published_at
+from forecasting.schema import (
+    DELIVERY_HOUR,
+    PRICE,
+    PUBLISHED_AT,
+    RETRIEVED_AT,
+    SERIES_COL,
+    SERIES_COLUMNS,
+    VALUE,
+    ZONE,
+    validate_series_frame,
+)
 
 
 def utc_now() -> pd.Timestamp:
@@ -29,19 +39,30 @@ def _modified(source: str) -> tuple[float, ...]:
     return tuple(f.stat().st_mtime for f in files if f.exists())
 
 
+Pairs = dict[tuple[str, str], pd.DataFrame]
+
+
 @lru_cache(maxsize=4)
-def _stamped_history(
+def _stamped_pairs(
     source: str,
     rules: tuple[tuple[str, Publication], ...],
     timezones: tuple[tuple[str, str], ...],
     modified: tuple[float, ...],
-) -> pd.DataFrame:
-    """Read and stamp a recording once per process: a run builds several feeds over one source
-    (the replay clock's end, then the pulls), and reading 1.8 M rows costs seconds each time."""
-    zone_timezones = dict(timezones)
+) -> Pairs:
+    """Read and stamp a recording once per process, split per zone × series and sorted by hour: a run
+    builds several feeds over one source (the replay clock's end, then the pulls), reading 1.8 M rows
+    costs seconds each time, and a fetch then slices one pair instead of scanning all rows."""
+    zone_timezones, publication = dict(timezones), dict(rules)
     history = read_history_source(source, zone_timezones)
-    history[PUBLISHED_AT] = stamp_publication(history, dict(rules), zone_timezones)
-    return history.sort_values([ZONE, SERIES_COL, DELIVERY_HOUR]).reset_index(drop=True)
+    pairs = {}
+    for (zone, series), rows in history.dropna(subset=[VALUE]).groupby([ZONE, SERIES_COL], sort=True):
+        if series not in publication:
+            raise KeyError(f"no publication rule configured for series {series!r}")
+        rows = rows.sort_values(DELIVERY_HOUR).reset_index(drop=True)
+        hours = pd.DatetimeIndex(rows[DELIVERY_HOUR])
+        rows[PUBLISHED_AT] = published_at(hours, publication[series], zone_timezones[zone])
+        pairs[(zone, series)] = rows
+    return pairs
 
 
 class ReplayFeed:
@@ -76,30 +97,32 @@ class ReplayFeed:
         )
 
     @cached_property
-    def history(self) -> pd.DataFrame:
-        """All recorded rows, stamped with the instant each became public (shared: do not mutate)."""
-        return _stamped_history(
+    def _pairs(self) -> Pairs:
+        """The recording per zone × series (shared: do not mutate)."""
+        return _stamped_pairs(
             self.source,
             tuple(sorted(self.rules.items())),
             tuple(sorted(self.timezones.items())),
             _modified(self.source),
         )
 
+    @cached_property
+    def history(self) -> pd.DataFrame:
+        """All recorded rows, stamped with the instant each became public, sorted by zone, series
+        and hour."""
+        return pd.concat(self._pairs.values(), ignore_index=True)
+
     def recording_end(self) -> pd.Timestamp:
         """The replay's natural "now": the last instant at which the recorded prices of every zone
         were still complete (the earliest of their final publication times). Covariates that end
         earlier in the recording (NO5 wind stops in 2016) are simply not covered after their end."""
-        prices = self.history[self.history[SERIES_COL] == PRICE]
-        return prices.groupby(ZONE)[PUBLISHED_AT].max().min()
-
-    @cached_property
-    def _by_pair(self) -> dict[tuple[str, str], pd.DataFrame]:
-        """The history split per zone × series, each sorted by hour: a fetch slices, never scans."""
-        return {key: rows.reset_index(drop=True) for key, rows in self.history.groupby([ZONE, SERIES_COL])}
+        return min(
+            rows[PUBLISHED_AT].iloc[-1] for (_, series), rows in self._pairs.items() if series == PRICE
+        )
 
     def fetch(self, request: SeriesRequest) -> pd.DataFrame:
-        as_of = self.clock()
-        pair = self._by_pair.get((request.zone.name, request.series))
+        as_of = pd.Timestamp(self.clock()).tz_convert("UTC")
+        pair = self._pairs.get((request.zone.name, request.series))
         if pair is None:
             raise NotCovered(f"replay: the recording holds no {request.series} of {request.zone.name}")
         hours = pair[DELIVERY_HOUR]
@@ -112,6 +135,6 @@ class ReplayFeed:
             raise DataNotAvailable(
                 f"replay: nothing published for {request.describe()} as of {as_of:%Y-%m-%d %H:%M} UTC"
             )
-        values = pd.Series(rows[VALUE].to_numpy(), index=pd.DatetimeIndex(rows[DELIVERY_HOUR]))
-        published = pd.Series(rows[PUBLISHED_AT].to_numpy(), index=values.index)
-        return to_series_frame(request, values, published, retrieved_at=as_of)
+        # the recording is already tidy: served as is, with this pull's retrieval time
+        frame = rows.assign(**{RETRIEVED_AT: as_of})[SERIES_COLUMNS].reset_index(drop=True)
+        return validate_series_frame(frame, f"replay {request.describe()}")

@@ -1,5 +1,6 @@
 """Planning pulls: the daily run (the new delivery day(s), checked for freshness) and the backfill
-(history in chunks of at most a year, resuming after what the lake already holds)."""
+(history in chunks of at most a year that never cross a UTC new year, resuming after what the lake
+already holds)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def _newest_by_pair(lake_newest: pd.DataFrame) -> dict[tuple[str, str], pd.Times
 def _utc(day: date | pd.Timestamp) -> pd.Timestamp:
     stamp = pd.Timestamp(day)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _next_new_year(stamp: pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(year=stamp.year + 1, month=1, day=1, tz="UTC")
 
 
 def plan_daily(settings: Settings, lake_newest: pd.DataFrame, as_of: pd.Timestamp) -> list[PullPlan]:
@@ -104,7 +109,8 @@ def plan_backfill(
     as_of: pd.Timestamp | None = None,
 ) -> list[PullPlan]:
     """Chunked history pulls from `start` (default: history.start) up to `end` (exclusive, UTC) or,
-    without `end`, up to everything published by `as_of` (day-ahead series reach into tomorrow).
+    without `end`, up to everything published by `as_of` (day-ahead series reach into tomorrow);
+    chunks are at most backfill_chunk_days long and each lies within one UTC year.
 
     With `resume`, each zone × series starts after the newest hour already in the lake, so an
     interrupted backfill picks up where it stopped."""
@@ -117,7 +123,9 @@ def plan_backfill(
             landed = newest.get((zone.name, series))
             cursor = max(first, landed + HOUR) if landed is not None else first
             while cursor < stop_at:
-                stop = min(cursor + chunk, stop_at)
+                # a chunk ends at the UTC new year too: it lands in one curated (year) file, so a
+                # backfill writes each year file once instead of once per chunk that touches it
+                stop = min(cursor + chunk, _next_new_year(cursor), stop_at)
                 plans.append(PullPlan(feed, SeriesRequest(zone, series, cursor, stop)))
                 cursor = stop
     return plans

@@ -23,6 +23,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ STALE_TEMPORARY = pd.Timedelta(hours=1)
 # A lock file without a valid holder record this old was left by a writer killed while creating it.
 STALE_UNREADABLE_LOCK = pd.Timedelta(seconds=10)
 LOCK_POLL_S = 0.2
+LOCAL_WRITERS = 8  # temporaries of one write written at once (see LakeFS._writers)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -112,20 +114,27 @@ class LakeFS:
 
     def write_tables_atomic(self, files: dict[str, pa.Table | bytes]) -> None:
         """Write several files (Parquet tables or bytes) that belong together: all are written to
-        temporary files first and only then renamed over the old ones, so a failure while writing
-        (a full disk, a bad table) replaces none of them. LakeWriteError names the file on OSError."""
-        written: dict[str, str] = {}
+        temporary files first and only then renamed over the old ones (in the order given), so a
+        failure while writing (a full disk, a bad table) replaces none of them. LakeWriteError names
+        the file on OSError."""
+        temporaries: dict[str, str] = {}  # final path → its temporary, once written
+
+        def write(path: str, content: pa.Table | bytes) -> None:
+            temporaries[path] = self._write_temporary(content, path)
+
         current = ""
         try:
-            for current, content in files.items():
-                written[current] = self._write_temporary(content, current)
-            for current, tmp in written.items():
+            with ThreadPoolExecutor(max_workers=self._writers(len(files))) as pool:
+                futures = {path: pool.submit(write, path, content) for path, content in files.items()}
+            for current in files:
+                futures[current].result()  # the first failure, in the order given
+            for current in files:
                 if self.is_local:
-                    os.replace(tmp, current)
+                    os.replace(temporaries[current], current)
                 else:
-                    self.fs.mv(tmp, current)
+                    self.fs.mv(temporaries[current], current)
         except BaseException as exc:
-            for tmp in written.values():
+            for tmp in temporaries.values():
                 with contextlib.suppress(OSError):
                     if self.fs.exists(tmp):
                         self.fs.rm(tmp)
@@ -134,6 +143,12 @@ class LakeFS:
                     f"could not write {current}: {_one_line(exc)}; the lake keeps its previous files"
                 ) from exc
             raise
+
+    def _writers(self, files: int) -> int:
+        """Local temporaries are written side by side: Parquet encoding runs outside the GIL, and
+        concurrent fsyncs share the file system's journal commits where one after the other each
+        waits for its own. Other file systems get one file at a time."""
+        return max(1, min(files, LOCAL_WRITERS if self.is_local else 1))
 
     def _write_temporary(self, content: pa.Table | bytes, path: str) -> str:
         folder = path.rsplit("/", 1)[0]

@@ -58,6 +58,17 @@ CURATED_FILE_SCHEMA = pa.schema(
         (FEED, pa.string()),
     ]
 )
+SERIES_TABLE_SCHEMA = pa.schema(
+    [
+        (ZONE, pa.string()),
+        (SERIES_COL, pa.string()),
+        (DELIVERY_HOUR, TS),
+        (VALUE, pa.float64()),
+        (UNIT, pa.string()),
+        (PUBLISHED_AT, TS),
+        (RETRIEVED_AT, TS),
+    ]
+)
 CURATED_PARTITIONING = ds.partitioning(
     pa.schema([(SERIES_COL, pa.string()), (ZONE, pa.string()), (YEAR, pa.int32())]), flavor="hive"
 )
@@ -80,82 +91,111 @@ class AppendResult:
         self.files_written += other.files_written
 
 
-def _content_hash(frame: pd.DataFrame) -> str:
-    """Hash of what was fetched, not when: identical pulls map to the same raw file."""
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, a hash of what was fetched, not when (the same for a row whatever frame holds it, and
+    whether its strings are categories or not)."""
     content = frame[[ZONE, SERIES_COL, DELIVERY_HOUR, VALUE, UNIT, PUBLISHED_AT]]
-    hashed = pd.util.hash_pandas_object(content, index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:32]
+    return pd.util.hash_pandas_object(content, index=False).to_numpy()
 
 
-def write_raw_pull(lake: LakeFS, frame: pd.DataFrame, feed: str) -> str | None:
-    """Keep one pull as fetched, with its retrieval time; returns the file or None if already kept."""
-    if frame.empty:
-        return None
-    zone, series = frame[ZONE].iloc[0], frame[SERIES_COL].iloc[0]
-    pulled = frame[RETRIEVED_AT].min().strftime("%Y-%m-%d")
+def _content_name(row_hashes: np.ndarray) -> str:
+    """Raw file name of one pull: identical pulls map to the same raw file."""
+    return f"{hashlib.sha256(row_hashes.tobytes()).hexdigest()[:32]}.parquet"
+
+
+def _kept_names(lake: LakeFS, folder: str) -> set[str]:
+    """Names of the raw files kept in one feed × series × zone folder (all pull days)."""
+    if not lake.exists(folder):
+        return set()
+    return {p.rsplit("/", 1)[-1] for p in lake.fs.find(folder, withdirs=False)}
+
+
+def _new_raw_path(lake: LakeFS, feed: str, rows: pa.Table, name: str) -> str | None:
+    """Where one pull (one zone × series) is kept as fetched; None when a pull of the same content
+    is kept already (on any day)."""
+    zone, series = rows.column(ZONE)[0].as_py(), rows.column(SERIES_COL)[0].as_py()
     folder = lake.path(RAW, f"{FEED}={feed}", f"{SERIES_COL}={series}", f"{ZONE}={zone}")
-    name = f"{_content_hash(frame)}.parquet"
-    if lake.exists(folder) and any(p.endswith("/" + name) for p in lake.fs.find(folder)):
+    if name in _kept_names(lake, folder):
         return None
-    path = f"{folder}/pulled={pulled}/{name}"
-    # zone and series are in the path (hive keys); repeating them in the file confuses readers
-    content = frame.drop(columns=[ZONE, SERIES_COL])
-    lake.write_table_atomic(pa.Table.from_pandas(content, preserve_index=False), path)
-    return path
+    pulled = pc.min(rows.column(RETRIEVED_AT)).as_py().strftime("%Y-%m-%d")
+    return f"{folder}/pulled={pulled}/{name}"
 
 
 def curated_file(lake: LakeFS, series: str, zone: str, year: int) -> str:
     return lake.path(CURATED, f"{SERIES_COL}={series}", f"{ZONE}={zone}", f"{YEAR}={year}", DATA_FILE)
 
 
-def _read_partition(lake: LakeFS, path: str) -> pd.DataFrame:
+def _read_partition(lake: LakeFS, path: str) -> pa.Table | None:
+    """The stored rows of one curated file in the curated schema; None when there is no file."""
     if not lake.exists(path):
-        return pd.DataFrame(
-            {
-                c: pd.Series(dtype=t.to_pandas_dtype())
-                for c, t in zip(CURATED_FILE_SCHEMA.names, CURATED_FILE_SCHEMA.types, strict=True)
-            }
-        )
-    return lake.read_table(path).to_pandas()
+        return None
+    table = lake.read_table(path)
+    try:
+        return table.select(CURATED_FILE_SCHEMA.names).cast(CURATED_FILE_SCHEMA)
+    except (KeyError, pa.ArrowException) as exc:
+        raise CorruptFile(path, f"not a curated series file: {exc}") from exc
 
 
-def _merge(existing: pd.DataFrame, incoming: pd.DataFrame) -> tuple[pd.DataFrame, AppendResult]:
+def _merge(existing: pa.Table | None, incoming: pa.Table) -> tuple[pa.Table, AppendResult]:
     """Upsert by delivery hour: new hours are added, changed values replace the old row (the raw area
     keeps the old pull), identical values keep the stored row untouched."""
-    joined = incoming.merge(
-        existing[[DELIVERY_HOUR, VALUE]],
-        on=DELIVERY_HOUR,
-        how="left",
-        suffixes=("", "_stored"),
-        indicator=True,
+    if existing is None:
+        return incoming.sort_by(DELIVERY_HOUR), AppendResult(new_rows=incoming.num_rows)
+    stored_at = pc.index_in(incoming.column(DELIVERY_HOUR), value_set=existing.column(DELIVERY_HOUR))
+    is_new = stored_at.is_null().to_numpy(zero_copy_only=False)
+    stored = existing.column(VALUE).take(stored_at).to_numpy(zero_copy_only=False)  # NaN where new
+    same = ~is_new & np.isclose(incoming.column(VALUE).to_numpy(), stored, rtol=0, atol=1e-9)
+    is_changed = ~same  # new or revised
+    result = AppendResult(int(is_new.sum()), int((is_changed & ~is_new).sum()), int(same.sum()))
+    changed = incoming.filter(is_changed)
+    replaced = pc.is_in(existing.column(DELIVERY_HOUR), value_set=changed.column(DELIVERY_HOUR))
+    kept = existing.filter(pc.invert(replaced))
+    return pa.concat_tables([kept, changed]).sort_by(DELIVERY_HOUR), result
+
+
+def _curated_rows(rows: pa.Table, feed: str) -> pa.Table:
+    """Rows of one zone × series in the curated file schema (the feed that delivered them added)."""
+    delivered_by = pa.repeat(pa.scalar(feed), rows.num_rows)
+    return (
+        rows.select(CURATED_FILE_SCHEMA.names[:-1])
+        .append_column(FEED, delivered_by)
+        .cast(CURATED_FILE_SCHEMA)
     )
-    is_new = joined["_merge"].eq("left_only").to_numpy()
-    same = np.isclose(joined[VALUE], joined[f"{VALUE}_stored"], rtol=0, atol=1e-9, equal_nan=True)
-    is_revised = ~is_new & ~same
-    changed = incoming[is_new | is_revised]
-    result = AppendResult(int(is_new.sum()), int(is_revised.sum()), int((~is_new & same).sum()))
-    kept = existing[~existing[DELIVERY_HOUR].isin(changed[DELIVERY_HOUR])]
-    merged = pd.concat([kept, changed], ignore_index=True).sort_values(DELIVERY_HOUR)
-    return merged.reset_index(drop=True), result
 
 
 def append_series(lake: LakeFS, frame: pd.DataFrame, feed: str) -> AppendResult:
-    """Append a tidy series frame (any zones/series) idempotently. The caller holds the write lock."""
+    """Append a tidy series frame (any zones/series) idempotently. The caller holds the write lock.
+
+    Per zone × series, its rows are kept as one raw pull and merged into the curated file of each
+    delivery year they touch; these files are replaced together (all or none), each once per call."""
+    # zone, series and unit hold a few distinct strings: as categories, the checks, hashes and
+    # grouping below compare those few instead of one string per row
+    frame = frame.astype({c: "category" for c in (ZONE, SERIES_COL, UNIT) if c in frame.columns})
     frame = validate_series_frame(frame, f"append from {feed}")
+    # one thread: a pool of its own per call costs more than converting a pull's columns
+    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    table = table.replace_schema_metadata(None).cast(SERIES_TABLE_SCHEMA)  # categories as plain strings
+    row_hashes = _row_hashes(frame)
+    years = frame[DELIVERY_HOUR].dt.year.to_numpy()
     result = AppendResult()
-    for (zone, series), rows in frame.groupby([ZONE, SERIES_COL], sort=True):
-        result.raw_file = write_raw_pull(lake, rows, feed) or result.raw_file
-        incoming = rows.drop(columns=[ZONE, SERIES_COL]).assign(**{FEED: feed})
-        for year, part in incoming.groupby(incoming[DELIVERY_HOUR].dt.year, sort=True):
+    pairs = frame.groupby([ZONE, SERIES_COL], sort=True, observed=True).indices
+    for (zone, series), positions in pairs.items():
+        rows = table.take(positions)
+        files: dict[str, pa.Table | bytes] = {}
+        raw_path = _new_raw_path(lake, feed, rows, _content_name(row_hashes[positions]))
+        if raw_path:
+            # zone and series are in the path (hive keys); repeating them in the file confuses readers
+            files[raw_path] = rows.drop_columns([ZONE, SERIES_COL])
+            result.raw_file = raw_path
+        incoming, pair_years = _curated_rows(rows, feed), years[positions]
+        for year in np.unique(pair_years):
             path = curated_file(lake, series, zone, int(year))
-            merged, part_result = _merge(_read_partition(lake, path), part)
-            if part_result.new_rows or part_result.revised_rows:
-                table = pa.Table.from_pandas(
-                    merged[CURATED_FILE_SCHEMA.names], CURATED_FILE_SCHEMA, preserve_index=False
-                )
-                lake.write_table_atomic(table, path)
-                part_result.files_written.append(path)
-            result.add(part_result)
+            merged, year_result = _merge(_read_partition(lake, path), incoming.filter(pair_years == year))
+            if year_result.new_rows or year_result.revised_rows:
+                files[path] = merged
+                year_result.files_written.append(path)
+            result.add(year_result)
+        lake.write_tables_atomic(files)
     return result
 
 

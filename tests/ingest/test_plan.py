@@ -59,7 +59,10 @@ def test_backfill_on_an_empty_lake_covers_history_in_contiguous_chunks(make_sett
         assert all(a.request.end == b.request.start for a, b in itertools.pairwise(chunks))
         assert all(c.request.end - c.request.start <= pd.Timedelta(days=100) for c in chunks)
         assert all(c.expected_newest is None and c.feed == "replay" for c in chunks)
-    assert len(plans) == 4 * 6  # 525 days in chunks of 100
+        # no chunk crosses the new year: each lands in one curated year file
+        assert all(c.request.start.year == (c.request.end - pd.Timedelta(hours=1)).year for c in chunks)
+        assert utc("2023-01-01") in {c.request.start for c in chunks}
+    assert len(plans) == 4 * 6  # 365 days in chunks of 100 (4), then 160 days (2)
 
 
 def test_resumed_backfill_starts_each_pair_after_its_newest_hour(
