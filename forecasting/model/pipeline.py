@@ -367,8 +367,8 @@ class DeepARPipeline(BaseEstimator):
         stored too. The estimator itself is left unchanged."""
         self._check_fitted()
         issued_at = pd.Timestamp(issued_at).tz_convert("UTC")
-        known = known_at(self._validate(history), issued_at)
-        known = known[known[DELIVERY_HOUR] >= issued_at - self.history_needed]
+        history = self._validate(history)
+        known = known_at(history[history[DELIVERY_HOUR] >= issued_at - self.history_needed], issued_at)
         present = set(known[ZONE].unique())
         for zone in self.zones_:
             if zone not in present:
