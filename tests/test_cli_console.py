@@ -46,9 +46,9 @@ def test_a_backfill_without_a_terminal_prints_plain_lines_and_its_result_last(tm
     assert done.returncode == 0, done.stderr
     console = done.stdout + done.stderr
     assert "\r" not in console and "\x1b" not in console  # no bar redraws, no colours
-    assert "Finished in state" not in console  # Prefect's per-task lines stay in the log file
+    assert "Finished in state" not in console  # Prefect's run-state lines stay in the log file
     assert done.stdout.rstrip().splitlines()[-1].startswith("replay wind_onshore_da")  # feed status last
     logs = list((tmp_path / "lake" / "logs").glob("*/backfill-*.log"))
     assert len(logs) == 1
     assert f"full log in {logs[0]}" in done.stderr
-    assert "Finished in state Completed()" in logs[0].read_text()
+    assert "prefect.flow_runs: Finished in state Completed(" in logs[0].read_text()

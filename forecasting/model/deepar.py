@@ -45,12 +45,21 @@ SHUFFLE_BUFFER = 1024
 def _quiet_gluonts() -> Iterator[None]:
     """Notices about the libraries' own code, not ours, that would drown the training progress:
     gluonts 0.17 indexes tensors with lists (torch warns on every batch), its lightning module
-    defines a validation step we do not use, and lightning calls a deprecated torch API."""
+    defines a validation step we do not use, lightning calls a deprecated torch API and prints tips.
+    Levels and filters are restored on the way out."""
+    loggers = [logging.getLogger(name) for name in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Using a non-tuple sequence", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-        yield
+        for logger in loggers:  # lightning's tips and device notices (its loggers print on their own)
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 @contextmanager
@@ -243,8 +252,6 @@ def train_member(estimator_kwargs: dict, training: TrainingSet, seed: int, out: 
     done are written to `<out>.epochs`."""
     if threads:
         torch.set_num_threads(threads)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # tips and device notices
-        logging.getLogger(name).setLevel(logging.WARNING)
     lightning.seed_everything(seed, verbose=False)
     with (
         tempfile.TemporaryDirectory(prefix="spotcast-train-") as root,
