@@ -146,11 +146,10 @@ def wait_for_deployments(api_url: str, process: subprocess.Popen, log: Path, tim
 # --- fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`prefect server start` on a free loopback port, SQLite in a tmp PREFECT_HOME: a server of
-    one's own, as `serve` finds it through PREFECT_API_URL."""
-    home = tmp_path_factory.mktemp("prefect-home")
+@contextlib.contextmanager
+def own_prefect_server(home: Path) -> Iterator[str]:
+    """`prefect server start` on a free loopback port, SQLite in `home`: a server of one's own, as
+    `serve` finds it through PREFECT_API_URL (yields its API URL)."""
     port = free_port()
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with (home / "server.log").open("ab") as out:
@@ -167,6 +166,22 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         kill_tree(process, grace_s=10)
+
+
+@pytest.fixture(scope="module")
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The module's server (the `served` runner's deployments live on it)."""
+    with own_prefect_server(tmp_path_factory.mktemp("prefect-home")) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_server(tmp_path: Path) -> Iterator[str]:
+    """A server with no deployment yet: no runner of another test can take its runs."""
+    home = tmp_path / "server-home"
+    home.mkdir()
+    with own_prefect_server(home) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -438,7 +453,7 @@ def test_prefect_yaml_deploys_the_flows_on_the_configured_schedule() -> None:
 
 @pytest.mark.slow
 def test_prefect_yaml_backfill_on_a_process_worker_logs_retries_and_their_waits_in_the_run(
-    api_url: str, tmp_path: Path
+    empty_server: str, tmp_path: Path
 ) -> None:
     """`prefect deploy --all` and a process worker, as docs/operations.md describes, on a real server.
     One feed never answers: its retries, with their waits, are Spotcast lines in the run's log."""
@@ -447,7 +462,7 @@ def test_prefect_yaml_backfill_on_a_process_worker_logs_retries_and_their_waits_
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    env = {**prefect_env(tmp_path / "home", api_url), "ENTSOE_API_TOKEN": "test-token-not-secret"}
+    env = {**prefect_env(tmp_path / "home", empty_server), "ENTSOE_API_TOKEN": "test-token-not-secret"}
     prefect = [sys.executable, "-m", "prefect"]
 
     def cli(*args: str) -> None:
@@ -487,7 +502,7 @@ def test_prefect_yaml_backfill_on_a_process_worker_logs_retries_and_their_waits_
             start_new_session=True,
         )
     try:
-        with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        with temporary_settings(updates={PREFECT_API_URL: empty_server}), get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name(f"{DAILY}/{DAILY}")
             [entry] = deployment.schedules
             assert (entry.schedule.cron, entry.schedule.timezone) == ("0 14 * * *", "Europe/Oslo")
