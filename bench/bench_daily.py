@@ -74,7 +74,7 @@ def library_daily(config: Path) -> None:
     settings = load_settings(config)
     as_of = runs.resolve_as_of(settings, None)
     report = runs.daily(settings, as_of)[-1]
-    model = registry.load_champion(LakeFS.open(settings.lake_root), settings, as_of)
+    model = registry.load_champion(LakeFS.of(settings), settings, as_of)
     issued = issue_forecast(settings, model, as_of, report.table())
     write_daily_report(settings, issued, report.table(), publish=True)
 

@@ -32,7 +32,7 @@ def champion_task(settings: Settings, as_of: pd.Timestamp) -> DeepARPipeline:
     promotes one first when the registry holds none yet, or when that champion was written by a
     Spotcast whose model format this version cannot forecast with; refuses (NoChampion, saying how
     to train one) when every model was trained on data published after `as_of`."""
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     try:
         return _load(lake, settings, as_of)
     except registry.NoChampion:
@@ -70,5 +70,5 @@ def forecast_task(
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_task(settings: Settings, issued: IssuedForecast, ingest_table: pd.DataFrame | None) -> Path:
+def report_task(settings: Settings, issued: IssuedForecast, ingest_table: pd.DataFrame | None) -> str:
     return write_daily_report(settings, issued, ingest_table, publish=True)

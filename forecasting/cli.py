@@ -250,7 +250,7 @@ def _print_lake(args: argparse.Namespace) -> int:
     """The lake's rows per zone × series (of what was published by --as-of, when given); files that
     cannot be read are named (exit 3), not fatal."""
     settings = _settings(args)
-    scan = scan_lake(LakeFS.open(settings.lake_root), zones=args.zones, as_of=args.as_of)
+    scan = scan_lake(LakeFS.of(settings), zones=args.zones, as_of=args.as_of)
     table = scan.table
     known = f" published by {args.as_of}" if args.as_of is not None else ""
     print(f"\nlake {settings.lake_root}: {int(table['rows'].sum()) if len(table) else 0} curated rows{known}")
@@ -275,7 +275,7 @@ def _print_issued_forecast(args: argparse.Namespace) -> None:
 
     settings = load_settings(args.config)
     issue_date = issue_date_of(resolve_as_of(settings, args.as_of), settings.schedule.timezone)
-    forecast = read_forecast(LakeFS.open(settings.lake_root), issue_date, args.zones)
+    forecast = read_forecast(LakeFS.of(settings), issue_date, args.zones)
     models = ", ".join(sorted(forecast["model_id"].unique()))
     print(f"\nforecast issued {issue_date} ({len(forecast)} rows) with {models}")
     print(render_summary(summary_table(forecast)))
@@ -385,7 +385,7 @@ def _run_models_list(args: argparse.Namespace) -> int:
     from forecasting.model.registry import list_runs, search_runs
 
     settings = load_settings(args.config)
-    runs = search_runs(list_runs(LakeFS.open(settings.lake_root)), args.where, args.sort, args.desc)
+    runs = search_runs(list_runs(LakeFS.of(settings)), args.where, args.sort, args.desc)
     if runs.empty:
         print("no training runs match")
         return EXIT_OK
@@ -401,7 +401,7 @@ def _run_models_promote(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     as_of = resolve_as_of(settings, args.as_of)
-    champion = promote(LakeFS.open(settings.lake_root), args.run_id, args.reason, as_of)
+    champion = promote(LakeFS.of(settings), args.run_id, args.reason, as_of)
     print(f"champion from {as_of} on: {champion.model_id} (run {champion.run_id}): {champion.reason}")
     return EXIT_OK
 
@@ -436,7 +436,7 @@ def _run_check(args: argparse.Namespace) -> int:
     from forecasting.lake.check import check_files
 
     settings = _settings(args)
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     corrupt = check_files(lake)
     as_of = resolve_as_of(settings, args.as_of)
     holes, _ = find_holes(settings, lake, as_of)
@@ -480,7 +480,7 @@ def _run_console(args: argparse.Namespace, display: Console) -> Iterator[None]:
     """Progress bars (on a terminal) for the command, and for a run its log file in the lake."""
     with contextlib.ExitStack() as stack:
         if args.command in LOGGED_COMMANDS:
-            lake = LakeFS.open(load_settings(args.config).lake_root)
+            lake = LakeFS.of(load_settings(args.config))
             path = stack.enter_context(console.run_log(lake, args.command))
             logging.getLogger("spotcast").info("spotcast %s: full log in %s", args.command, path)
         stack.enter_context(console.session(display))

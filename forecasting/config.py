@@ -219,6 +219,9 @@ class TuneConfig(_Strict):
 
 class Settings(_Strict):
     lake_root: str
+    # An S3-compatible server for an s3:// lake (MinIO, Ceph); default AWS, or AWS_ENDPOINT_URL.
+    # Credentials are never configured here: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile.
+    lake_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^@/]+(/.*)?$")
     # A landing holds the lake's write lock for seconds: wait this long for another run's landing
     # before failing with LakeBusy.
     lake_lock_wait_s: float = Field(default=300.0, ge=0)

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
@@ -135,21 +133,18 @@ def run_log(lake: LakeFS, command: str) -> Iterator[str]:
     """Log everything of this run to a file in the lake (yields its path); an exception leaving the
     block is logged there with its traceback before it propagates."""
     path = log_path(lake, command, pd.Timestamp.now())
-    local = Path(path) if lake.is_local else Path(tempfile.mkstemp(suffix=".log")[1])
-    local.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(local, encoding="utf-8")
-    handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter(FILE_FORMAT))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield path
-    except BaseException:
-        log.debug("the run ended with an error", exc_info=True)
-        raise
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-        if not lake.is_local:
-            lake.fs.put_file(str(local), path)
-            local.unlink()
+    folder, name = path.rsplit("/", 1)
+    with lake.staged(folder) as local:
+        handler = logging.FileHandler(local / name, encoding="utf-8")
+        handler.setLevel(logging.DEBUG)
+        handler.setFormatter(logging.Formatter(FILE_FORMAT))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        try:
+            yield path
+        except BaseException:
+            log.debug("the run ended with an error", exc_info=True)
+            raise
+        finally:
+            root.removeHandler(handler)
+            handler.close()

@@ -55,7 +55,7 @@ def _calibration_weeks(runs: pd.DataFrame) -> int:
 
 
 def lineage(settings: Settings, issue_date: date, zone: str) -> Lineage:
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     forecast = read_forecast(lake, issue_date, zones=[zone])
     issued_at = pd.Timestamp(forecast[ISSUED_AT].iloc[0])
     model_id = str(forecast[MODEL_ID].iloc[0])

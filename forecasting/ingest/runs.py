@@ -119,7 +119,7 @@ def backfill(
     as_of = resolve_as_of(settings, as_of)
     end = as_utc(end)
     check_backfill_range(settings, as_of, start, end)
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     if repair:
         set_aside_corrupt_files(settings, lake, "repair")
         holes, _ = find_holes(settings, lake, as_of, start, end)
@@ -141,7 +141,7 @@ def daily(
     """Returns the reports of the runs done: [backfill, daily] on an empty lake, else [daily].
     `backfill_first(as_of)` runs that backfill (default: `backfill` with the same hooks)."""
     as_of = resolve_as_of(settings, as_of)
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     reports = []
     landed = newest_landed(lake)
     if landed.table.empty:

@@ -26,7 +26,7 @@ BACKTESTS = "backtests"
 def model_history(settings: Settings) -> pd.DataFrame:
     """Every row of the configured zones and the model's series in the lake (backtests and tuning cut
     it at each origin's publication time themselves)."""
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     history = read_series(lake, series=model_series(build_pipeline(settings)), zones=settings.zone_names)
     if history.empty:
         raise MissingData(f"the lake {settings.lake_root} is empty: run `spotcast backfill` first")
@@ -41,7 +41,7 @@ def run_configured_backtest(
     fanout: Fanout = in_process,
     origin_tasks: int = 1,
 ) -> BacktestResult:
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     history = model_history(settings)
     every: RetrainEvery = retrain_every or "once"
     result = run_backtest(

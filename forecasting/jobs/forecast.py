@@ -55,7 +55,7 @@ def issue_forecast(
     out: Path | None = None,
 ) -> IssuedForecast:
     """Forecast from the rows published by `issued_at` and store the issue (replacing a re-issue)."""
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     start = issued_at - model.history_needed
     history = read_series(lake, zones=list(model.zones_), start=start, as_of=issued_at)
     record = model.predict(history, issued_at, LakeTrackRecord(lake))

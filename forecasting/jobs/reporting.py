@@ -3,8 +3,6 @@ reports area, mirrored as Prefect artifacts when running inside a flow."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from forecasting.config import Settings
@@ -20,11 +18,8 @@ from forecasting.schema import ISSUED_AT, MODEL_ID, PRICE
 RECENT_DAYS = 28  # history drawn and gap-checked beside the forecast
 
 
-def reports_dir(settings: Settings, issued: IssuedForecast) -> Path:
-    """Reports live in the lake when it is local; a remote lake gets them under data/reports."""
-    lake = LakeFS.open(settings.lake_root)
-    base = Path(lake.root) if lake.is_local else Path(settings.models_root).parent / "reports"
-    return base / "reports" / f"issue_date={issued.issue_date.isoformat()}"
+def reports_folder(lake: LakeFS, issued: IssuedForecast) -> str:
+    return lake.path("reports", f"issue_date={issued.issue_date.isoformat()}")
 
 
 def scored_track_record(
@@ -43,25 +38,28 @@ def scored_track_record(
 
 def write_daily_report(
     settings: Settings, issued: IssuedForecast, ingest_table: pd.DataFrame | None, publish: bool = False
-) -> Path:
-    lake = LakeFS.open(settings.lake_root)
+) -> str:
+    """The report bundle of `issued` in the lake's reports area; returns its folder there."""
+    lake = LakeFS.of(settings)
     issued_at = pd.Timestamp(issued.forecast[ISSUED_AT].iloc[0])
     timezones = {z.name: z.timezone for z in settings.zones}
     recent = read_series(
         lake, zones=settings.zone_names, start=issued_at - pd.Timedelta(days=RECENT_DAYS), as_of=issued_at
     )
-    bundle = write_report_bundle(
-        reports_dir(settings, issued),
-        issued.forecast,
-        recent,
-        ingest_table,
-        issued.inputs,
-        scan_lake(lake, as_of=issued_at).table,  # the lake as it stood then, not as it stands now
-        timezones,
-        as_of=issued_at,
-        due=due_hours(settings.series, timezones, issued_at),
-        track_record=scored_track_record(lake, issued, timezones),
-    )
-    if publish:
-        publish_prefect_artifacts(bundle)
-    return bundle.directory
+    folder = reports_folder(lake, issued)
+    with lake.staged(folder) as local:
+        bundle = write_report_bundle(
+            local,
+            issued.forecast,
+            recent,
+            ingest_table,
+            issued.inputs,
+            scan_lake(lake, as_of=issued_at).table,  # the lake as it stood then, not as it stands now
+            timezones,
+            as_of=issued_at,
+            due=due_hours(settings.series, timezones, issued_at),
+            track_record=scored_track_record(lake, issued, timezones),
+        )
+        if publish:
+            publish_prefect_artifacts(bundle)
+    return folder

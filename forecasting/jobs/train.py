@@ -74,7 +74,7 @@ def score_recent(
     """Overall metrics of `models` and both baselines on the same recent weekly issues. The models'
     raw forecasts of these issues (and of their calibration issues) go to the lake's track record."""
     timezones = {z.name: z.timezone for z in settings.zones}
-    record = LakeTrackRecord(LakeFS.open(settings.lake_root))
+    record = LakeTrackRecord(LakeFS.of(settings))
     factories = {name: (lambda m=model: Prefitted(TrackedPipeline(m, record))) for name, model in models.items()}
     factories[SEASONAL_NAIVE] = lambda: SeasonalNaive(timezones)
     factories[SEASONAL_NAIVE_EMPIRICAL] = lambda: SeasonalNaiveEmpirical(timezones)
@@ -109,7 +109,7 @@ def _decide(
 def train(
     settings: Settings, as_of: pd.Timestamp, tags: dict[str, str] | None = None, promote: bool = True
 ) -> TrainResult:
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     pipeline = build_pipeline(settings)
     history = read_series(lake, series=model_series(pipeline), zones=settings.zone_names, as_of=as_of)
     if history.empty:

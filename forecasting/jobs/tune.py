@@ -6,9 +6,7 @@ enters through the champion/challenger rule of `train` (promoted only if it beat
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -52,7 +50,7 @@ def tune(
     as_of: pd.Timestamp | None = None,
 ) -> TuneResult:
     """Run (or resume) the study up to `n_trials` told trials ([tune] n_trials by default)."""
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     history = model_history(settings)
     study = open_study(settings)
 
@@ -84,12 +82,8 @@ def record_trial(
 def save_plots(lake: LakeFS, study: optuna.Study, seed: int) -> list[str]:
     """Optuna's history and importance plots into the lake's reports area."""
     folder = reports_folder(lake, study.study_name)
-    if lake.is_local:
-        return [str(p) for p in write_plots(study, Path(folder), seed)]
-    with tempfile.TemporaryDirectory() as tmp:
-        written = write_plots(study, Path(tmp), seed)
-        for path in written:
-            lake.fs.put_file(str(path), f"{folder}/{path.name}")
+    with lake.staged(folder) as local:
+        written = write_plots(study, local, seed)
     return [f"{folder}/{p.name}" for p in written]
 
 

@@ -1,9 +1,11 @@
 """The lake's file system: local paths or fsspec URLs (s3://, memory://), atomic file replacement,
 and the single-writer lock.
 
-Atomicity: every file is written to a hidden temporary name in its final folder and then renamed
-over the old one, so a reader (or a run after `kill -9`) sees either the old or the new file, never
-half of one. Readers skip hidden files (pyarrow ignores names starting with '.' or '_').
+Atomicity: on a local lake every file is written to a hidden temporary name in its final folder and
+then renamed over the old one, so a reader (or a run after `kill -9`) sees either the old or the new
+file, never half of one. Readers skip hidden files (pyarrow ignores names starting with '.' or '_').
+An object store has no rename (a move is a copy and a delete): each file is one PUT to its final key,
+which the store makes visible whole or not at all.
 
 Temporary names carry the writer's pid and host (`.tmp-<pid>-<host>-<random>`), so the clean-up of
 leftovers removes only those of writers that are gone (a dead pid on this host, or older than
@@ -20,12 +22,15 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
 import pandas as pd
@@ -33,7 +38,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from forecasting.errors import LakeError
+from forecasting.errors import ConfigError, LakeError
+
+if TYPE_CHECKING:
+    from forecasting.config import Settings
 
 log = logging.getLogger("spotcast.lake")
 
@@ -44,7 +52,9 @@ STALE_TEMPORARY = pd.Timedelta(hours=1)
 # A lock file without a valid holder record this old was left by a writer killed while creating it.
 STALE_UNREADABLE_LOCK = pd.Timedelta(seconds=10)
 LOCK_POLL_S = 0.2
-LOCAL_WRITERS = 8  # temporaries of one write written at once (see LakeFS._writers)
+# Local temporaries of one write written at once: Parquet encoding runs outside the GIL, and
+# concurrent fsyncs share the file system's journal commits where one after the other each waits.
+LOCAL_WRITERS = 8
 
 
 def _one_line(exc: BaseException) -> str:
@@ -74,6 +84,35 @@ class LakeWriteError(LakeError):
     """A lake file could not be written (a full disk, no permission); nothing was replaced."""
 
 
+def _encoded(content: pa.Table | bytes) -> bytes:
+    if isinstance(content, bytes):
+        return content
+    buffer = io.BytesIO()
+    pq.write_table(content, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _check_bucket(lake: LakeFS, url: str) -> None:
+    """One request to the lake's bucket, so that missing credentials, a missing bucket or a refusal
+    is one clear line rather than a traceback from deep inside a run."""
+    from botocore.exceptions import BotoCoreError, NoCredentialsError, PartialCredentialsError
+
+    bucket = lake.root.split("/", 1)[0]
+    try:
+        lake.fs.info(bucket)
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise ConfigError(
+            f"no credentials for the lake {url} ({_one_line(exc)}): set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment"
+        ) from None
+    except FileNotFoundError:
+        raise LakeError(f"the lake {url}: bucket {bucket!r} does not exist; create it first") from None
+    except PermissionError as exc:
+        raise LakeError(f"the lake {url}: access denied ({_one_line(exc)})") from None
+    except (OSError, BotoCoreError) as exc:
+        raise LakeError(f"cannot reach the lake {url}: {_one_line(exc)}") from None
+
+
 def _host_tag() -> str:
     return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
@@ -91,9 +130,27 @@ class LakeFS:
     root: str
 
     @classmethod
-    def open(cls, url: str) -> LakeFS:
-        fs, root = fsspec.core.url_to_fs(url)
-        return cls(fs=fs, root=root.rstrip("/"))
+    def open(cls, url: str, endpoint_url: str | None = None) -> LakeFS:
+        """The lake at `url`; an s3:// lake is checked to be reachable (LakeError or ConfigError
+        otherwise) and talks to `endpoint_url` when given (an S3-compatible server). Credentials
+        come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, a profile), never from
+        the configuration."""
+        if not url.startswith("s3://"):
+            fs, root = fsspec.core.url_to_fs(url)
+            return cls(fs=fs, root=root.rstrip("/"))
+        # Listings are read fresh each time: other processes write to the same lake.
+        options: dict[str, object] = {"use_listings_cache": False}
+        if endpoint_url:
+            options["endpoint_url"] = endpoint_url
+        fs, root = fsspec.core.url_to_fs(url, **options)
+        lake = cls(fs=fs, root=root.rstrip("/"))
+        _check_bucket(lake, url)
+        return lake
+
+    @classmethod
+    def of(cls, settings: Settings) -> LakeFS:
+        """The configured lake (`lake_root`, `lake_endpoint_url`)."""
+        return cls.open(settings.lake_root, settings.lake_endpoint_url)
 
     @property
     def is_local(self) -> bool:
@@ -113,10 +170,15 @@ class LakeFS:
         self.write_tables_atomic({path: table})
 
     def write_tables_atomic(self, files: dict[str, pa.Table | bytes]) -> None:
-        """Write several files (Parquet tables or bytes) that belong together: all are written to
-        temporary files first and only then renamed over the old ones (in the order given), so a
-        failure while writing (a full disk, a bad table) replaces none of them. LakeWriteError names
+        """Write several files (Parquet tables or bytes) that belong together, replacing old ones in
+        the order given, and only after every table was encoded: a bad table replaces none of them.
+        Locally all are written to temporaries first, so a full disk replaces none either; on an
+        object store each is one PUT to its final key, so a store failure part-way leaves the files
+        before it replaced (a re-run of the idempotent write completes it). LakeWriteError names
         the file on OSError."""
+        if not self.is_local:
+            self._put_in_order({path: _encoded(content) for path, content in files.items()})
+            return
         temporaries: dict[str, str] = {}  # final path → its temporary, once written
 
         def write(path: str, content: pa.Table | bytes) -> None:
@@ -124,57 +186,71 @@ class LakeFS:
 
         current = ""
         try:
-            with ThreadPoolExecutor(max_workers=self._writers(len(files))) as pool:
+            with ThreadPoolExecutor(max_workers=min(len(files), LOCAL_WRITERS) or 1) as pool:
                 futures = {path: pool.submit(write, path, content) for path, content in files.items()}
             for current in files:
                 futures[current].result()  # the first failure, in the order given
             for current in files:
-                if self.is_local:
-                    os.replace(temporaries[current], current)
-                else:
-                    self.fs.mv(temporaries[current], current)
+                os.replace(temporaries[current], current)
         except BaseException as exc:
             for tmp in temporaries.values():
                 with contextlib.suppress(OSError):
-                    if self.fs.exists(tmp):
-                        self.fs.rm(tmp)
+                    os.remove(tmp)
             if isinstance(exc, OSError):
                 raise LakeWriteError(
                     f"could not write {current}: {_one_line(exc)}; the lake keeps its previous files"
                 ) from exc
             raise
 
-    def _writers(self, files: int) -> int:
-        """Local temporaries are written side by side: Parquet encoding runs outside the GIL, and
-        concurrent fsyncs share the file system's journal commits where one after the other each
-        waits for its own. Other file systems get one file at a time."""
-        return max(1, min(files, LOCAL_WRITERS if self.is_local else 1))
+    def _put_in_order(self, files: dict[str, bytes]) -> None:
+        for number, (path, content) in enumerate(files.items()):
+            try:
+                self.fs.pipe_file(path, content)
+            except OSError as exc:
+                done = (
+                    f"the {number} file(s) before it in this write were replaced"
+                    if number
+                    else "nothing was replaced"
+                )
+                raise LakeWriteError(
+                    f"could not write {path}: {_one_line(exc)}; {done}, a re-run completes the write"
+                ) from exc
 
     def _write_temporary(self, content: pa.Table | bytes, path: str) -> str:
+        """Local temporaries are written side by side (see LOCAL_WRITERS), each durable (fsync)
+        before it can be renamed into sight."""
         folder = path.rsplit("/", 1)[0]
         tmp = temporary_name(folder)
         try:
-            self.fs.makedirs(folder, exist_ok=True)
-            if self.is_local:
-                if isinstance(content, pa.Table):
-                    pq.write_table(content, tmp, compression="zstd")
-                else:
-                    with open(tmp, "wb") as handle:
-                        handle.write(content)
-                with open(tmp, "rb+") as handle:  # durable before it becomes visible
-                    os.fsync(handle.fileno())
+            os.makedirs(folder, exist_ok=True)
+            if isinstance(content, pa.Table):
+                pq.write_table(content, tmp, compression="zstd")
             else:
-                if isinstance(content, pa.Table):
-                    buffer = io.BytesIO()
-                    pq.write_table(content, buffer, compression="zstd")
-                    content = buffer.getvalue()
-                self.fs.pipe_file(tmp, content)
+                with open(tmp, "wb") as handle:
+                    handle.write(content)
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
         except BaseException:
             with contextlib.suppress(OSError):
-                if self.fs.exists(tmp):
-                    self.fs.rm(tmp)
+                os.remove(tmp)
             raise
         return tmp
+
+    @contextmanager
+    def staged(self, folder: str) -> Iterator[Path]:
+        """A local folder for files made by other libraries (charts, logs) that belong in the lake's
+        `folder`: that folder itself on a local lake; elsewhere a temporary one whose files are
+        uploaded when the block ends, also when it ends with an error (a run's log must land)."""
+        if self.is_local:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            yield Path(folder)
+            return
+        with tempfile.TemporaryDirectory(prefix="spotcast-") as tmp:
+            try:
+                yield Path(tmp)
+            finally:
+                for local in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
+                    self.fs.put_file(str(local), f"{folder}/{local.relative_to(tmp).as_posix()}")
 
     def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
         """Read a Parquet file; CorruptFile names it when it is corrupt (a missing one raises
@@ -287,8 +363,8 @@ def _busy_message(lake: LakeFS, path: str, holder: dict | str) -> str:
 @contextmanager
 def write_lock(lake: LakeFS, purpose: str, wait_s: float = 0.0) -> Iterator[None]:
     """Hold the lake's single-writer lock, waiting up to `wait_s` for another writer to release it
-    (LakeBusy after that). Local roots use an O_EXCL lock file; on object stores, which have no
-    exclusive create, the lock is advisory (documented in the README)."""
+    (LakeBusy after that). The lock file is created exclusively: O_EXCL on a local root, a
+    conditional PUT (If-None-Match: *) on an object store."""
     path = lake.path(LOCK_NAME)
     holder = {
         "pid": os.getpid(),
@@ -296,7 +372,8 @@ def write_lock(lake: LakeFS, purpose: str, wait_s: float = 0.0) -> Iterator[None
         "since": pd.Timestamp.now(tz="UTC").isoformat(),
         "purpose": purpose,
     }
-    lake.fs.makedirs(lake.root, exist_ok=True)
+    if lake.is_local:
+        os.makedirs(lake.root, exist_ok=True)
     _acquire(lake, path, holder, wait_s)
     try:
         yield
@@ -316,9 +393,8 @@ def _create(lake: LakeFS, path: str, holder: dict) -> bool:
                 os.remove(path)  # an empty lock would block others for a while
                 raise
             return True
-        if lake.fs.exists(path):
-            return False
-        lake.fs.pipe_file(path, json.dumps(holder).encode())
+        # Only one of two concurrent conditional PUTs succeeds; the other gets 412 (FileExistsError).
+        lake.fs.pipe_file(path, json.dumps(holder).encode(), mode="create")
         return True
     except FileExistsError:
         return False

@@ -67,7 +67,7 @@ def storage_of(settings: Settings) -> optuna.storages.BaseStorage | str:
     """[tune] storage, else the journal file in the lake (which must then be a local folder)."""
     if settings.tune.storage:
         return settings.tune.storage
-    lake = LakeFS.open(settings.lake_root)
+    lake = LakeFS.of(settings)
     if not lake.is_local:
         raise ConfigError(
             f"the lake {settings.lake_root} is not a local folder: set [tune] storage to an Optuna RDB URL"
