@@ -68,14 +68,13 @@ def write_config(path: Path, **changes: object) -> Path:
 
 def tiny_config(folder: Path, zones: list[str], history_start: str, **changes: object) -> Path:
     """A configuration file in `folder`: lake and models there, only `zones`, history from
-    `history_start`, the tiny model; `changes` replace further top-level keys."""
+    `history_start`, the tiny model; `changes` replace further top-level keys (the lake's too)."""
     raw = tomllib.loads(DEFAULT_CONFIG.read_text())
-    return write_config(
-        folder / "spotcast.toml",
-        lake_root=str(folder / "lake"),
-        models_root=str(folder / "models"),
-        zones=[z for z in raw["zones"] if z["name"] in zones],
-        history={**raw["history"], "start": history_start},
-        model={**raw["model"], "params": TINY_PARAMS},
-        **changes,
-    )
+    tiny: dict[str, object] = {
+        "lake_root": str(folder / "lake"),
+        "models_root": str(folder / "models"),
+        "zones": [z for z in raw["zones"] if z["name"] in zones],
+        "history": {**raw["history"], "start": history_start},
+        "model": {**raw["model"], "params": TINY_PARAMS},
+    }
+    return write_config(folder / "spotcast.toml", **{**tiny, **changes})
