@@ -254,15 +254,29 @@ def quota_hashes() -> dict[str, int]:
     return {p: hash(fs.cat_file(p)) for p in files}
 
 
-def test_a_full_object_store_fails_the_landing_in_one_line_and_replaces_nothing(quota_lake: Lake) -> None:
-    backfill(quota_lake.settings, as_of=FILLED_AS_OF)
-    before = quota_hashes()
-    QuotaFileSystem.quota = sum(len(fsspec.filesystem("quotamem").cat_file(p)) for p in before) + 2048
+def test_a_full_object_store_fails_the_landing_in_one_line_keeps_every_file_whole_and_a_rerun_completes_it(
+    quota_lake: Lake,
+) -> None:
+    # An object store has no rename: each file is one PUT to its final key, so a store that fills up
+    # part-way leaves the files before the failure replaced, each whole; the next run completes it.
+    settings = quota_lake.settings
+    backfill(settings, as_of=FILLED_AS_OF)
+    lake = LakeFS.of(settings)
+    before = read_series(lake)
+    QuotaFileSystem.quota = sum(len(fsspec.filesystem("quotamem").cat_file(p)) for p in quota_hashes()) + 2048
 
-    with pytest.raises(LakeWriteError, match=r"No space left on device.*keeps its previous files"):
-        backfill(quota_lake.settings, as_of=AS_OF)
+    with pytest.raises(LakeWriteError, match=r"No space left on device.*a re-run completes the write"):
+        backfill(settings, as_of=AS_OF)
 
-    assert quota_hashes() == before
+    assert_kept(before, read_series(lake))  # every file still reads, and no row was lost
+    QuotaFileSystem.quota = 10**9
+    assert backfill(settings, as_of=AS_OF).ok
+    clean = settings.model_copy(update={"lake_root": "memory://clean-of-quota-test/lake"})
+    backfill(clean, as_of=AS_OF)
+    try:
+        assert without_retrieval(read_series(lake)).equals(without_retrieval(read_series(LakeFS.of(clean))))
+    finally:
+        fsspec.filesystem("memory").rm("/clean-of-quota-test", recursive=True)
 
 
 # --- locks and two writers -------------------------------------------------------------------------
