@@ -4,10 +4,13 @@ published by its training origins (at least once per period), next to the season
 
     .venv/bin/python bench/bench_backtest.py [--retrain-every once|N] [--out /tmp/spotcast-backtest]
                                              [--report docs/backtest.md] [--periods 2019 crisis]
-                                             [--set PARAM=VALUE ...]   (overrides [model.params])
+                                             [--workers N] [--set PARAM=VALUE ...]
+                                             (--set overrides [model.params]; --workers: worker
+                                             processes, default the cores; 1 runs all in this one)
 
-Prints the markdown tables (overall and per horizon week) and the median training / forecast times
-of the model, writes the report to --report and the Parquet results (forecasts/, metrics/) to --out.
+Prints the markdown tables (overall and per horizon week) and the wall time of each stage (fits, raw
+forecasts, origins), writes the report to --report and the Parquet results (forecasts/, metrics/) to
+--out.
 
 Caveat: times are for THIS machine (printed in the report); on a shared machine other processes
 inflate them.
@@ -17,14 +20,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
+import os
 import sys
 import time
-from dataclasses import dataclass, field
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Self
-
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,10 +32,10 @@ from measure import children_peak_mb, machine, param, peak_mb
 
 from forecasting.config import load_settings
 from forecasting.evaluation.backtest import BacktestResult, run_backtest
+from forecasting.evaluation.fanout import ProcessFanout, in_process
 from forecasting.feeds.replay import ReplayFeed
-from forecasting.forecast_frame import ForecastRecord
 from forecasting.jobs.train import build_pipeline
-from forecasting.model.pipeline import DeepARPipeline, TrackedPipeline
+from forecasting.model.pipeline import TrackedPipeline
 
 MODEL_NAME = "deepar"
 PERIODS: dict[str, tuple[str, str]] = {
@@ -45,45 +45,21 @@ PERIODS: dict[str, tuple[str, str]] = {
 PERIOD_LABELS = {"2019": "2019", "crisis": "2022-07_2023-06"}
 
 
-@dataclass
-class Timings:
-    fit: list[float] = field(default_factory=list)
-    predict: list[float] = field(default_factory=list)
-
-
-class TimedPipeline:
-    """A DeepARPipeline forecasting with one in-memory track record (each issue is forecast once,
-    as in the daily runs), with the wall time of every fit and predict recorded."""
-
-    def __init__(self, pipeline: DeepARPipeline, timings: Timings) -> None:
-        self.tracked = TrackedPipeline(pipeline)
-        self.timings = timings
-
-    def fit(self, history: pd.DataFrame) -> Self:
-        began = time.perf_counter()
-        self.tracked.fit(history)
-        self.timings.fit.append(time.perf_counter() - began)
-        return self
-
-    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> ForecastRecord:
-        began = time.perf_counter()
-        forecast = self.tracked.predict(history, issued_at)
-        self.timings.predict.append(time.perf_counter() - began)
-        return forecast
-
-
 def retrain_every(value: str) -> int | str:
     return value if value == "once" else int(value)
 
 
+def stage_line(result: BacktestResult) -> str:
+    seconds = result.stage_seconds
+    return (
+        f"{result.period}: fit {seconds['fits']:.0f} s, {result.raw_forecasts} raw forecasts "
+        f"{seconds['raw forecasts']:.0f} s, {len(result.origins)} origins {seconds['origins']:.0f} s"
+    )
+
+
 def report(
-    results: dict[str, BacktestResult],
-    timings: Timings,
-    retrain: int | str,
-    overrides: dict[str, object],
-    wall: float,
+    results: dict[str, BacktestResult], retrain: int | str, overrides: dict[str, object], workers: int, wall: float
 ) -> str:
-    fit, predict = statistics.median(timings.fit), statistics.median(timings.predict)
     schedule = "once per period (at its first origin)" if retrain == "once" else f"every {retrain} origins"
     lines = [
         "# Backtest of the configured DeepARPipeline (NO1–NO5)",
@@ -99,11 +75,11 @@ def report(
         "and `level_shape_naive` (the model's anchor alone: newest 2-day level + 8-week median weekly "
         "shape, deciles = point).",
         "",
-        f"Model training: median {fit:.0f} s over {len(timings.fit)} fit(s) (min {min(timings.fit):.0f}, "
-        f"max {max(timings.fit):.0f}); forecast of one issue (5 zones): median {predict:.1f} s over "
-        f"{len(timings.predict)} issue(s); the whole run {wall / 60:.1f} min, peak RSS {peak_mb():.0f} MB "
-        f"(largest worker {children_peak_mb():.0f} MB). Machine: {machine()} — the times are for this "
-        "machine only; compare numbers measured on the same machine.",
+        f"Wall time per stage on {workers} worker process(es) — "
+        + "; ".join(stage_line(result) for result in results.values())
+        + f". The whole run {wall / 60:.1f} min, peak RSS {peak_mb():.0f} MB (largest worker "
+        f"{children_peak_mb():.0f} MB). Machine: {machine()} — the times are for this machine only; "
+        "compare numbers measured on the same machine.",
         "",
     ]
     for result in results.values():
@@ -117,6 +93,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/spotcast-backtest"))
     parser.add_argument("--report", type=Path, default=Path("docs/backtest.md"))
     parser.add_argument("--periods", nargs="+", choices=list(PERIODS), default=list(PERIODS))
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--set", type=param, action="append", default=[], metavar="PARAM=VALUE",
                         help="override a [model.params] value of the configuration, e.g. ensemble_size=3")
     args = parser.parse_args()
@@ -128,31 +105,29 @@ def main() -> None:
     settings = load_settings()
     history = ReplayFeed.from_settings(settings).history
     timezones = {zone.name: zone.timezone for zone in settings.zones}
-    timings = Timings()
     results = {}
-    for name in args.periods:
-        start, end = PERIODS[name]
-        results[name] = run_backtest(
-            history,
-            lambda: TimedPipeline(build_pipeline(settings).set_params(**dict(args.set)), timings),
-            start,
-            end,
-            timezones=timezones,
-            retrain_every=args.retrain_every,
-            model_name=MODEL_NAME,
-            period=PERIOD_LABELS[name],
-        )
-        results[name].write_parquet(args.out)
-        print(results[name].to_markdown(), flush=True)
+    with ProcessFanout(args.workers) if args.workers > 1 else nullcontext(in_process) as fanout:
+        for name in args.periods:
+            start, end = PERIODS[name]
+            results[name] = run_backtest(
+                history,
+                lambda: TrackedPipeline(build_pipeline(settings).set_params(**dict(args.set))),
+                start,
+                end,
+                timezones=timezones,
+                retrain_every=args.retrain_every,
+                model_name=MODEL_NAME,
+                period=PERIOD_LABELS[name],
+                fanout=fanout,
+                origin_tasks=args.workers,
+            )
+            results[name].write_parquet(args.out)
+            print(results[name].to_markdown(), flush=True)
+            print(stage_line(results[name]), flush=True)
     wall = time.perf_counter() - began
-    text = report(results, timings, args.retrain_every, dict(args.set), wall)
+    text = report(results, args.retrain_every, dict(args.set), args.workers, wall)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text)
-    print(
-        f"training: median {statistics.median(timings.fit):.1f} s over {len(timings.fit)} fit(s): "
-        f"{[round(t) for t in timings.fit]}"
-    )
-    print(f"forecast: median {statistics.median(timings.predict):.1f} s over {len(timings.predict)} issue(s)")
     print(f"wall time {wall / 60:.1f} min; peak RSS {peak_mb():.0f} MB (largest worker {children_peak_mb():.0f} MB)")
     print(f"machine: {machine()}; report → {args.report}; parquet → {args.out}")
 

@@ -21,7 +21,7 @@ from prefect.context import FlowRunContext
 from prefect_dask import DaskTaskRunner
 
 from forecasting import progress
-from forecasting.evaluation.backtest import Fanout, in_process
+from forecasting.evaluation.fanout import Fanout, in_process
 
 
 def local_workers(threads: int = 1) -> int:

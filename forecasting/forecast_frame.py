@@ -88,7 +88,7 @@ def make_forecast_frame(
     ordered = np.sort(np.asarray(quantiles, dtype="float64"), axis=1)
     frame = pd.DataFrame(ordered, columns=list(QUANTILE_COLUMNS))
     frame.insert(0, ZONE, zone)
-    frame.insert(1, ISSUED_AT, pd.Timestamp(issued_at).tz_convert("UTC"))
+    frame.insert(1, ISSUED_AT, pd.Timestamp(issued_at).tz_convert("UTC").as_unit("ns"))
     frame.insert(2, DELIVERY_HOUR, delivery_hours)
     frame.insert(3, LOCAL_TIME, delivery_hours.tz_convert(timezone).strftime("%Y-%m-%dT%H:%M%z"))
     frame.insert(4, HORIZON_HOUR, np.arange(1, len(delivery_hours) + 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
 from time import perf_counter
@@ -30,11 +30,12 @@ from forecasting.evaluation.baselines import (
     SeasonalNaive,
     SeasonalNaiveEmpirical,
 )
+from forecasting.evaluation.fanout import Fanout, in_process
 from forecasting.evaluation.metrics import MODEL, score
 from forecasting.evaluation.report import render_markdown
 from forecasting.forecast_frame import Forecaster, ForecastRecord, frame_of
 from forecasting.publication import known_at
-from forecasting.schema import FORECAST_COLUMNS, PRICE, SERIES_COL, ZONE
+from forecasting.schema import DELIVERY_HOUR, FORECAST_COLUMNS, PRICE, SERIES_COL, ZONE
 
 log = logging.getLogger("spotcast.evaluation")
 
@@ -78,6 +79,8 @@ class BacktestResult:
     training_origins: pd.DatetimeIndex
     forecasts: pd.DataFrame
     metrics: pd.DataFrame
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
+    raw_forecasts: int = 0  # raw forecasts made ahead of the origins (see fill_track_records)
 
     def to_markdown(self) -> str:
         title = f"Backtest {self.period}: {len(self.origins)} weekly issues"
@@ -105,23 +108,6 @@ class BacktestResult:
         return root
 
 
-class Fanout(Protocol):
-    """Runs `function(shared, item)` for every item and returns the results in item order. `shared`
-    is the same for every item (the history): a cluster fan-out ships it to each worker once.
-    The function and items must pickle (cloudpickle) when the fan-out runs them elsewhere."""
-
-    def __call__(
-        self, function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
-    ) -> list[Any]: ...
-
-
-def in_process(
-    function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
-) -> list[Any]:
-    """The serial fan-out: one item after the other in this process, with a progress task."""
-    return [function(shared, item) for item in progress.track(items, description)]
-
-
 @dataclass(frozen=True)
 class OriginJob:
     """Consecutive issues of a backtest forecast by the forecasters fitted at their training origin."""
@@ -139,16 +125,24 @@ def fit_forecasters(
     return {name: factory().fit(known) for name, factory in factories.items()}
 
 
+def _lookback(forecasters: Mapping[str, Forecaster]) -> pd.Timedelta | None:
+    """How far before an issue the forecasters read (None: one of them does not say)."""
+    needs = [getattr(forecaster, "history_needed", None) for forecaster in forecasters.values()]
+    return None if any(need is None for need in needs) else max(needs)
+
+
 def forecast_origins(history: pd.DataFrame, job: OriginJob) -> pd.DataFrame:
     """Every fitted forecaster's forecasts issued at the job's origins, in order (a pure function of
     the fitted forecasters, the history and the origins: the same wherever it runs). A forecaster that
-    keeps a track record (TrackedPipeline) reuses the raw forecasts of earlier origins of the job for
-    its calibration; a job run elsewhere makes its first origin's calibration forecasts again, with the
-    same values."""
+    keeps a track record (TrackedPipeline) reads the raw forecasts stored there (see
+    `fill_track_records`) and makes the missing ones. Each origin's copy of the history holds only
+    the rows the forecasters read (their `history_needed`), not all years."""
+    lookback = _lookback(job.fitted)
     frames = []
     for origin in progress.track(job.origins, f"origins from {job.origins[0]:%Y-%m-%d}"):
         began = perf_counter()
-        known = known_at(history, origin)
+        recent = history if lookback is None else history[history[DELIVERY_HOUR] >= origin - lookback]
+        known = known_at(recent, origin)
         frames += [
             frame_of(forecaster.predict(known, origin))[FORECAST_COLUMNS].assign(**{MODEL: name})
             for name, forecaster in job.fitted.items()
@@ -157,15 +151,69 @@ def forecast_origins(history: pd.DataFrame, job: OriginJob) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def origin_jobs(
-    origins: pd.DatetimeIndex, refits: list[bool], fitted: list[dict[str, Forecaster]], tasks: int
-) -> list[OriginJob]:
-    """The origins of each fit in at most `tasks` runs of consecutive origins: one run per worker
-    makes its calibration forecasts once, not once per origin."""
-    fit_of = np.cumsum(refits) - 1  # which fit each origin forecasts with
+class KeepsRawForecasts(Protocol):
+    """A forecaster whose raw forecasts can be made ahead of its `predict`, in any order and process
+    (TrackedPipeline): its `pipeline.raw_forecasts(history, issues)` makes them, `keep` stores them."""
+
+    pipeline: Any
+
+    def missing_raw_issues(self, origins: pd.DatetimeIndex) -> pd.DatetimeIndex: ...
+
+    def keep(self, frames: list[pd.DataFrame]) -> None: ...
+
+
+@dataclass(frozen=True)
+class RawForecastJob:
+    """Consecutive issues whose raw forecasts one fitted pipeline makes in one run."""
+
+    pipeline: Any
+    issues: pd.DatetimeIndex
+
+
+def raw_forecasts(history: pd.DataFrame, job: RawForecastJob) -> list[pd.DataFrame]:
+    return job.pipeline.raw_forecasts(history, job.issues)
+
+
+def fill_track_records(
+    history: pd.DataFrame,
+    fitted: list[dict[str, Forecaster]],
+    origins_of_fit: list[pd.DatetimeIndex],
+    fanout: Fanout,
+    tasks: int,
+    description: str,
+) -> int:
+    """Make every raw forecast the origins will read (the origins and their calibration issues) in
+    at most `tasks` runs of consecutive issues per fitted model, through `fanout`, and keep them in
+    each forecaster's track record. The expensive sampling then runs on every worker at once, where
+    forecasting origin after origin would wait for each calibration issue in turn; the numbers are
+    the same. Returns the number of raw forecasts made."""
+    owners: list[KeepsRawForecasts] = []
+    jobs: list[RawForecastJob] = []
+    for models, origins in zip(fitted, origins_of_fit, strict=True):
+        for forecaster in models.values():
+            if not hasattr(forecaster, "missing_raw_issues"):
+                continue
+            issues = forecaster.missing_raw_issues(origins)
+            for run in np.array_split(np.arange(len(issues)), min(tasks, len(issues))):
+                owners.append(forecaster)
+                jobs.append(RawForecastJob(forecaster.pipeline, issues[run]))
+    if not jobs:
+        return 0
+    for owner, frames in zip(owners, fanout(raw_forecasts, history, jobs, description), strict=True):
+        owner.keep(frames)
+    return sum(len(job.issues) for job in jobs)
+
+
+def origins_of_fits(origins: pd.DatetimeIndex, refits: list[bool]) -> list[pd.DatetimeIndex]:
+    """The origins each fit forecasts: from its training origin up to the next one."""
+    fit_of = np.cumsum(refits) - 1
+    return [origins[fit_of == k] for k in range(int(sum(refits)))]
+
+
+def origin_jobs(origins: pd.DatetimeIndex, refits: list[bool], fitted: list[dict[str, Forecaster]], tasks: int) -> list[OriginJob]:
+    """The origins of each fit in at most `tasks` runs of consecutive origins."""
     jobs = []
-    for k, models in enumerate(fitted):
-        mine = origins[fit_of == k]
+    for models, mine in zip(fitted, origins_of_fits(origins, refits), strict=True):
         jobs += [OriginJob(models, tuple(mine[run])) for run in np.array_split(np.arange(len(mine)), min(tasks, len(mine)))]
     return jobs
 
@@ -182,21 +230,32 @@ def backtest(
     origin_tasks: int = 1,
 ) -> BacktestResult:
     """Run `factories` (name → new forecaster; must include the seasonal-naive reference) over
-    `origins` and score them on the prices in `history`. The fits (one per training origin), then
-    the origins of each fit in `origin_tasks` runs of consecutive origins, go through `fanout`:
-    serially here by default, or as tasks on a cluster; the numbers are the same."""
+    `origins` and score them on the prices in `history`. Three stages go through `fanout` (serially
+    here by default, or on worker processes or a cluster; the numbers are the same): the fits (one
+    per training origin), the raw forecasts the origins read (`fill_track_records`, in
+    `origin_tasks` runs per fit), then the origins of each fit in `origin_tasks` runs."""
     if SEASONAL_NAIVE not in factories:
         raise ValueError(f"the backtest needs the {SEASONAL_NAIVE!r} reference for rMAE")
     refits = [is_training_origin(position, retrain_every) for position in range(len(origins))]
     training = origins[refits]
+    stages: dict[str, float] = {}
+    began = perf_counter()
     fitted = fanout(fit_forecasters, history, [(factories, origin) for origin in training], f"{period} fits")
+    stages["fits"] = perf_counter() - began
+    began = perf_counter()
+    made = fill_track_records(
+        history, fitted, origins_of_fits(origins, refits), fanout, origin_tasks, f"{period} raw forecasts"
+    )
+    stages["raw forecasts"] = perf_counter() - began
+    began = perf_counter()
     jobs = origin_jobs(origins, refits, fitted, origin_tasks)
     forecasts = pd.concat(fanout(forecast_origins, history, jobs, f"{period} origins"), ignore_index=True)
+    stages["origins"] = perf_counter() - began
     forecasts.insert(0, PERIOD, period)
     forecasts.insert(1, MODEL, forecasts.pop(MODEL))
     actuals = history[history[SERIES_COL] == PRICE]
     metrics = score(forecasts, actuals, model_col=MODEL, by_zone=by_zone)
-    return BacktestResult(period, origins, pd.DatetimeIndex(training), forecasts, metrics)
+    return BacktestResult(period, origins, pd.DatetimeIndex(training), forecasts, metrics, stages, made)
 
 
 def run_backtest(

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import MissingData
-from forecasting.features.anchor import price_anchor
+from forecasting.features.anchor import SHAPE_WEEKS, price_anchor
 from forecasting.features.covariates import pivot_zone
 from forecasting.forecast_frame import forecast_hours, forecast_start, make_forecast_frame
 from forecasting.publication import known_at
@@ -136,6 +136,12 @@ class SeasonalNaive:
     def _window_hours(self) -> int:
         return WEEK
 
+    @property
+    def history_needed(self) -> pd.Timedelta:
+        """How far before an issue `predict` reads prices: its window, behind a forecast start up to
+        a few days after the issue, with a week's margin (the backtest cuts each origin's copy to it)."""
+        return pd.Timedelta(hours=self._window_hours() + 2 * WEEK)
+
     def _deciles(self, path: np.ndarray, window: np.ndarray) -> np.ndarray:
         return np.repeat(path[:, None], len(QUANTILE_LEVELS), axis=1)
 
@@ -169,6 +175,11 @@ class LevelShapeNaive(SeasonalNaive):
     """Next four weeks = newest level + recent weekly shape (the model's anchor), per zone."""
 
     model_id = LEVEL_SHAPE_NAIVE
+
+    @property
+    def history_needed(self) -> pd.Timedelta:
+        """The anchor's weekly shape reads SHAPE_WEEKS back from the newest price, with margin."""
+        return pd.Timedelta(hours=(SHAPE_WEEKS + 3) * WEEK)
 
     def _path(
         self, prices: pd.DataFrame, zone: str, issued_at: pd.Timestamp, start: pd.Timestamp, window: np.ndarray

@@ -12,7 +12,8 @@ import pandas as pd
 
 from forecasting.config import Settings
 from forecasting.errors import MissingData
-from forecasting.evaluation.backtest import BacktestResult, Fanout, RetrainEvery, in_process, run_backtest
+from forecasting.evaluation.backtest import BacktestResult, RetrainEvery, run_backtest
+from forecasting.evaluation.fanout import Fanout, in_process
 from forecasting.jobs.train import build_pipeline, model_series
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series

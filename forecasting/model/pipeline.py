@@ -375,8 +375,11 @@ class DeepARPipeline(BaseEstimator):
                 raise MissingData(f"history holds no rows of fitted zone {zone} published by {issued_at}")
         makers = self._makers(known, self.zones_, until=issued_at + pd.Timedelta(hours=HORIZON_HOURS + 72))
         record = track_record if track_record is not None else MemoryTrackRecord()
-        raw, windows = self._raw_forecast(makers, known, issued_at, strict=True)
-        record.put(self.model_id_, raw)
+        windows = self._windows(makers, issued_at, strict=True)
+        raw = record.get(self.model_id_, issued_at)
+        if raw is None:
+            raw = self._sampled_frame(windows, known, issued_at)
+            record.put(self.model_id_, raw)
         past = self._past_forecasts(makers, known, self._calibration_issues(issued_at), record)
         if past:
             prices = known[known[SERIES_COL] == PRICE]
@@ -412,17 +415,38 @@ class DeepARPipeline(BaseEstimator):
         if len(missing) > 1:  # one new issue a day needs no progress display
             missing = progress.track(missing, f"calibration forecasts of {self.model_id_}")
         for issue in missing:
-            made = self._raw_forecast(makers, known, issue, strict=False)
-            if made is not None:
-                record.put(self.model_id_, made[0])
-                stored[issue] = made[0]
+            if (made := self._raw_forecast(makers, known, issue)) is not None:
+                record.put(self.model_id_, made)
+                stored[issue] = made
         return [frame for frame in stored.values() if frame is not None]
 
-    def _raw_forecast(
-        self, makers: dict[str, WindowMaker], known: pd.DataFrame, issued_at: pd.Timestamp, strict: bool
-    ) -> tuple[pd.DataFrame, list[Window]] | None:
-        """Uncalibrated forecast frame (all zones) issued at `issued_at` and its windows; a zone
-        without a window raises when `strict`, else the issue is skipped (None)."""
+    def raw_issues(self, origins: pd.DatetimeIndex) -> pd.DatetimeIndex:
+        """Every issue whose raw forecast forecasts at `origins` read: the origins themselves and
+        their calibration issues (what a track record must hold so that they sample nothing)."""
+        self._check_fitted()
+        origins = pd.DatetimeIndex(origins).tz_convert("UTC")
+        issues = [origins, *(self._calibration_issues(origin) for origin in origins)]
+        return issues[0].append(issues[1:]).unique().sort_values()
+
+    def raw_forecasts(self, history: pd.DataFrame, issues: pd.DatetimeIndex) -> list[pd.DataFrame]:
+        """The raw forecast frames of `issues` (those a zone cannot be forecast at are left out): the
+        same frames `predict` makes and keeps in a track record, since a raw forecast depends only on
+        the model and on what was published by its issue. Filling a track record with these ahead
+        of `predict`, in parallel chunks of issues, is how a backtest uses every core."""
+        self._check_fitted()
+        issues = pd.DatetimeIndex(issues).tz_convert("UTC").sort_values()
+        if issues.empty:
+            return []
+        history = self._validate(history)
+        first, last = issues[0], issues[-1]
+        known = known_at(history[history[DELIVERY_HOUR] >= first - self.history_needed], last)
+        makers = self._makers(known, self.zones_, until=last + pd.Timedelta(hours=HORIZON_HOURS + 72))
+        made = (self._raw_forecast(makers, known, issue) for issue in issues)
+        return [frame for frame in made if frame is not None]
+
+    def _windows(self, makers: dict[str, WindowMaker], issued_at: pd.Timestamp, strict: bool) -> list[Window] | None:
+        """The forecast window of every zone at `issued_at`; a zone without one raises when `strict`,
+        else there are none (None)."""
         windows = []
         for zone, maker in makers.items():
             window = maker.window(issued_at)
@@ -434,11 +458,21 @@ class DeepARPipeline(BaseEstimator):
                     f"{self._past_length} hours before the forecast start, published within the last week"
                 )
             windows.append(window)
+        return windows
+
+    def _raw_forecast(
+        self, makers: dict[str, WindowMaker], known: pd.DataFrame, issued_at: pd.Timestamp
+    ) -> pd.DataFrame | None:
+        """Uncalibrated forecast frame (all zones) issued at `issued_at`; None when a zone has no window."""
+        windows = self._windows(makers, issued_at, strict=False)
+        return None if windows is None else self._sampled_frame(windows, known, issued_at)
+
+    def _sampled_frame(self, windows: list[Window], known: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
         frames = [
             self._forecast_frame(window, known, issued_at, samples)
             for window, samples in zip(windows, self._anchored_samples(windows), strict=True)
         ]
-        return pd.concat(frames, ignore_index=True), windows
+        return pd.concat(frames, ignore_index=True)
 
     def _anchored_samples(self, windows: list[Window]) -> list[np.ndarray]:
         """Anchored sample paths of forecast windows; the same windows always give the same paths."""
@@ -494,6 +528,20 @@ class TrackedPipeline:
 
     def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> ForecastRecord:
         return self.pipeline.predict(history, issued_at, self.track_record)
+
+    @property
+    def history_needed(self) -> pd.Timedelta:
+        return self.pipeline.history_needed
+
+    def missing_raw_issues(self, origins: pd.DatetimeIndex) -> pd.DatetimeIndex:
+        """The raw forecasts that forecasts at `origins` read and the track record lacks."""
+        model_id = self.pipeline.model_id_
+        issues = self.pipeline.raw_issues(origins)
+        return issues[[self.track_record.get(model_id, issue) is None for issue in issues]]
+
+    def keep(self, frames: list[pd.DataFrame]) -> None:
+        for frame in frames:
+            self.track_record.put(self.pipeline.model_id_, frame)
 
 
 def _dynamic(scaler: StandardScaler, pca: PCA, window: Window) -> np.ndarray:

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from forecasting import progress
 from forecasting.config import ConfigError, ParamRange, Settings
-from forecasting.evaluation.backtest import Fanout
+from forecasting.evaluation.fanout import Fanout
 from forecasting.lake.files import LakeFS
 from forecasting.model.pipeline import DeepARPipeline
 from forecasting.tuning.trial import TrialOutcome, TrialSpec, run_trial

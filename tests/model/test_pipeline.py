@@ -176,3 +176,19 @@ def test_pca_integer_keeps_that_many_components(fitted, training_history):
     pipeline = clone(fitted).set_params(zones={"NO1": "Europe/Oslo"}, n_components=4)
     pipeline.fit(training_history)
     assert pipeline.pca_.n_components_ == 4
+
+
+def test_raw_forecasts_made_ahead_are_the_ones_predict_makes(fitted, history, forecast):
+    """A backtest fills the track record ahead, in chunks of issues and other processes; the
+    frames must be those `predict` would make and keep, and the forecast must not change."""
+    made_by_predict = MemoryTrackRecord()
+    fitted.predict(history, ISSUED, made_by_predict)
+    issues = fitted.raw_issues(pd.DatetimeIndex([ISSUED]))
+    assert issues[-1] == ISSUED and len(issues) == 1 + len(fitted._calibration_issues(ISSUED))
+    ahead = MemoryTrackRecord()
+    for chunk in (issues[:3], issues[3:]):  # two runs, each from the history of its own span
+        for frame in fitted.raw_forecasts(history, chunk):
+            ahead.put(fitted.model_id_, frame)
+    for issue in issues:
+        pd.testing.assert_frame_equal(ahead.get(fitted.model_id_, issue), made_by_predict.get(fitted.model_id_, issue))
+    pd.testing.assert_frame_equal(fitted.predict(history, ISSUED, ahead).frame, forecast)

@@ -1,0 +1,89 @@
+"""Fan-outs: how a backtest or a study runs its independent items (fits, chunks of issues, trials).
+
+    in_process       one item after the other in this process (the default)
+    ProcessFanout    N spawned worker processes of this machine, no Prefect or Dask needed (notebooks,
+                     benchmarks): `with ProcessFanout(2) as fanout: backtest(..., fanout=fanout)`
+    flows.cluster    one Prefect task run per item on a Dask cluster (`spotcast backtest --workers`)
+
+Every fan-out gives the same results in item order: the items are pure functions of their inputs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import cloudpickle
+
+from forecasting import progress
+
+
+class Fanout(Protocol):
+    """Runs `function(shared, item)` for every item and returns the results in item order. `shared`
+    is the same for every item (the history): a fan-out to other processes ships it to each once.
+    The function and items must pickle (cloudpickle) when the fan-out runs them elsewhere."""
+
+    def __call__(
+        self, function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
+    ) -> list[Any]: ...
+
+
+def in_process(
+    function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
+) -> list[Any]:
+    """The serial fan-out: one item after the other in this process, with a progress task."""
+    return [function(shared, item) for item in progress.track(items, description)]
+
+
+_loaded: dict[str, Any] = {}  # in a worker: the shared inputs read so far, by file
+
+
+def _run(shared_file: str, payload: bytes) -> Any:
+    if shared_file not in _loaded:
+        _loaded.clear()  # a new shared input replaces the old one (one history at a time)
+        _loaded[shared_file] = pickle.loads(Path(shared_file).read_bytes())
+    function, item = cloudpickle.loads(payload)
+    return function(_loaded[shared_file], item)
+
+
+class ProcessFanout:
+    """A `Fanout` on `workers` spawned processes of this machine that live as long as the `with`
+    block. The shared input is written once to a temporary file that each worker reads once, not
+    pickled into every item; items and functions go by cloudpickle (lambdas included). Workers are
+    not daemons, so a fit inside one may start its own member processes."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._folder = tempfile.TemporaryDirectory(prefix="spotcast-fanout-")
+        self._shared: list[tuple[Any, str]] = []  # (object, file): kept alive so ids stay unique
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self._pool.shutdown(cancel_futures=True)
+        self._folder.cleanup()
+
+    def _file_of(self, shared: Any) -> str:
+        for known, path in self._shared:
+            if known is shared:
+                return path
+        path = str(Path(self._folder.name) / f"shared-{len(self._shared)}.pickle")
+        Path(path).write_bytes(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL))
+        self._shared.append((shared, path))
+        return path
+
+    def __call__(
+        self, function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
+    ) -> list[Any]:
+        path = self._file_of(shared)
+        futures = [self._pool.submit(_run, path, cloudpickle.dumps((function, item))) for item in items]
+        return [future.result() for future in progress.track(futures, description)]
