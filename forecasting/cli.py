@@ -482,8 +482,7 @@ def _run_console(args: argparse.Namespace, display: Console) -> Iterator[None]:
         if args.command in LOGGED_COMMANDS:
             lake = LakeFS.of(load_settings(args.config))
             path = stack.enter_context(console.run_log(lake, args.command))
-            shown = path if lake.is_local else lake.fs.unstrip_protocol(path)
-            logging.getLogger("spotcast").info("spotcast %s: full log in %s", args.command, shown)
+            logging.getLogger("spotcast").info("spotcast %s: full log in %s", args.command, lake.shown(path))
         stack.enter_context(console.session(display))
         yield
 

@@ -8,6 +8,7 @@ Results go to Parquet (hive-partitioned by `period` and `model`) and to a markdo
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, time
@@ -15,10 +16,12 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any, Literal, Protocol
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from forecasting import progress
 from forecasting.errors import MissingData, UsageError
@@ -86,24 +89,30 @@ class BacktestResult:
         title = f"Backtest {self.period}: {len(self.origins)} weekly issues"
         return render_markdown(self.metrics, title=title)
 
-    def write_markdown(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_markdown())
+    def write_markdown(self, path: str | Path, filesystem: fsspec.AbstractFileSystem | None = None) -> str:
+        """Write the report at `path`: a local path, or one on `filesystem` (the lake's)."""
+        fs = filesystem or LocalFileSystem()
+        path = str(path)
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        fs.pipe_file(path, self.to_markdown().encode())
         return path
 
-    def write_parquet(self, destination: str | Path) -> Path:
-        """Write `forecasts/` and `metrics/` under `destination`, partitioned period=…/model=…;
-        rewriting a period replaces its partitions."""
-        root = Path(destination)
+    def write_parquet(
+        self, destination: str | Path, filesystem: fsspec.AbstractFileSystem | None = None
+    ) -> str:
+        """Write `forecasts/` and `metrics/` under `destination` (a local folder, or one on
+        `filesystem`: the lake's), partitioned period=…/model=…; rewriting a period replaces its
+        partitions."""
+        root = str(destination)
         metrics = self.metrics.assign(**{PERIOD: self.period})
         for name, frame in (("forecasts", self.forecasts), ("metrics", metrics)):
             pq.write_to_dataset(
                 pa.Table.from_pandas(frame, preserve_index=False),
-                root / name,
+                f"{root}/{name}",
                 partition_cols=[PERIOD, MODEL],
                 basename_template="part-{i}.parquet",
                 existing_data_behavior="delete_matching",
+                filesystem=filesystem,
             )
         return root
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
@@ -58,8 +57,14 @@ def run_configured_backtest(
         fanout=fanout,
         origin_tasks=origin_tasks,
     )
-    if lake.is_local:
-        result.write_parquet(Path(lake.path(BACKTESTS)))
-        report = result.write_markdown(Path(lake.path("reports", f"backtest_{result.period}.md")))
-        log.info("backtest results in %s, report %s", lake.path(BACKTESTS), report)
+    write_backtest(lake, result)
     return result
+
+
+def write_backtest(lake: LakeFS, result: BacktestResult) -> None:
+    """The result into the lake, local or object store: Parquet under `backtests/` (a rerun of the
+    period replaces its partitions) and the markdown report `reports/backtest_<period>.md`."""
+    folder = lake.path(BACKTESTS)
+    result.write_parquet(folder, filesystem=lake.fs)
+    report = result.write_markdown(lake.path("reports", f"backtest_{result.period}.md"), filesystem=lake.fs)
+    log.info("backtest results in %s, report %s", lake.shown(folder), lake.shown(report))

@@ -162,6 +162,10 @@ class LakeFS:
     def exists(self, path: str) -> bool:
         return self.fs.exists(path)
 
+    def shown(self, path: str) -> str:
+        """`path` as a user finds it: a local path as it is, elsewhere its URL (s3://bucket/…)."""
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
     def relative(self, path: str) -> str:
         return path.removeprefix(self.root).lstrip("/")
 

@@ -57,6 +57,13 @@ def test_open_local_path_and_memory_url_pick_their_file_systems(tmp_path: Path) 
     assert not memory.is_local and memory.path("raw") == "/somewhere/lake/raw"
 
 
+def test_shown_keeps_a_local_path_and_gives_another_lake_its_url(tmp_path: Path) -> None:
+    local = LakeFS.open(str(tmp_path / "lake"))
+    memory = LakeFS.open("memory://somewhere/lake")
+    assert local.shown(local.path("logs")) == f"{tmp_path}/lake/logs"
+    assert memory.shown(memory.path("logs")) == "memory:///somewhere/lake/logs"
+
+
 def test_write_table_atomic_replaces_the_old_file_and_leaves_no_temporary(lake: LakeFS) -> None:
     path = lake.path("curated", "series=price_da", "data.parquet")
     lake.write_table_atomic(pa.table({"x": [1, 2, 3]}), path)

@@ -1,9 +1,10 @@
 """An s3:// lake against a real S3-compatible server (moto's, on 127.0.0.1): the commands an operator
 runs, the lake's write lock as a conditional PUT, single PUTs to final keys, DuckDB reading the
-curated area, and store errors as one line."""
+curated area, a backtest's results and report, and store errors as one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -16,12 +17,19 @@ from pathlib import Path
 
 import duckdb
 import fsspec
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from moto.server import ThreadedMotoServer
 from spotcast_testing import tiny_config
 
+from forecasting.config import load_settings
 from forecasting.errors import LakeError
+from forecasting.evaluation.backtest import BacktestResult, run_backtest
+from forecasting.evaluation.baselines import SeasonalNaive
+from forecasting.feeds.replay import ReplayFeed
+from forecasting.jobs.backtest import BACKTESTS, write_backtest
 from forecasting.lake.files import LOCK_NAME, TMP_PREFIX, LakeBusy, LakeFS, write_lock
 from forecasting.lake.forecast_store import issue_dates, read_forecast
 from forecasting.lake.series_store import read_series
@@ -187,6 +195,77 @@ def test_a_table_that_cannot_be_encoded_replaces_no_file_of_its_s3_write(lake_ur
         lake.write_tables_atomic({first: pa.table({"x": [2]}), second: unwritable})
 
     assert lake.read_table(first).column("x").to_pylist() == [1]
+
+
+@pytest.fixture(scope="module")
+def backtest_result() -> BacktestResult:
+    """A tiny backtest on the bundled history: two weekly issues for NO1, the seasonal naive as the
+    model beside the baselines."""
+    settings = load_settings()
+    timezones = {zone.name: zone.timezone for zone in settings.zones}
+    return run_backtest(
+        ReplayFeed.from_settings(settings).history,
+        lambda: SeasonalNaive(timezones),
+        "2019-03-01",
+        "2019-03-15",
+        timezones=timezones,
+        zones=["NO1"],
+    )
+
+
+def read_backtest(lake: LakeFS, name: str) -> pd.DataFrame:
+    """The lake's `backtests/<name>` dataset, partition columns as plain strings, in a fixed order."""
+    frame = pq.read_table(lake.path(BACKTESTS, name), filesystem=lake.fs).to_pandas()
+    frame = frame.astype({"period": str, "model": str})
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_a_backtest_written_to_an_s3_lake_reads_back_row_for_row(
+    lake_url: str, backtest_result: BacktestResult
+) -> None:
+    lake = LakeFS.open(lake_url)
+
+    write_backtest(lake, backtest_result)
+
+    forecasts = read_backtest(lake, "forecasts")
+    expected = backtest_result.forecasts[forecasts.columns].sort_values(list(forecasts.columns))
+    pd.testing.assert_frame_equal(forecasts, expected.reset_index(drop=True))
+    assert len(read_backtest(lake, "metrics")) == len(backtest_result.metrics)
+    folders = {k.rsplit("/", 1)[0] for k in lake.fs.find(lake.path(BACKTESTS, "forecasts"))}
+    assert folders == {
+        lake.path(BACKTESTS, "forecasts", f"period={backtest_result.period}", f"model={model}")
+        for model in ("level_shape_naive", "model", "seasonal_naive", "seasonal_naive_empirical")
+    }
+
+
+def test_a_rerun_of_a_backtest_period_replaces_its_results_in_the_s3_lake(
+    lake_url: str, backtest_result: BacktestResult
+) -> None:
+    lake = LakeFS.open(lake_url)
+    write_backtest(lake, backtest_result)
+    first_issue = backtest_result.forecasts["issued_at"] == backtest_result.origins[0]
+    rerun = dataclasses.replace(
+        backtest_result,
+        origins=backtest_result.origins[:1],
+        forecasts=backtest_result.forecasts[first_issue],
+        metrics=backtest_result.metrics.head(4),
+    )
+
+    write_backtest(lake, rerun)
+
+    forecasts = read_backtest(lake, "forecasts")
+    assert len(forecasts) == len(rerun.forecasts) < len(backtest_result.forecasts)
+    assert set(forecasts["issued_at"]) == {backtest_result.origins[0]}
+    assert len(read_backtest(lake, "metrics")) == len(rerun.metrics)
+
+
+def test_the_backtest_report_lands_in_the_s3_lake(lake_url: str, backtest_result: BacktestResult) -> None:
+    lake = LakeFS.open(lake_url)
+
+    write_backtest(lake, backtest_result)
+
+    report = lake.path("reports", f"backtest_{backtest_result.period}.md")
+    assert lake.fs.cat_file(report).decode() == backtest_result.to_markdown()
 
 
 def test_a_missing_bucket_is_a_lake_error_naming_it(s3_env: dict[str, str]) -> None:
