@@ -33,7 +33,7 @@ from measure import children_peak_mb, machine, param, peak_mb
 from forecasting.config import load_settings
 from forecasting.evaluation.backtest import BacktestResult, run_backtest
 from forecasting.evaluation.fanout import ProcessFanout, in_process
-from forecasting.feeds.replay import ReplayFeed
+from forecasting.feeds.replay import ReplayFeed, forget_recordings
 from forecasting.jobs.train import build_pipeline
 from forecasting.model.pipeline import TrackedPipeline
 
@@ -104,6 +104,7 @@ def main() -> None:
     began = time.perf_counter()
     settings = load_settings()
     history = ReplayFeed.from_settings(settings).history
+    forget_recordings()  # the history above is a copy: keep one, not two
     timezones = {zone.name: zone.timezone for zone in settings.zones}
     results = {}
     with ProcessFanout(args.workers) if args.workers > 1 else nullcontext(in_process) as fanout:

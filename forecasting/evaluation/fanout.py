@@ -77,7 +77,8 @@ class ProcessFanout:
             if known is shared:
                 return path
         path = str(Path(self._folder.name) / f"shared-{len(self._shared)}.pickle")
-        Path(path).write_bytes(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL))
+        with open(path, "wb") as handle:  # streamed: no second copy of the history in memory
+            pickle.dump(shared, handle, protocol=pickle.HIGHEST_PROTOCOL)
         self._shared.append((shared, path))
         return path
 

@@ -65,6 +65,12 @@ def _stamped_pairs(
     return pairs
 
 
+def forget_recordings() -> None:
+    """Drop the recordings this process keeps (see `_stamped_pairs`): a long job that holds its own
+    copy of the history (a backtest) frees the second one."""
+    _stamped_pairs.cache_clear()
+
+
 class ReplayFeed:
     """Recorded history served through the feed interface; `clock()` is the replay "as of"."""
 

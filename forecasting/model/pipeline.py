@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Mapping
@@ -223,6 +224,8 @@ class DeepARPipeline(BaseEstimator):
         )
 
     def _workers(self) -> int:
+        if multiprocessing.current_process().daemon:
+            return 1  # a daemon (a Dask worker) may not start processes: members train here in turn
         cores = os.cpu_count() or 1
         return max(1, min(self.ensemble_size, self.n_jobs or 2 * cores))
 
