@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -125,6 +126,9 @@ def main() -> None:
             results[name].write_parquet(args.out)
             print(results[name].to_markdown(), flush=True)
             print(stage_line(results[name]), flush=True)
+            # `spotcast backtest` holds one period at a time; so does this run (the report needs
+            # the metrics only, the forecasts are in --out)
+            results[name] = replace(results[name], forecasts=results[name].forecasts.iloc[:0])
     wall = time.perf_counter() - began
     text = report(results, args.retrain_every, dict(args.set), args.workers, wall)
     args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,18 @@ def importances(study: optuna.Study, seed: int = 0) -> dict[str, float]:
     return optuna.importance.get_param_importances(study, evaluator=evaluator)
 
 
+def against_configured(study: optuna.Study) -> list[str]:
+    """The best trial next to the configured model's trial (the study's first), when both completed."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    configured = [t for t in complete if t.user_attrs.get("configured")]
+    if not configured:
+        return []
+    base, best = configured[0], min(complete, key=lambda t: t.value)
+    change = best.value / base.value - 1
+    return ["", f"configured model (trial {base.number}): CRPS {base.value:.4g}; best trial {best.number}: "
+            f"{best.value:.4g} ({change:+.1%})"]
+
+
 def counts(study: optuna.Study) -> dict[str, int]:
     states = pd.Series([t.state.name.lower() for t in study.get_trials(deepcopy=False)])
     return states.value_counts().to_dict()
@@ -54,6 +66,7 @@ def render(study: optuna.Study, seed: int = 0, top: int = 10) -> str:
     if table.empty:
         return "\n".join([*lines, "no complete trial yet"])
     lines += ["", "best trials (objective: mean CRPS per validation origin):", table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+    lines += against_configured(study)
     weights = importances(study, seed)
     if weights:
         lines += ["", "parameter importances (fANOVA):"]

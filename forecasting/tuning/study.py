@@ -8,7 +8,8 @@ Trials run in batches of the cluster's size: every trial of a batch is asked, th
 (`Fanout`), then all are told, in trial order. The TPE sampler of the k-th finished trial is seeded
 with seed + k, so the parameters suggested depend only on the seed and the trials finished before,
 not on timing or on how often the study was interrupted: the same seed gives the same trials and
-the same best trial. A `tune` killed mid-batch leaves trials RUNNING; the next `tune` marks them
+the same best trial. The first trial of a new study is the configured model, the baseline on the
+same validation periods. A `tune` killed mid-batch leaves trials RUNNING; the next `tune` marks them
 failed and runs their parameters again first. One `tune` per study at a time.
 """
 
@@ -88,12 +89,22 @@ def open_study(settings: Settings, resume: bool = True) -> optuna.Study:
         load_if_exists=True,
     )
     study.pruner = pruner_of(settings)
+    if resume and not study.get_trials(deepcopy=False):
+        enqueue_configured(settings, study)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if resume else []
     for trial in running:
         log.info("trial %d was interrupted: it runs again", trial.number)
         study.tell(trial.number, state=TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
     return study
+
+
+def enqueue_configured(settings: Settings, study: optuna.Study) -> None:
+    """A new study's first trial is the configured model (with [tune.params]): the baseline every
+    later trial is compared with on the same periods. Its values are used even where they lie
+    outside the space (Optuna logs a warning), so that it is exactly that model."""
+    params = DeepARPipeline(**{**settings.model.params, **settings.tune.params}).get_params()
+    study.enqueue_trial({name: params[name] for name in settings.tune.space}, user_attrs={"configured": True})
 
 
 def pruner_of(settings: Settings) -> optuna.pruners.BasePruner:

@@ -23,6 +23,7 @@ from forecasting.jobs.backtest import run_configured_backtest
 from forecasting.jobs.tune import tune
 from forecasting.lake.files import LakeFS
 from forecasting.model import registry
+from forecasting.model.pipeline import DeepARPipeline
 from forecasting.tuning.study import distributions, open_study
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -119,8 +120,13 @@ def test_a_study_on_a_two_worker_cluster_records_every_trial_and_retrains_the_be
     assert registry.champion(LakeFS.open(settings.lake_root)).run_id == retrained["run_id"][0]  # the first model
     assert Path(settings.lake_root, "reports", "tune", "tiny", "history.png").stat().st_size > 0
 
+    model = DeepARPipeline(**{**settings.model.params, **settings.tune.params}).get_params()
+    configured = {name: model[name] for name in settings.tune.space}
+    assert trials[0].params == configured and trials[0].user_attrs["configured"]  # the baseline trial
+
     shown = spotcast("tune", "--config", config, "--show", env=prefect_env).stdout
     assert f"{study.best_trial.number}" in shown and "parameter importances" in shown
+    assert f"configured model (trial 0): CRPS {trials[0].value:.4g}" in shown
 
 
 def killed(function: Callable, shared: object, items: Sequence, description: str) -> list:
@@ -161,7 +167,9 @@ def test_a_trial_worse_than_the_median_at_its_first_origin_is_pruned(own_lake: P
     study.add_trial(excellent)
     tune(settings, n_trials=2, retrain=False)
 
-    pruned = open_study(settings, resume=False).trials[1]
+    ran = [t for t in open_study(settings, resume=False).trials if t.value != excellent.value]
+    assert len(ran) == 1 and ran[0].user_attrs["configured"]  # a new study runs the configured model first
+    pruned = ran[0]
     assert pruned.state == TrialState.PRUNED
     assert list(pruned.intermediate_values) == [0]  # stopped after its first origin
     run = tune_runs(settings).iloc[0]
