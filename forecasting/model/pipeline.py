@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEZONE = "Europe/Oslo"
 DEFAULT_COVARIATES: tuple[str, ...] = ("load_da", "generation_da", "wind_onshore_da")
 WEEK = pd.Timedelta(days=7)
-SCALER_ROWS = 200_000  # rows (of evenly spread training windows) that fit scaler and PCA
+SCALER_ROWS = 200_000  # covariate rows, drawn at random from all training windows, that fit scaler and PCA
 # History a window reads before its issue: the last-year covariate extension (52 weeks + the 2-week
 # ratio) behind the oldest published covariate hour it may use (8 weeks back), plus a margin.
 WINDOW_LOOKBACK = pd.Timedelta(hours=LAST_YEAR + RATIO_HOURS + NEWEST_SEARCH_HOURS) + WEEK
@@ -177,8 +177,8 @@ class DeepARPipeline(BaseEstimator):
         makers = self._makers(history, zones)
         calibration_from = self._calibration_from(makers)
         issues = [(maker, issue) for maker in makers.values() for issue in self._training_issues(maker, calibration_from)]
-        scaler, pca = self._fit_preprocessing(issues)
         with tempfile.TemporaryDirectory(prefix="spotcast-windows-") as folder:
+            scaler, pca = self._fit_preprocessing(issues, folder)
             writer = deepar.TrainingSetWriter(folder)
             zone_index = {zone: k for k, zone in enumerate(zones)}
             for maker, issue in issues:
@@ -285,14 +285,24 @@ class DeepARPipeline(BaseEstimator):
             return end + pd.Timedelta(hours=1)
         return weekly[max(0, len(weekly) - self.calibration_weeks)]
 
-    def _fit_preprocessing(self, issues: list[tuple[WindowMaker, pd.Timestamp]]) -> tuple[StandardScaler, PCA]:
-        """Scaler and PCA on the covariate rows of training windows spread evenly over the issues
-        (about SCALER_ROWS rows): the windows are never all in memory at once."""
-        every = max(1, len(issues) * (HORIZON_HOURS + self._past_length) // SCALER_ROWS)
-        sample = [w.covariate_features for m, issue in issues[::every] if (w := m.window(issue, with_future=True))]
-        if not sample:
+    def _fit_preprocessing(self, issues: list[tuple[WindowMaker, pd.Timestamp]], folder: str) -> tuple[StandardScaler, PCA]:
+        """Scaler and PCA on SCALER_ROWS covariate rows drawn at random from all training windows.
+        The rows go through a float64 file in `folder` (the page cache holds them, not this
+        process), so the windows are never all in memory; the draw is that of
+        `default_rng(random_state).choice` over the rows of every window in order."""
+        path = f"{folder}/covariates.f64"
+        count, width = 0, 0
+        with open(path, "wb") as handle:
+            for maker, issue in issues:
+                if (window := maker.window(issue, with_future=True)) is not None:
+                    handle.write(np.ascontiguousarray(window.covariate_features, dtype="float64").tobytes())
+                    count, width = count + len(window.covariate_features), window.covariate_features.shape[1]
+        if count == 0:
             raise MissingData(self._too_short())
-        rows = np.vstack(sample)
+        rows = np.memmap(path, dtype="float64", mode="r", shape=(count, width))
+        if count > SCALER_ROWS:
+            rows = rows[np.random.default_rng(self.random_state).choice(count, SCALER_ROWS, replace=False)]
+        rows = np.asarray(rows)
         scaler = StandardScaler().fit(rows)
         scaled = np.nan_to_num(scaler.transform(rows))  # a missing covariate → its mean
         return scaler, PCA(n_components=self.n_components, random_state=self.random_state).fit(scaled)
