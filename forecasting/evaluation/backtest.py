@@ -262,7 +262,8 @@ def backtest(
     stages["origins"] = perf_counter() - began
     forecasts.insert(0, PERIOD, period)
     forecasts.insert(1, MODEL, forecasts.pop(MODEL))
-    actuals = history[history[SERIES_COL] == PRICE]
+    hours = forecasts[DELIVERY_HOUR]  # the prices of the forecast hours, not of every year
+    actuals = history[(history[SERIES_COL] == PRICE) & history[DELIVERY_HOUR].between(hours.min(), hours.max())]
     metrics = score(forecasts, actuals, model_col=MODEL, by_zone=by_zone)
     return BacktestResult(period, origins, pd.DatetimeIndex(training), forecasts, metrics, stages, made)
 
