@@ -287,9 +287,9 @@ class DeepARPipeline(BaseEstimator):
 
     def _fit_preprocessing(self, issues: list[tuple[WindowMaker, pd.Timestamp]], folder: str) -> tuple[StandardScaler, PCA]:
         """Scaler and PCA on SCALER_ROWS covariate rows drawn at random from all training windows.
-        The rows go through a float64 file in `folder` (the page cache holds them, not this
-        process), so the windows are never all in memory; the draw is that of
-        `default_rng(random_state).choice` over the rows of every window in order."""
+        The rows go through a float64 file in `folder` read back in chunks, so neither the windows
+        nor all their rows are ever in memory; the draw is that of `default_rng(random_state).choice`
+        over the rows of every window in order."""
         path = f"{folder}/covariates.f64"
         count, width = 0, 0
         with open(path, "wb") as handle:
@@ -299,10 +299,10 @@ class DeepARPipeline(BaseEstimator):
                     count, width = count + len(window.covariate_features), window.covariate_features.shape[1]
         if count == 0:
             raise MissingData(self._too_short())
-        rows = np.memmap(path, dtype="float64", mode="r", shape=(count, width))
+        chosen = np.arange(count)
         if count > SCALER_ROWS:
-            rows = rows[np.random.default_rng(self.random_state).choice(count, SCALER_ROWS, replace=False)]
-        rows = np.asarray(rows)
+            chosen = np.random.default_rng(self.random_state).choice(count, SCALER_ROWS, replace=False)
+        rows = _rows_of_file(path, width, chosen)
         scaler = StandardScaler().fit(rows)
         scaled = np.nan_to_num(scaler.transform(rows))  # a missing covariate → its mean
         return scaler, PCA(n_components=self.n_components, random_state=self.random_state).fit(scaled)
@@ -555,6 +555,23 @@ class TrackedPipeline:
     def keep(self, frames: list[pd.DataFrame]) -> None:
         for frame in frames:
             self.track_record.put(self.pipeline.model_id_, frame)
+
+
+def _rows_of_file(path: str, width: int, chosen: np.ndarray, chunk_rows: int = 100_000) -> np.ndarray:
+    """Rows `chosen` (in that order) of a file of float64 rows `width` wide, read chunk by chunk."""
+    order = np.argsort(chosen, kind="stable")
+    wanted = chosen[order]
+    picked = np.empty((len(chosen), width))
+    with open(path, "rb") as handle:
+        begin = 0
+        while (chunk := np.fromfile(handle, dtype="float64", count=chunk_rows * width)).size:
+            chunk = chunk.reshape(-1, width)
+            lo, hi = np.searchsorted(wanted, [begin, begin + len(chunk)])
+            picked[lo:hi] = chunk[wanted[lo:hi] - begin]
+            begin += len(chunk)
+    rows = np.empty_like(picked)
+    rows[order] = picked
+    return rows
 
 
 def _dynamic(scaler: StandardScaler, pca: PCA, window: Window) -> np.ndarray:
