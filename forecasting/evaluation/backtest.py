@@ -203,7 +203,7 @@ def fill_track_records(
             if not hasattr(forecaster, "missing_raw_issues"):
                 continue
             issues = forecaster.missing_raw_issues(origins)
-            for run in np.array_split(np.arange(len(issues)), min(tasks, len(issues))):
+            for run in consecutive_runs(len(issues), tasks):
                 owners.append(forecaster)
                 jobs.append(RawForecastJob(forecaster.pipeline, issues[run]))
     if not jobs:
@@ -211,6 +211,11 @@ def fill_track_records(
     for owner, frames in zip(owners, fanout(raw_forecasts, history, jobs, description), strict=True):
         owner.keep(frames)
     return sum(len(job.issues) for job in jobs)
+
+
+def consecutive_runs(count: int, tasks: int) -> list[np.ndarray]:
+    """Positions 0…count-1 in at most `tasks` runs of consecutive positions, as even as can be."""
+    return np.array_split(np.arange(count), min(tasks, count)) if count else []
 
 
 def origins_of_fits(origins: pd.DatetimeIndex, refits: list[bool]) -> list[pd.DatetimeIndex]:
@@ -223,7 +228,7 @@ def origin_jobs(origins: pd.DatetimeIndex, refits: list[bool], fitted: list[dict
     """The origins of each fit in at most `tasks` runs of consecutive origins."""
     jobs = []
     for models, mine in zip(fitted, origins_of_fits(origins, refits), strict=True):
-        jobs += [OriginJob(models, tuple(mine[run])) for run in np.array_split(np.arange(len(mine)), min(tasks, len(mine)))]
+        jobs += [OriginJob(models, tuple(mine[run])) for run in consecutive_runs(len(mine), tasks)]
     return jobs
 
 
