@@ -2,7 +2,7 @@
 the same rows (lake layer only), one daily append, and a one-month read of one zone, each next to plain
 pyarrow doing the same I/O on the same rows in the same run.
 
-    .venv/bin/python bench/bench_lake.py [--backfill-runs 3] [--runs 5] [--keep DIR]
+    .venv/bin/python bench/bench_lake.py [--backfill-runs 3] [--runs 5] [--keep DIR] [--steps append …]
 
 Every run of every step (and the preparation) is a fresh subprocess, so its peak RSS is its own: wall
 time is measured around the step only (imports and setup excluded); peak RSS is that process's high-water
@@ -94,6 +94,15 @@ def pa_write(table: pa.Table, root: Path) -> None:
         existing_data_behavior="overwrite_or_ignore",
         compression="zstd",
     )
+
+
+# Each measured step (and the label of its row) with the plain pyarrow step it is compared to.
+STEPS = {
+    "backfill": ("backfill (end to end)", "pa_write_backfill_rows"),
+    "append": ("bulk append (lake only)", "pa_write_backfill_rows"),
+    "daily": ("daily append (end to end)", "pa_daily"),
+    "read": (f"one-month read ({MONTH_ZONE}, all series)", "pa_read"),
+}
 
 
 # --- the steps, each run in its own process --------------------------------------------------------
@@ -231,7 +240,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backfill-runs", type=int, default=3, help="runs of the backfill steps")
     parser.add_argument("--runs", type=int, default=5, help="runs of the append, daily and read steps")
-    parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder)")
+    parser.add_argument(
+        "--keep",
+        help="work in this folder and keep it (default: a temporary folder); a kept, prepared "
+        "folder is reused, so a rerun measures without preparing again",
+    )
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        choices=STEPS,
+        default=list(STEPS),
+        help="measure only these steps (default: all)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -250,17 +270,25 @@ def main() -> None:
         f"python {sys.version.split()[0]}, pyarrow {pa.__version__}, pandas {pd.__version__}"
     )
     started = time.perf_counter()
-    facts = run_child("prepare", work)
+    prepared = work / "prepared.json"
+    if prepared.exists():
+        facts = json.loads(prepared.read_text())
+    else:
+        facts = run_child("prepare", work)
+        prepared.write_text(json.dumps(facts))
     print(
         f"prepared in {time.perf_counter() - started:.0f} s: backfill as of {AS_OF} lands "
         f"{facts['backfill_rows']:,} rows (ok={facts['backfill_ok']}); the daily run of {NEXT_DAY} adds "
         f"{facts['daily_rows']:,} rows; daily pulls not ok: {facts['daily_problems'] or 'none'}"
     )
+    runs = {
+        "backfill": args.backfill_runs,
+        "append": args.backfill_runs,
+        "daily": args.runs,
+        "read": args.runs,
+    }
     pairs = [
-        ("backfill (end to end)", "backfill", "pa_write_backfill_rows", args.backfill_runs),
-        ("bulk append (lake only)", "append", "pa_write_backfill_rows", args.backfill_runs),
-        ("daily append (end to end)", "daily", "pa_daily", args.runs),
-        (f"one-month read ({MONTH_ZONE}, all series)", "read", "pa_read", args.runs),
+        (label, ours, theirs, runs[ours]) for ours, (label, theirs) in STEPS.items() if ours in args.steps
     ]
     print(
         f"\n{'step':<44} {'runs':>4} {'median s':>9} {'min s':>8} {'rows':>10} {'rows/s':>11} "

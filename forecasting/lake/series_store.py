@@ -137,10 +137,10 @@ def _read_partition(lake: LakeFS, path: str) -> pa.Table | None:
 
 
 def _merge(existing: pa.Table | None, incoming: pa.Table) -> tuple[pa.Table, AppendResult]:
-    """Upsert by delivery hour: new hours are added, changed values replace the old row (the raw area
-    keeps the old pull), identical values keep the stored row untouched."""
+    """Upsert by delivery hour (`incoming` sorted by it): new hours are added, changed values replace
+    the old row (the raw area keeps the old pull), identical values keep the stored row untouched."""
     if existing is None:
-        return incoming.sort_by(DELIVERY_HOUR), AppendResult(new_rows=incoming.num_rows)
+        return incoming, AppendResult(new_rows=incoming.num_rows)
     stored_at = pc.index_in(incoming.column(DELIVERY_HOUR), value_set=existing.column(DELIVERY_HOUR))
     is_new = stored_at.is_null().to_numpy(zero_copy_only=False)
     stored = existing.column(VALUE).take(stored_at).to_numpy(zero_copy_only=False)  # NaN where new
@@ -163,11 +163,29 @@ def _curated_rows(rows: pa.Table, feed: str) -> pa.Table:
     )
 
 
+def _rows_at(table: pa.Table, positions: np.ndarray) -> pa.Table:
+    """The rows at ascending `positions`: a zero-copy slice when they are one run (a sorted frame)."""
+    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
+        return table.slice(int(positions[0]), len(positions))
+    return table.take(positions)
+
+
+def _by_year(rows: pa.Table, years: np.ndarray) -> Iterator[tuple[int, pa.Table]]:
+    """One zone × series's rows sorted by delivery hour, cut into delivery years (slices)."""
+    hours = rows.column(DELIVERY_HOUR).to_numpy().view("int64")
+    if (np.diff(hours) < 0).any():
+        order = np.argsort(hours, kind="stable")
+        rows, years = rows.take(order), years[order]
+    cuts = np.flatnonzero(np.diff(years)) + 1
+    for start, end in zip(np.r_[0, cuts], np.r_[cuts, len(years)], strict=True):
+        yield int(years[start]), rows.slice(int(start), int(end - start))
+
+
 def append_series(lake: LakeFS, frame: pd.DataFrame, feed: str) -> AppendResult:
     """Append a tidy series frame (any zones/series) idempotently. The caller holds the write lock.
 
     Per zone × series, its rows are kept as one raw pull and merged into the curated file of each
-    delivery year they touch; these files are replaced together (all or none), each once per call."""
+    delivery year they touch; all these files are replaced together (all or none), each once."""
     # zone, series and unit hold a few distinct strings: as categories, the checks, hashes and
     # grouping below compare those few instead of one string per row
     frame = frame.astype({c: "category" for c in (ZONE, SERIES_COL, UNIT) if c in frame.columns})
@@ -178,24 +196,24 @@ def append_series(lake: LakeFS, frame: pd.DataFrame, feed: str) -> AppendResult:
     row_hashes = _row_hashes(frame)
     years = frame[DELIVERY_HOUR].dt.year.to_numpy()
     result = AppendResult()
+    files: dict[str, pa.Table | bytes] = {}
     pairs = frame.groupby([ZONE, SERIES_COL], sort=True, observed=True).indices
     for (zone, series), positions in pairs.items():
-        rows = table.take(positions)
-        files: dict[str, pa.Table | bytes] = {}
+        rows = _rows_at(table, positions)
         raw_path = _new_raw_path(lake, feed, rows, _content_name(row_hashes[positions]))
         if raw_path:
             # zone and series are in the path (hive keys); repeating them in the file confuses readers
             files[raw_path] = rows.drop_columns([ZONE, SERIES_COL])
             result.raw_file = raw_path
-        incoming, pair_years = _curated_rows(rows, feed), years[positions]
-        for year in np.unique(pair_years):
-            path = curated_file(lake, series, zone, int(year))
-            merged, year_result = _merge(_read_partition(lake, path), incoming.filter(pair_years == year))
+        for year, incoming in _by_year(_curated_rows(rows, feed), years[positions]):
+            path = curated_file(lake, series, zone, year)
+            merged, year_result = _merge(_read_partition(lake, path), incoming)
             if year_result.new_rows or year_result.revised_rows:
                 files[path] = merged
                 year_result.files_written.append(path)
             result.add(year_result)
-        lake.write_tables_atomic(files)
+    # one write for all pairs: every file of the call is encoded and synced side by side
+    lake.write_tables_atomic(files)
     return result
 
 

@@ -37,6 +37,7 @@ from forecasting.schema import (
     UNIT,
     VALUE,
     ZONE,
+    SchemaError,
 )
 
 UTC = "UTC"
@@ -102,6 +103,70 @@ def test_append_then_read_returns_the_same_rows(lake: LakeFS, spring: pd.DataFra
         {c: "datetime64[ns, UTC]" for c in (DELIVERY_HOUR, PUBLISHED_AT, RETRIEVED_AT)}
     )
     pd.testing.assert_frame_equal(back, expected)
+
+
+def several_pairs(replay: ReplayFeed, settings: Settings) -> pd.DataFrame:
+    """Two zones × two series over a new year (real values): the same hours in every pair, and
+    rows of two delivery years in each, shuffled as a bulk frame may come."""
+    frames = [
+        fetch(replay, settings, zone, series, "2022-12-30", "2023-01-03")
+        for zone in ("NO1", "NO2")
+        for series in ("price_da", "load_actual")
+    ]
+    return pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("as_categories", [False, True])
+def test_bulk_frame_of_several_pairs_lands_every_row_in_sorted_year_files(
+    lake: LakeFS, replay: ReplayFeed, settings: Settings, as_categories: bool
+) -> None:
+    frame = several_pairs(replay, settings)
+    if as_categories:
+        frame = frame.astype({ZONE: "category", SERIES_COL: "category", UNIT: "category"})
+
+    result = append_series(lake, frame, "replay")
+
+    assert result.new_rows == len(frame) == 4 * 4 * 24
+    assert len(result.files_written) == 4 * 2  # each pair: one file of 2022, one of 2023
+    for path in result.files_written:
+        hours = pq.read_table(path).column(DELIVERY_HOUR).to_pandas()
+        assert hours.is_monotonic_increasing and hours.is_unique
+        assert (hours.dt.year == int(path.split("year=")[1].split("/")[0])).all()
+    back = read_series(lake)
+    expected = frame.astype({ZONE: str, SERIES_COL: str, UNIT: str, RETRIEVED_AT: "datetime64[ns, UTC]"})
+    pd.testing.assert_frame_equal(back, expected.sort_values(KEY_COLUMNS).reset_index(drop=True))
+
+
+@pytest.mark.parametrize("as_categories", [False, True])
+def test_a_repeated_zone_series_hour_is_refused_and_nothing_is_written(
+    lake: LakeFS, replay: ReplayFeed, settings: Settings, as_categories: bool
+) -> None:
+    frame = several_pairs(replay, settings)
+    repeated = frame[(frame[ZONE] == "NO2") & (frame[SERIES_COL] == "load_actual")].iloc[[5]]
+    frame = pd.concat([frame, repeated.assign(**{VALUE: 1.0})], ignore_index=True)
+    if as_categories:
+        frame = frame.astype({ZONE: "category", SERIES_COL: "category", UNIT: "category"})
+
+    with pytest.raises(
+        SchemaError,
+        match=r"1 duplicate zone/series/hour rows, e\.g\. \{'zone': 'NO2', 'series': 'load_actual'",
+    ):
+        append_series(lake, frame, "replay")
+
+    assert not any(p.is_file() for p in Path(settings.lake_root).rglob("*"))
+
+
+def test_a_delivery_hour_that_is_not_whole_is_refused(lake: LakeFS, spring: pd.DataFrame) -> None:
+    shifted = spring.assign(**{DELIVERY_HOUR: spring[DELIVERY_HOUR] + pd.Timedelta(minutes=15)})
+
+    with pytest.raises(SchemaError, match="delivery_hour values must be whole UTC hours"):
+        append_series(lake, shifted, "replay")
+
+
+def test_delivery_hours_in_seconds_are_whole_hours(lake: LakeFS, spring: pd.DataFrame) -> None:
+    in_seconds = spring.assign(**{DELIVERY_HOUR: spring[DELIVERY_HOUR].dt.as_unit("s")})
+
+    assert append_series(lake, in_seconds, "replay").new_rows == len(spring)
 
 
 def test_reappending_identical_data_adds_nothing_and_writes_no_file(
