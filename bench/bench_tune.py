@@ -31,7 +31,7 @@ import pandas as pd
 from measure import machine
 from prefect import flow
 
-from flows.cluster import cluster_size, current_fanout, with_cluster
+from flows.cluster import cluster_size, current_fanout, run_on_cluster
 from forecasting.config import Settings, load_settings
 from forecasting.evaluation.backtest import run_backtest
 from forecasting.feeds.replay import ReplayFeed
@@ -100,8 +100,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="spotcast-bench-tune-") as tmp:
         for workers in args.workers:
             settings = settings_for(args, Path(tmp) / f"lake-{workers}", f"bench-{workers}")
-            trial_s = with_cluster(trials_flow, workers)(settings, args.trials)
-            backtest_s = with_cluster(backtest_flow, workers)(settings, *args.backtest, args.retrain_every)
+            trial_s = run_on_cluster(trials_flow, workers, None, settings, args.trials)
+            backtest_s = run_on_cluster(backtest_flow, workers, None, settings, *args.backtest, args.retrain_every)
             rows.append({"workers": workers, "trials": args.trials, "trial_wall_s": trial_s,
                          "trials_per_hour": 3600 * args.trials / trial_s, "backtest_wall_s": backtest_s})
     table = pd.DataFrame(rows)

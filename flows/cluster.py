@@ -11,9 +11,10 @@ into every task.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
@@ -23,10 +24,17 @@ from prefect_dask import DaskTaskRunner
 from forecasting import progress
 from forecasting.evaluation.fanout import Fanout, in_process
 
+R = TypeVar("R")
+
 
 def local_workers(threads: int = 1) -> int:
     """Worker processes a LocalCluster of this machine gets: cores // torch threads per task."""
     return max(1, (os.cpu_count() or 1) // threads)
+
+
+# A LocalCluster's workers print warnings only: the command shows the fan-out's progress, and each
+# task run's own lines are in the Prefect UI.
+WORKER_ENV = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
 
 
 def task_runner(workers: int | None = None, address: str | None = None) -> DaskTaskRunner:
@@ -41,16 +49,52 @@ def task_runner(workers: int | None = None, address: str | None = None) -> DaskT
             "processes": True,
             "host": "127.0.0.1",
             "dashboard_address": None,
+            "env": WORKER_ENV,
         },
     )
 
 
-def with_cluster(flow_: Flow, workers: int | None, address: str | None = None) -> Flow:
-    """`flow_` on a Dask task runner when asked for a scheduler address or more than one worker;
-    else `flow_` itself (its fan-outs then run in its own process)."""
+@contextlib.contextmanager
+def workers_report_here() -> Iterator[None]:
+    """A LocalCluster's workers are processes of their own, and Prefect's choice of server lives in
+    this process's settings: without a server in their environment each worker would start a
+    temporary server of its own for the task runs it executes. So the server (the configured one,
+    else the temporary one Prefect starts for this process, started now) goes into the environment
+    the workers inherit."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    api_url = PREFECT_API_URL.value()
+    if not api_url:
+        server = SubprocessASGIServer()  # the one this process's client would start; stopped at exit
+        server.start()
+        api_url = server.api_url
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+
+
+def run_on_cluster(
+    flow_: Flow[..., R], workers: int | None, address: str | None, *args: Any, **kwargs: Any
+) -> R:
+    """`flow_(*args, **kwargs)` on a Dask task runner when asked for a scheduler address or more than one
+    worker (a LocalCluster reporting to this process's Prefect server); else in this process (its
+    fan-outs run one item after the other). Workers of a scheduler at `address` report to the
+    server in their own environment."""
     if not address and (workers or 1) <= 1:
-        return flow_
-    return flow_.with_options(task_runner=task_runner(workers, address))
+        return flow_(*args, **kwargs)
+    on_cluster = flow_.with_options(task_runner=task_runner(workers, address))
+    if address:
+        return on_cluster(*args, **kwargs)
+    with workers_report_here():
+        return on_cluster(*args, **kwargs)
 
 
 def _dask_runner() -> DaskTaskRunner | None:

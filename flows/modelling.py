@@ -41,7 +41,7 @@ def backtest_flow(
     retrain_every: int | None = None,
     zones: list[str] | None = None,
 ) -> BacktestResult:
-    """Serial, or on the Dask cluster of the flow's task runner (see `flows.cluster.with_cluster`):
+    """Serial, or on the Dask cluster of the flow's task runner (see `flows.cluster.run_on_cluster`):
     fits and origins as task runs, the same numbers."""
     settings = settings_for(config, zones)
     return run_configured_backtest(settings, start, end, retrain_every, current_fanout(), cluster_size())

@@ -10,7 +10,7 @@ from prefect import flow
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
 from flows.backfill import settings_for
-from flows.cluster import cluster_size, current_fanout, local_workers, with_cluster
+from flows.cluster import cluster_size, current_fanout, local_workers, run_on_cluster
 from forecasting.ingest.runs import as_utc
 from forecasting.jobs.tune import TuneResult, tune
 
@@ -50,4 +50,4 @@ def run_tune(
     tune_config = settings_for(config, None).tune
     address = address or tune_config.dask_address
     size = workers or local_workers(tune_config.trial_threads)
-    return with_cluster(tune_flow, size, address)(config, n_trials, timeout_s, retrain, as_of)
+    return run_on_cluster(tune_flow, size, address, config, n_trials, timeout_s, retrain, as_of)

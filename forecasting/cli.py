@@ -168,14 +168,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster(backtest, "fits and origins as task runs on a LocalCluster of N workers (default 1: serial)")
     backtest.set_defaults(handler=_run_backtest)
 
-    tune = commands.add_parser("tune", help="Optuna search of the model's parameters ([tune]); resumes a killed one")
+    tune = commands.add_parser(
+        "tune", help="Optuna search of the model's parameters ([tune]); resumes a killed one"
+    )
     tune.add_argument("--config", help="configuration file (default: configs/spotcast.toml)")
     _add_as_of(tune)  # the best trial is retrained on what was published by then
-    tune.add_argument("--trials", type=int, metavar="N", help="run until the study holds N trials (default: [tune] n_trials)")
+    tune.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="run until the study holds N trials (default: [tune] n_trials)",
+    )
     tune.add_argument("--timeout", type=float, metavar="S", help="start no new trials after S seconds")
-    tune.add_argument("--no-retrain", dest="retrain", action="store_false", help="do not retrain the best trial")
-    tune.add_argument("--show", action="store_true", help="print the study's best trials and importances; run nothing")
-    _add_cluster(tune, "trials at once on a LocalCluster of N workers (default: cores // [tune] trial_threads)")
+    tune.add_argument(
+        "--no-retrain", dest="retrain", action="store_false", help="do not retrain the best trial"
+    )
+    tune.add_argument(
+        "--show", action="store_true", help="print the study's best trials and importances; run nothing"
+    )
+    _add_cluster(
+        tune, "trials at once on a LocalCluster of N workers (default: cores // [tune] trial_threads)"
+    )
     tune.set_defaults(handler=_run_tune)
 
     models = commands.add_parser("models", help="the model registry: list and promote training runs")
@@ -347,11 +360,18 @@ def _run_backtest(args: argparse.Namespace) -> int:
     _settings(args)
     if args.end <= args.start:
         raise UsageError(f"--end {args.end} is not after --start {args.start}: no origin to backtest")
-    from flows.cluster import with_cluster
+    from flows.cluster import run_on_cluster
     from flows.modelling import backtest_flow
 
-    result = with_cluster(backtest_flow, args.workers, args.dask_address)(
-        config=args.config, start=args.start, end=args.end, retrain_every=args.retrain_every, zones=args.zones
+    result = run_on_cluster(
+        backtest_flow,
+        args.workers,
+        args.dask_address,
+        config=args.config,
+        start=args.start,
+        end=args.end,
+        retrain_every=args.retrain_every,
+        zones=args.zones,
     )
     print(result.to_markdown())
     return EXIT_OK
@@ -367,13 +387,17 @@ def _run_tune(args: argparse.Namespace) -> int:
         return EXIT_OK
     from flows.tune import run_tune
 
-    result = run_tune(args.config, args.workers, args.dask_address, args.trials, args.timeout, args.retrain, args.as_of)
+    result = run_tune(
+        args.config, args.workers, args.dask_address, args.trials, args.timeout, args.retrain, args.as_of
+    )
     print(result.summary)
     print("plots: " + ", ".join(result.plots) if result.plots else "no plots yet")
     if result.retrained is not None:
         trained = result.retrained
-        print(f"best trial retrained as run {trained.run_id} ({trained.model_id}): "
-              f"{'promoted' if trained.promoted else 'not promoted'}: {trained.decision}")
+        print(
+            f"best trial retrained as run {trained.run_id} ({trained.model_id}): "
+            f"{'promoted' if trained.promoted else 'not promoted'}: {trained.decision}"
+        )
     return EXIT_OK
 
 
@@ -390,7 +414,9 @@ def _run_models_list(args: argparse.Namespace) -> int:
         print("no training runs match")
         return EXIT_OK
     metrics = [c for c in runs.columns if c.startswith("metric_")]
-    table = runs.reindex(columns=RUN_COLUMNS + metrics + ["tags"]).rename(columns=lambda c: c.removeprefix("metric_"))
+    table = runs.reindex(columns=RUN_COLUMNS + metrics + ["tags"]).rename(
+        columns=lambda c: c.removeprefix("metric_")
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return EXIT_OK
 

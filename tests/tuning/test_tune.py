@@ -102,6 +102,9 @@ def test_a_study_on_a_two_worker_cluster_records_every_trial_and_retrains_the_be
     config = str(own_lake / "spotcast.toml")
     done = spotcast("tune", "--config", config, "--workers", "2", "--as-of", str(AS_OF), env=prefect_env)
     assert "best trials" in done.stdout and "best trial retrained as run" in done.stdout
+    # The workers report to the command's own temporary server (none of their own) and print no
+    # line per task: the command shows the trials' progress.
+    assert "Starting temporary server" not in done.stderr and "| INFO" not in done.stderr
 
     study = open_study(settings, resume=False)
     trials = study.get_trials(states=(TrialState.COMPLETE,))
