@@ -495,6 +495,11 @@ def _use_running_server() -> None:
     if is_healthy(DEFAULT_API_URL):
         os.environ["PREFECT_API_URL"] = DEFAULT_API_URL
         logging.getLogger("spotcast").info("reporting to the Prefect server at %s", DEFAULT_API_URL)
+        return
+    # Prefect starts a temporary server, which writes to this console: its services' errors while it
+    # is stopped at the end of a run (a cancelled flush of run events) would end a good run with a
+    # traceback. What the run needs from the server, the client reports.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 
 
 # Commands whose runs keep their full log in the lake (logs/<date>/<command>-<time>.log).
