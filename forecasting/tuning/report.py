@@ -18,7 +18,7 @@ IMPORTANCE_PNG = "importance.png"
 
 def best_trials(study: optuna.Study, top: int = 10) -> pd.DataFrame:
     """The `top` complete trials by objective (mean CRPS per origin), with their metrics and params."""
-    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
+    complete = sorted(_complete(study), key=lambda t: t.value)
     rows = [
         {
             "trial": t.number,
@@ -32,10 +32,19 @@ def best_trials(study: optuna.Study, top: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# fANOVA fits a random forest of the objective over the parameters: from fewer trials than about
+# one per parameter its ranking is noise, so none is shown before this many.
+IMPORTANCE_MIN_TRIALS = 10
+
+
+def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
 def importances(study: optuna.Study, seed: int = 0) -> dict[str, float]:
-    """fANOVA importance of each parameter for the objective ({} until two trials completed)."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 2:
+    """fANOVA importance of each parameter for the objective ({} before IMPORTANCE_MIN_TRIALS
+    complete trials)."""
+    if len(_complete(study)) < IMPORTANCE_MIN_TRIALS:
         return {}
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
     return optuna.importance.get_param_importances(study, evaluator=evaluator)
@@ -43,7 +52,7 @@ def importances(study: optuna.Study, seed: int = 0) -> dict[str, float]:
 
 def against_configured(study: optuna.Study) -> list[str]:
     """The best trial next to the configured model's trial (the study's first), when both completed."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = _complete(study)
     configured = [t for t in complete if t.user_attrs.get("configured")]
     if not configured:
         return []
@@ -71,11 +80,14 @@ def render(study: optuna.Study, seed: int = 0, top: int = 10) -> str:
     if weights:
         lines += ["", "parameter importances (fANOVA):"]
         lines += [f"  {name:<22} {weight:.3f}" for name, weight in weights.items()]
+    else:
+        lines += ["", f"parameter importances: from {IMPORTANCE_MIN_TRIALS} complete trials ({len(_complete(study))} so far)"]
     return "\n".join(lines)
 
 
 def write_plots(study: optuna.Study, folder: Path, seed: int = 0) -> list[Path]:
-    """Optimisation history and (from two complete trials) parameter importances as PNG files."""
+    """Optimisation history and (from IMPORTANCE_MIN_TRIALS complete trials) parameter importances
+    as PNG files."""
     import matplotlib
 
     matplotlib.use("Agg")
