@@ -510,7 +510,7 @@ LOGGED_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest", "tune")
 def _run_console(args: argparse.Namespace, display: Console) -> Iterator[None]:
     """Progress bars (on a terminal) for the command, and for a run its log file in the lake."""
     with contextlib.ExitStack() as stack:
-        if args.command in LOGGED_COMMANDS:
+        if args.command in LOGGED_COMMANDS and not getattr(args, "show", False):  # `tune --show` only reads
             lake = LakeFS.of(load_settings(args.config))
             path = stack.enter_context(console.run_log(lake, args.command))
             logging.getLogger("spotcast").info("spotcast %s: full log in %s", args.command, lake.shown(path))

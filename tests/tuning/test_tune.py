@@ -127,7 +127,10 @@ def test_a_study_on_a_two_worker_cluster_records_every_trial_and_retrains_the_be
     configured = {name: model[name] for name in settings.tune.space}
     assert trials[0].params == configured and trials[0].user_attrs["configured"]  # the baseline trial
 
-    shown = spotcast("tune", "--config", config, "--show", env=prefect_env).stdout
+    logs = set(Path(settings.lake_root, "logs").rglob("*.log"))
+    showing = spotcast("tune", "--config", config, "--show", env=prefect_env)
+    shown = showing.stdout
+    assert set(Path(settings.lake_root, "logs").rglob("*.log")) == logs and "full log" not in showing.stderr
     assert f"{study.best_trial.number}" in shown
     assert "parameter importances: from 10 complete trials (2 so far)" in shown  # none from 2 trials
     assert f"configured model (trial 0): CRPS {trials[0].value:.4g}" in shown
