@@ -127,7 +127,8 @@ def make_estimator(
         distr_output=StudentTOutput(),
         hidden_size=hidden_size,
         num_layers=num_layers,
-        dropout_rate=dropout_rate,
+        # the LSTM drops out between its layers only: one layer has none (torch warns otherwise)
+        dropout_rate=dropout_rate if num_layers > 1 else 0.0,
         lr=learning_rate,
         batch_size=batch_size,
         num_batches_per_epoch=num_batches_per_epoch,
@@ -258,7 +259,9 @@ def train_member(estimator_kwargs: dict, training: TrainingSet, seed: int, out: 
         _quiet_gluonts(),
         _own_shuffle_random(seed),
     ):
-        estimator = make_estimator(**estimator_kwargs, root_dir=root, callbacks=[EpochLog(Path(f"{out}.epochs"))])
+        estimator = make_estimator(
+            **estimator_kwargs, root_dir=root, callbacks=[EpochLog(Path(f"{out}.epochs"))]
+        )
         predictor = estimator.train(training.entries(), shuffle_buffer_length=SHUFFLE_BUFFER)
     Path(out).mkdir(parents=True, exist_ok=True)
     predictor.serialize(Path(out))

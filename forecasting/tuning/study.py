@@ -52,7 +52,9 @@ def distributions(space: dict[str, ParamRange]) -> dict[str, BaseDistribution]:
     for name, bounds in space.items():
         try:
             if all(isinstance(v, int) for v in (bounds.low, bounds.high, bounds.step or 1)):
-                made[name] = IntDistribution(int(bounds.low), int(bounds.high), log=bounds.log, step=int(bounds.step or 1))
+                made[name] = IntDistribution(
+                    int(bounds.low), int(bounds.high), log=bounds.log, step=int(bounds.step or 1)
+                )
             else:
                 made[name] = FloatDistribution(bounds.low, bounds.high, log=bounds.log, step=bounds.step)
         except ValueError as exc:
@@ -109,7 +111,8 @@ def enqueue_configured(settings: Settings, study: optuna.Study) -> None:
 
 def pruner_of(settings: Settings) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(
-        n_startup_trials=settings.tune.pruner_startup_trials, n_warmup_steps=settings.tune.pruner_warmup_origins
+        n_startup_trials=settings.tune.pruner_startup_trials,
+        n_warmup_steps=settings.tune.pruner_warmup_origins,
     )
 
 
@@ -154,6 +157,24 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome) -> No
         study.tell(trial, outcome.value)
 
 
+def describe(study: optuna.Study, outcome: TrialOutcome) -> str:
+    """One line on a told trial: its result next to the study's best."""
+    took = f"{outcome.seconds / 60:.0f} min"
+    if outcome.error:
+        return f"trial {outcome.number} failed after {took}: {outcome.error}"
+    if outcome.pruned:
+        return (
+            f"trial {outcome.number} pruned after {len(outcome.curve)} origins ({took}): "
+            f"mean CRPS {outcome.curve[-1]:.3f}"
+        )
+    best = study.best_trial
+    metrics = outcome.metrics
+    return (
+        f"trial {outcome.number}: mean CRPS {outcome.value:.3f}, rMAE {metrics['rmae']:.3f}, "
+        f"cover {metrics['coverage_10_90']:.2f} ({took}); best so far trial {best.number}, {best.value:.3f}"
+    )
+
+
 def optimize(
     settings: Settings,
     study: optuna.Study,
@@ -183,6 +204,7 @@ def optimize(
             outcomes = fanout(run_trial, history, specs, f"trials {batch[0].number}–{batch[-1].number}")
             for trial, outcome in zip(batch, outcomes, strict=True):
                 _tell(study, trial, outcome)
+                log.info("%s", describe(study, outcome))
                 if on_told is not None:
                     on_told(study.get_trials(deepcopy=False)[trial.number], outcome)
             step.advance(told(study) - done)

@@ -105,6 +105,7 @@ def test_a_study_on_a_two_worker_cluster_records_every_trial_and_retrains_the_be
     # The workers report to the command's own temporary server (none of their own) and print no
     # line per task: the command shows the trials' progress.
     assert "Starting temporary server" not in done.stderr and "| INFO" not in done.stderr
+    assert "trial 1: mean CRPS" in done.stderr and "best so far trial" in done.stderr  # one line a trial
 
     study = open_study(settings, resume=False)
     trials = study.get_trials(states=(TrialState.COMPLETE,))
