@@ -326,9 +326,19 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     return raw
 
 
-def load_settings(path: str | Path | None = None, **overrides: object) -> Settings:
-    """Load and validate the TOML configuration; `overrides` replace top-level keys (tests, CLI)."""
-    path = Path(path) if path else DEFAULT_CONFIG
+def _merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` over it: tables key by key, everything else (values, lists) replaced."""
+    merged = dict(base)
+    for key, value in changes.items():
+        below = merged.get(key)
+        merged[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The file's tables; with `extends = "other.toml"` (relative to the file), over that file's."""
+    if path.resolve() in seen:
+        raise ConfigError(f"configuration file {path} extends itself (via {' → '.join(map(str, seen))})")
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -337,6 +347,17 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
         raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
     if "entsoe_token" in raw:
         raise ConfigError(f"{path}: entsoe_token must not be written in a file; set {TOKEN_ENV} instead")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    return _merged(_read_raw(path.parent / base, (*seen, path.resolve())), raw)
+
+
+def load_settings(path: str | Path | None = None, **overrides: object) -> Settings:
+    """Load and validate the TOML configuration; `overrides` replace top-level keys (tests, CLI).
+    A file may start from another one (`extends = "spotcast.toml"`) and change only some keys."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    raw = _read_raw(path)
     raw.update(overrides)
     raw = _resolve_paths(raw, PROJECT_ROOT)
     token = os.environ.get(TOKEN_ENV)

@@ -133,3 +133,40 @@ def test_with_zones_narrows_the_settings_and_refuses_an_unknown_zone():
 def test_the_lock_wait_cannot_be_negative():
     with pytest.raises(ConfigError, match=r"lake_lock_wait_s = -1"):
         load_settings(lake_lock_wait_s=-1)
+
+
+def test_a_file_extending_another_changes_only_its_own_keys(tmp_path):
+    base = load_settings()
+    (tmp_path / "base.toml").write_text(DEFAULT_CONFIG.read_text())
+    path = tmp_path / "small.toml"
+    path.write_text('extends = "base.toml"\n[tune]\nstudy = "small"\n[tune.space]\nhidden_size = { low = 16, high = 64 }\n')
+
+    settings = load_settings(path)
+
+    assert settings.tune.study == "small"
+    assert (settings.tune.space["hidden_size"].low, settings.tune.space["hidden_size"].high) == (16, 64)
+    assert settings.tune.space["num_layers"] == base.tune.space["num_layers"]  # tables merge key by key
+    assert settings.tune.validation == base.tune.validation and settings.zones == base.zones
+    assert settings.lake_root == base.lake_root  # relative paths: still the project's
+
+
+def test_the_two_core_tuning_configuration_is_the_default_with_a_smaller_space():
+    base, small = load_settings(), load_settings(PROJECT_ROOT / "configs" / "tune-2core.toml")
+
+    assert small.model_copy(update={"tune": base.tune}) == base
+    assert small.tune.space["max_epochs"].high < base.tune.space["max_epochs"].high
+
+
+def test_a_configuration_that_extends_itself_is_refused(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_settings(tmp_path / "a.toml")
+
+
+def test_a_missing_base_configuration_is_named(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "nowhere.toml"\n')
+
+    with pytest.raises(ConfigError, match=r"not found: .*nowhere\.toml"):
+        load_settings(tmp_path / "a.toml")
