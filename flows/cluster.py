@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect_dask import DaskTaskRunner
 
+from flows.serve import reporting_to
 from forecasting import progress
 from forecasting.evaluation.fanout import Fanout, in_process
 
@@ -62,23 +63,15 @@ def workers_report_here() -> Iterator[None]:
     else the temporary one Prefect starts for this process, started now) goes into the environment
     the workers inherit."""
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL
 
     api_url = PREFECT_API_URL.value()
     if not api_url:
         server = SubprocessASGIServer()  # the one this process's client would start; stopped at exit
         server.start()
         api_url = server.api_url
-    previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = api_url
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            yield
-    finally:
-        if previous is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = previous
+    with reporting_to(api_url):
+        yield
 
 
 def run_on_cluster(

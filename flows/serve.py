@@ -120,6 +120,25 @@ def is_healthy(api_url: str) -> bool:
 
 
 @contextlib.contextmanager
+def reporting_to(api_url: str) -> Iterator[None]:
+    """Runs of this process, and of the processes it starts (flow-run subprocesses, Dask workers),
+    report to the Prefect server at `api_url` while inside: Prefect's settings hold it for this
+    process, the environment for its children."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+
+
+@contextlib.contextmanager
 def prefect_server(host: str, port: int, timeout_s: float = HEALTH_TIMEOUT_S) -> Iterator[str]:
     """`prefect server start` on host:port while inside (yields its API URL); one already answering
     there is used and left alone. Its own session: Ctrl-C reaches `serve`, which stops the runner
@@ -175,7 +194,7 @@ def serve(
     Returns after Prefect's runner has shut down (it cancels runs in flight and pauses the schedules).
     """
     from prefect import serve as prefect_serve
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL
 
     deployments = build_deployments(config)  # a bad configuration fails before anything starts
     main_thread = threading.current_thread() is threading.main_thread()
@@ -186,16 +205,17 @@ def serve(
         raise ConfigError("no Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")
     own = start_server or (start_server is None and configured is None)
     try:
-        with prefect_server(host, port) if own else contextlib.nullcontext(configured) as api_url:
-            os.environ["PREFECT_API_URL"] = api_url  # the flow-run subprocesses report to it too
-            with temporary_settings(updates={PREFECT_API_URL: api_url}):
-                for deployment in deployments:
-                    upcoming = ", ".join(f"{t:%Y-%m-%d %H:%M}Z" for t in next_runs(deployment))
-                    log.info(
-                        "deployment %s/%s: %s", deployment.flow_name, deployment.name, upcoming or "on demand"
-                    )
-                log.info("Prefect UI: %s", api_url.removesuffix("/api"))
-                prefect_serve(*deployments, limit=limit)
+        with (
+            prefect_server(host, port) if own else contextlib.nullcontext(configured) as api_url,
+            reporting_to(api_url),
+        ):
+            for deployment in deployments:
+                upcoming = ", ".join(f"{t:%Y-%m-%d %H:%M}Z" for t in next_runs(deployment))
+                log.info(
+                    "deployment %s/%s: %s", deployment.flow_name, deployment.name, upcoming or "on demand"
+                )
+            log.info("Prefect UI: %s", api_url.removesuffix("/api"))
+            prefect_serve(*deployments, limit=limit)
     except KeyboardInterrupt:  # Ctrl-C while the server was starting
         log.info("stopped")
     finally:
