@@ -42,6 +42,7 @@ SERIES_UNITS: dict[str, str] = {
 SERIES = tuple(SERIES_UNITS)
 
 _UTC_COLUMNS = (DELIVERY_HOUR, PUBLISHED_AT, RETRIEVED_AT)
+NS_PER_HOUR = 3_600_000_000_000
 
 
 class SchemaError(DataError):
@@ -92,18 +93,17 @@ def validate_series_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame
 
 
-NS_PER_HOUR = 3_600_000_000_000
-
-
 def _repeated_keys(frame: pd.DataFrame, hours: np.ndarray) -> np.ndarray:
     """Rows whose zone/series/hour an earlier row has. Each key is one integer (zone × series code,
     hour): hashing a number per row, not three values (categories give their codes for free)."""
+    if not len(frame):
+        return np.zeros(0, dtype=bool)
     pair = np.zeros(len(frame), dtype="int64")
     for col in (ZONE, SERIES_COL):
         codes, names = pd.factorize(frame[col])
-        pair = pair * max(len(names), 1) + codes
-    span = int(hours.max() - hours.min()) + 1 if len(hours) else 1
-    return pd.Series(pair * span + (hours - (hours.min() if len(hours) else 0))).duplicated().to_numpy()
+        pair = pair * len(names) + codes
+    first = hours.min()
+    return pd.Series(pair * (hours.max() - first + 1) + (hours - first)).duplicated().to_numpy()
 
 
 # --- The forecast frame: one row per zone × delivery hour of one issue -------------------------
