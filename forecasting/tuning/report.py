@@ -41,10 +41,14 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
+def _enough_for_importances(study: optuna.Study) -> bool:
+    return len(_complete(study)) >= IMPORTANCE_MIN_TRIALS
+
+
 def importances(study: optuna.Study, seed: int = 0) -> dict[str, float]:
     """fANOVA importance of each parameter for the objective ({} before IMPORTANCE_MIN_TRIALS
     complete trials)."""
-    if len(_complete(study)) < IMPORTANCE_MIN_TRIALS:
+    if not _enough_for_importances(study):
         return {}
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
     return optuna.importance.get_param_importances(study, evaluator=evaluator)
@@ -97,7 +101,7 @@ def write_plots(study: optuna.Study, folder: Path, seed: int = 0) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     figures = {HISTORY_PNG: lambda: plots.plot_optimization_history(study)}
-    if importances(study, seed):
+    if _enough_for_importances(study):  # the plot computes them: not twice
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
         figures[IMPORTANCE_PNG] = lambda: plots.plot_param_importances(study, evaluator=evaluator)
     for name, draw in figures.items():
