@@ -485,9 +485,10 @@ def _run_check(args: argparse.Namespace) -> int:
 FLOW_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest", "tune")
 
 
-def _use_running_server() -> None:
+def _choose_server() -> None:
     """Without PREFECT_API_URL, a server of `spotcast serve` answering on its default address takes
-    the run (it shows in its UI, and the ~15 s start of a temporary server is saved)."""
+    the run (it shows in its UI, and the ~15 s start of a temporary server is saved); without one,
+    the temporary server Prefect starts keeps its own log off the console."""
     if os.environ.get("PREFECT_API_URL"):
         return
     from flows.serve import DEFAULT_API_URL, is_healthy
@@ -526,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     handler: Callable[[argparse.Namespace], int] = args.handler
     if args.command in FLOW_COMMANDS:
-        _use_running_server()
+        _choose_server()
     try:
         with _run_console(args, display):
             return handler(args)
