@@ -5,7 +5,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, ZONES
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -197,10 +196,10 @@ def test_raw_forecasts_made_ahead_are_the_ones_predict_makes(fitted, history, fo
     pd.testing.assert_frame_equal(fitted.predict(history, ISSUED, ahead).frame, forecast)
 
 
-def test_a_one_layer_network_with_dropout_trains_without_torch_warnings(training_history):
+def test_a_one_layer_network_with_dropout_trains_without_torch_warnings(fitted, training_history):
     """The tuning space samples a dropout rate for one-layer networks too; the LSTM has nothing to
     drop between layers then, and torch's warning about it would reach the console."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        DeepARPipeline(zones=ZONES, **{**TINY, "num_layers": 1, "dropout_rate": 0.15}).fit(training_history)
+        DeepARPipeline(**{**fitted.get_params(), "num_layers": 1, "dropout_rate": 0.15}).fit(training_history)
     assert not [w for w in caught if "dropout" in str(w.message)]
