@@ -210,6 +210,9 @@ class TuneConfig(_Strict):
     )
     space: dict[str, ParamRange] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)  # trial parameters fixed over [model.params]
+    # Trials TPE draws at random before it models the finished ones (Optuna's default 10); a study
+    # of a few dozen costly trials may start modelling sooner.
+    sampler_startup_trials: int = Field(default=10, ge=1)
     pruner_startup_trials: int = Field(default=5, ge=0)  # completed trials before any pruning
     pruner_warmup_origins: int = Field(default=4, ge=0)  # origins of a trial before it can be pruned
     storage: str | None = None  # an Optuna RDB URL; default: a journal file in the lake

@@ -155,6 +155,7 @@ def test_the_two_core_tuning_configuration_is_the_default_with_a_smaller_space()
 
     assert small.model_copy(update={"tune": base.tune}) == base
     assert small.tune.space["max_epochs"].high < base.tune.space["max_epochs"].high
+    assert small.tune.sampler_startup_trials == 6  # TPE models trials 0–5 from trial 6 on
 
 
 def test_a_configuration_that_extends_itself_is_refused(tmp_path):

@@ -109,6 +109,14 @@ def enqueue_configured(settings: Settings, study: optuna.Study) -> None:
     study.enqueue_trial({name: params[name] for name in settings.tune.space}, user_attrs={"configured": True})
 
 
+def sampler_of(settings: Settings, position: int) -> optuna.samplers.TPESampler:
+    """The sampler that asks the study's `position`-th trial: seeded by position, so what it suggests
+    depends on the seed and the trials finished before, not on when it runs."""
+    return optuna.samplers.TPESampler(
+        seed=settings.tune.seed + position, n_startup_trials=settings.tune.sampler_startup_trials
+    )
+
+
 def pruner_of(settings: Settings) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(
         n_startup_trials=settings.tune.pruner_startup_trials,
@@ -198,7 +206,7 @@ def optimize(
             snapshot = tuple(finished(study))
             batch = []
             for position in range(min(batch_size, n_trials - done)):
-                study.sampler = optuna.samplers.TPESampler(seed=settings.tune.seed + done + position)
+                study.sampler = sampler_of(settings, done + position)
                 batch.append(study.ask(space))
             specs = [_spec(settings, study, trial, snapshot) for trial in batch]
             outcomes = fanout(run_trial, history, specs, f"trials {batch[0].number}–{batch[-1].number}")

@@ -1,10 +1,11 @@
 """[tune] in the configuration: the search space as Optuna distributions, and clear errors."""
 
+import optuna
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from forecasting.config import ConfigError, load_settings
-from forecasting.tuning.study import distributions
+from forecasting.tuning.study import distributions, sampler_of
 
 
 def test_the_shipped_space_is_the_designs_plus_what_matters_here():
@@ -34,3 +35,34 @@ def test_a_parameter_the_model_does_not_have_is_named():
 def test_a_range_whose_high_is_below_its_low_is_refused():
     with pytest.raises(ConfigError, match=r"tune.space.hidden_size.high = 8: .*below low 16"):
         load_settings(tune={"space": {"hidden_size": {"low": 16, "high": 8}}})
+
+
+def _next_learning_rate(sampler: optuna.samplers.BaseSampler, finished: int) -> float:
+    """The learning rate `sampler` suggests after `finished` told trials whose CRPS grows with it."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"learning_rate": FloatDistribution(1e-4, 1e-2, log=True)}
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(finished):
+        trial = study.ask(space)
+        study.tell(trial, 1000 * trial.params["learning_rate"])
+    study.sampler = sampler
+    return study.ask(space).params["learning_rate"]
+
+
+@pytest.mark.parametrize("startup", [3, 6])
+def test_tpe_models_the_finished_trials_once_the_configured_startup_count_is_reached(startup: int):
+    settings = load_settings(tune={"seed": 5, "sampler_startup_trials": startup})
+    position = startup - 1
+    random_draw = optuna.samplers.RandomSampler(seed=settings.tune.seed + position)
+
+    before = _next_learning_rate(sampler_of(settings, position), finished=startup - 1)
+    assert before == _next_learning_rate(random_draw, finished=startup - 1)
+
+    position = startup
+    random_draw = optuna.samplers.RandomSampler(seed=settings.tune.seed + position)
+    after = _next_learning_rate(sampler_of(settings, position), finished=startup)
+    assert after != _next_learning_rate(random_draw, finished=startup)
+
+
+def test_the_sampler_starts_modelling_after_optunas_default_unless_configured():
+    assert load_settings().tune.sampler_startup_trials == 10
