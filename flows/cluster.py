@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
 from flows.serve import reporting_to
-from forecasting import progress
-from forecasting.evaluation.fanout import Fanout, in_process
+from forecasting.evaluation.fanout import Fanout, OnResult, gather, in_process
 
 R = TypeVar("R")
 
@@ -113,7 +113,11 @@ def _run_item(function: Callable[[Any, Any], Any], shared: Any, item: Any, label
 
 
 def dask_fanout(
-    function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
+    function: Callable[[Any, Any], Any],
+    shared: Any,
+    items: Sequence[Any],
+    description: str,
+    on_result: OnResult | None = None,
 ) -> list[Any]:
     """A `Fanout` for flows running on a DaskTaskRunner: one task run per item, results in item order."""
     runner = _dask_runner()
@@ -125,6 +129,6 @@ def dask_fanout(
         _run_item.submit(function, scattered, item, label=f"{description} {k + 1}/{len(items)}")
         for k, item in enumerate(items)
     ]
-    results = [future.result() for future in progress.track(futures, description)]
+    results = gather(futures, as_completed, description, on_result)
     scattered.release()
     return results

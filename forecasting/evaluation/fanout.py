@@ -6,6 +6,8 @@
     flows.cluster    one Prefect task run per item on a Dask cluster (`spotcast backtest --workers`)
 
 Every fan-out gives the same results in item order: the items are pure functions of their inputs.
+`on_result(index, result)`, where given, sees each result in this process as soon as its item is
+done (in the order they finish): a study tells a finished trial at once, so a killed batch keeps it.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ import multiprocessing
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 import cloudpickle
 
 from forecasting import progress
+
+F = TypeVar("F")  # a future of a fan-out's executor
+OnResult = Callable[[int, Any], Any]  # (item index, its result), called as each item is done
 
 
 class Fanout(Protocol):
@@ -31,15 +36,47 @@ class Fanout(Protocol):
     The function and items must pickle (cloudpickle) when the fan-out runs them elsewhere."""
 
     def __call__(
-        self, function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
+        self,
+        function: Callable[[Any, Any], Any],
+        shared: Any,
+        items: Sequence[Any],
+        description: str,
+        on_result: OnResult | None = None,
     ) -> list[Any]: ...
 
 
 def in_process(
-    function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
+    function: Callable[[Any, Any], Any],
+    shared: Any,
+    items: Sequence[Any],
+    description: str,
+    on_result: OnResult | None = None,
 ) -> list[Any]:
     """The serial fan-out: one item after the other in this process, with a progress task."""
-    return [function(shared, item) for item in progress.track(items, description)]
+    results = []
+    for index, item in enumerate(progress.track(items, description)):
+        results.append(function(shared, item))
+        if on_result is not None:
+            on_result(index, results[-1])
+    return results
+
+
+def gather(
+    futures: Sequence[F],
+    completed: Callable[[Sequence[F]], Iterable[F]],
+    description: str,
+    on_result: OnResult | None = None,
+) -> list[Any]:
+    """The futures' results in their order, waiting on them as `completed` (an executor's
+    as_completed) yields them, so that `on_result` sees each result as soon as it is there."""
+    position = {id(future): index for index, future in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    for future in progress.track(completed(futures), description, total=len(futures)):
+        index = position[id(future)]
+        results[index] = future.result()  # type: ignore[attr-defined]
+        if on_result is not None:
+            on_result(index, results[index])
+    return results
 
 
 _loaded: dict[str, Any] = {}  # in a worker: the shared inputs read so far, by file
@@ -83,8 +120,13 @@ class ProcessFanout:
         return path
 
     def __call__(
-        self, function: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], description: str
+        self,
+        function: Callable[[Any, Any], Any],
+        shared: Any,
+        items: Sequence[Any],
+        description: str,
+        on_result: OnResult | None = None,
     ) -> list[Any]:
         path = self._file_of(shared)
         futures = [self._pool.submit(_run, path, cloudpickle.dumps((function, item))) for item in items]
-        return [future.result() for future in progress.track(futures, description)]
+        return gather(futures, as_completed, description, on_result)

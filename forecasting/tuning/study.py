@@ -5,12 +5,15 @@
                                      postgresql://…): the choice for a lake on an object store
 
 Trials run in batches of the cluster's size: every trial of a batch is asked, they run at once
-(`Fanout`), then all are told, in trial order. The TPE sampler of the k-th finished trial is seeded
-with seed + k, so the parameters suggested depend only on the seed and the trials finished before,
-not on timing or on how often the study was interrupted: the same seed gives the same trials and
-the same best trial. The first trial of a new study is the configured model, the baseline on the
-same validation periods. A `tune` killed mid-batch leaves trials RUNNING; the next `tune` marks them
-failed and runs their parameters again first. One `tune` per study at a time.
+(`Fanout`), and each is told as soon as it is done. The TPE sampler of the k-th finished trial is
+seeded with seed + k, and a trial is judged (pruned) against the trials finished when its batch was
+asked, so the parameters suggested depend only on the seed and the trials finished before, not on
+timing or on how often the study was interrupted: the same seed gives the same trials and the same
+best trial. The first trial of a new study is the configured model, the baseline on the same
+validation periods. A `tune` killed mid-batch keeps the batch's finished trials and leaves the others
+RUNNING; the next `tune` marks those failed and runs their parameters again first, alone in their
+batch and judged against the same trials as before, as an uninterrupted study would have. One
+`tune` per study at a time.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ log = logging.getLogger("spotcast.tune")
 TUNING = "tuning"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 NOT_TUNABLE = ("zones", "covariates", "random_state", "n_jobs", "model_id")
+JUDGED_AGAINST = "judged_against"  # user attribute: the finished trials a trial's pruning compared with
 
 
 def distributions(space: dict[str, ParamRange]) -> dict[str, BaseDistribution]:
@@ -97,7 +101,8 @@ def open_study(settings: Settings, resume: bool = True) -> optuna.Study:
     for trial in running:
         log.info("trial %d was interrupted: it runs again", trial.number)
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        retry = {"retry_of": trial.number, JUDGED_AGAINST: trial.user_attrs.get(JUDGED_AGAINST)}
+        study.enqueue_trial(trial.params, user_attrs=retry)
     return study
 
 
@@ -136,7 +141,21 @@ def told(study: optuna.Study) -> int:
     return len(finished(study)) + sum("error" in t.user_attrs for t in failed)
 
 
-def _spec(settings: Settings, study: optuna.Study, trial: optuna.Trial, snapshot: tuple) -> TrialSpec:
+def retries_waiting(study: optuna.Study) -> int:
+    """Interrupted trials queued to run again."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return sum("retry_of" in t.user_attrs for t in waiting)
+
+
+def _spec(settings: Settings, study: optuna.Study, trial: optuna.Trial) -> TrialSpec:
+    """What a worker needs to run `trial`, judged against the trials finished when it was first asked
+    (a retry keeps its interrupted run's); that list is recorded on the trial."""
+    judged_against = trial.user_attrs.get(JUDGED_AGAINST)
+    if judged_against is None:
+        judged_against = [t.number for t in finished(study)]
+        trial.set_user_attr(JUDGED_AGAINST, judged_against)
+    everything = study.get_trials(deepcopy=False)
+    snapshot = tuple(everything[number] for number in judged_against)
     params = {**settings.model.params, **settings.tune.params, **trial.params}
     return TrialSpec(
         number=trial.number,
@@ -203,16 +222,20 @@ def optimize(
             if timeout_s is not None and time.monotonic() - began > timeout_s:
                 log.info("timeout after %d finished trials: run `spotcast tune` again to go on", done)
                 return
-            snapshot = tuple(finished(study))
+            # Retries run alone: a new trial asked beside them would see fewer finished trials than
+            # it would have in the uninterrupted study.
+            size = min(retries_waiting(study) or batch_size, batch_size, n_trials - done)
             batch = []
-            for position in range(min(batch_size, n_trials - done)):
+            for position in range(size):
                 study.sampler = sampler_of(settings, done + position)
                 batch.append(study.ask(space))
-            specs = [_spec(settings, study, trial, snapshot) for trial in batch]
-            outcomes = fanout(run_trial, history, specs, f"trials {batch[0].number}–{batch[-1].number}")
-            for trial, outcome in zip(batch, outcomes, strict=True):
-                _tell(study, trial, outcome)
+            specs = [_spec(settings, study, trial) for trial in batch]
+
+            def tell(index: int, outcome: TrialOutcome, batch: list[optuna.Trial] = batch) -> None:
+                _tell(study, batch[index], outcome)
                 log.info("%s", describe(study, outcome))
                 if on_told is not None:
-                    on_told(study.get_trials(deepcopy=False)[trial.number], outcome)
-            step.advance(told(study) - done)
+                    on_told(study.get_trials(deepcopy=False)[outcome.number], outcome)
+                step.advance()
+
+            fanout(run_trial, history, specs, f"trials {batch[0].number}–{batch[-1].number}", on_result=tell)

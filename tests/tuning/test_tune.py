@@ -137,8 +137,14 @@ def test_a_study_on_a_two_worker_cluster_records_every_trial_and_retrains_the_be
     assert f"configured model (trial 0): CRPS {trials[0].value:.4g}" in shown
 
 
-def killed(function: Callable, shared: object, items: Sequence, description: str) -> list:
+def killed(function: Callable, shared: object, items: Sequence, description: str, on_result=None) -> list:
     """A fan-out interrupted (Ctrl-C, a killed process) after its trials were asked."""
+    raise KeyboardInterrupt
+
+
+def killed_after_first(function: Callable, shared: object, items: Sequence, description: str, on_result=None):
+    """A batch whose first trial finishes (and is told) before the process is killed."""
+    on_result(0, function(shared, items[0]))
     raise KeyboardInterrupt
 
 
@@ -161,6 +167,30 @@ def test_a_killed_study_resumes_with_the_trials_an_uninterrupted_one_runs(own_la
     assert [t.params for t in uninterrupted.trials] == [resumed.trials[0].params, resumed.trials[2].params]
     assert uninterrupted.best_params == resumed.best_params
     assert uninterrupted.best_value == resumed.best_value
+
+
+def test_a_batch_killed_after_one_trial_keeps_it_and_resumes_as_if_uninterrupted(own_lake: Path):
+    # Pruning from the first finished trial on, so that what each trial is judged against matters.
+    changes = {"validation": [TWO_ORIGINS], "pruner_startup_trials": 1, "pruner_warmup_origins": 0}
+    settings = settings_in(own_lake, **changes)
+    with pytest.raises(KeyboardInterrupt):
+        tune(settings, fanout=killed_after_first, batch_size=2, n_trials=2, retrain=False)
+    kept = open_study(settings, resume=False).trials
+    assert [t.state for t in kept] == [TrialState.COMPLETE, TrialState.RUNNING]  # trial 0 was told at once
+    assert [json.loads(t)["trial"] for t in tune_runs(settings)["tags"]] == ["0"]  # and recorded
+
+    tune(settings, batch_size=2, n_trials=4, retrain=False)
+    resumed = open_study(settings, resume=False).trials
+    assert [t.state for t in resumed[:3]] == [TrialState.COMPLETE, TrialState.FAIL, resumed[2].state]
+    assert resumed[2].params == kept[1].params and resumed[2].user_attrs["judged_against"] == []
+    assert resumed[3].user_attrs["judged_against"] == [0, 2] == resumed[4].user_attrs["judged_against"]
+
+    fresh = settings_in(own_lake, **changes, study="fresh")
+    tune(fresh, batch_size=2, n_trials=4, retrain=False)
+    uninterrupted = open_study(fresh, resume=False).trials
+    retried = [resumed[0], *resumed[2:]]
+    assert [t.params for t in uninterrupted] == [t.params for t in retried]
+    assert [(t.state, t.value) for t in uninterrupted] == [(t.state, t.value) for t in retried]
 
 
 def test_a_trial_worse_than_the_median_at_its_first_origin_is_pruned(own_lake: Path):
