@@ -23,7 +23,6 @@ import logging
 import os
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def main() -> None:
     forget_recordings()  # the history above is a copy: keep one, not two
     timezones = {zone.name: zone.timezone for zone in settings.zones}
     results = {}
-    with ProcessFanout(args.workers) if args.workers > 1 else nullcontext(in_process) as fanout:
+    with ProcessFanout(args.workers) if args.workers > 1 else in_process as fanout:
         for name in args.periods:
             start, end = PERIODS[name]
             results[name] = run_backtest(

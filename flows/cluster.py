@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 from prefect_dask import DaskTaskRunner
 
 from flows.serve import reporting_to
-from forecasting.evaluation.fanout import Fanout, OnResult, gather, in_process
+from forecasting.evaluation.fanout import Fanout, in_process
 
 R = TypeVar("R")
 
@@ -112,23 +112,30 @@ def _run_item(function: Callable[[Any, Any], Any], shared: Any, item: Any, label
     return function(shared, item)
 
 
-def dask_fanout(
-    function: Callable[[Any, Any], Any],
-    shared: Any,
-    items: Sequence[Any],
-    description: str,
-    on_result: OnResult | None = None,
-) -> list[Any]:
-    """A `Fanout` for flows running on a DaskTaskRunner: one task run per item, results in item order."""
-    runner = _dask_runner()
-    if runner is None:
-        raise RuntimeError("dask_fanout runs inside a flow whose task runner is a DaskTaskRunner")
-    scattered = runner.client.scatter(shared, broadcast=True, hash=False)
-    futures = [
-        # Dask resolves the scattered future on the worker: the history is not pickled per task.
-        _run_item.submit(function, scattered, item, label=f"{description} {k + 1}/{len(items)}")
-        for k, item in enumerate(items)
-    ]
-    results = gather(futures, as_completed, description, on_result)
-    scattered.release()
-    return results
+class DaskFanout(Fanout):
+    """A `Fanout` for flows running on a DaskTaskRunner: one task run per item. The shared input is
+    scattered to every worker once per run, and Dask resolves it on the worker: the history is not
+    pickled per task."""
+
+    def _runner(self) -> DaskTaskRunner:
+        runner = _dask_runner()
+        if runner is None:
+            raise RuntimeError("DaskFanout runs inside a flow whose task runner is a DaskTaskRunner")
+        return runner
+
+    def _share(self, shared: Any) -> Any:
+        return self._runner().client.scatter(shared, broadcast=True, hash=False)
+
+    def _unshare(self, shared: Any) -> None:
+        shared.release()
+
+    def _submit(
+        self, function: Callable[[Any, Any], Any], shared: Any, item: Any, label: str
+    ) -> PrefectFuture:
+        return _run_item.submit(function, shared, item, label=label)
+
+    def _first_done(self, pending: list[PrefectFuture]) -> PrefectFuture:
+        return next(as_completed(pending))
+
+
+dask_fanout = DaskFanout()

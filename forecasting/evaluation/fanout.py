@@ -3,11 +3,16 @@
     in_process       one item after the other in this process (the default)
     ProcessFanout    N spawned worker processes of this machine, no Prefect or Dask needed (notebooks,
                      benchmarks): `with ProcessFanout(2) as fanout: backtest(..., fanout=fanout)`
-    flows.cluster    one Prefect task run per item on a Dask cluster (`spotcast backtest --workers`)
+                     (every fan-out is a context manager: this one stops its processes at the end)
+    flows.cluster    DaskFanout: one Prefect task run per item on a Dask cluster (`--workers`)
 
-Every fan-out gives the same results in item order: the items are pure functions of their inputs.
-`on_result(index, result)`, where given, sees each result in this process as soon as its item is
-done (in the order they finish): a study tells a finished trial at once, so a killed batch keeps it.
+Two ways to run items on one:
+    fanout(function, shared, items, description)    every item at once; the results in item order
+    fanout.stream(function, shared, next_item, on_result, slots, label)
+        items made one at a time, while fewer than `slots` run, and each result handed to
+        `on_result` as soon as it is done: a study asks its next trial when a worker frees up
+        and tells each trial as it finishes.
+Every fan-out gives the same results: the items are pure functions of their inputs.
 """
 
 from __future__ import annotations
@@ -16,68 +21,117 @@ import multiprocessing
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Self
 
 import cloudpickle
 
 from forecasting import progress
 
-F = TypeVar("F")  # a future of a fan-out's executor
-OnResult = Callable[[int, Any], Any]  # (item index, its result), called as each item is done
+Function = Callable[[Any, Any], Any]  # function(shared, item) -> result
+NextItem = Callable[[], Any]  # the next item to start, or None when none can start now
+OnResult = Callable[[int, Any], Any]  # (the item's place in the order started, its result)
 
 
-class Fanout(Protocol):
-    """Runs `function(shared, item)` for every item and returns the results in item order. `shared`
-    is the same for every item (the history): a fan-out to other processes ships it to each once.
-    The function and items must pickle (cloudpickle) when the fan-out runs them elsewhere."""
+class Fanout(ABC):
+    """Runs `function(shared, item)` for items. `shared` is the same for every item (the history): a
+    fan-out to other processes ships it to each once. The function and items must pickle
+    (cloudpickle) when the fan-out runs them elsewhere."""
 
-    def __call__(
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop what the fan-out started (worker processes); nothing for most."""
+        return None
+
+    @abstractmethod
+    def _submit(self, function: Function, shared: Any, item: Any, label: str) -> Any:
+        """Start one item (`shared` as `_share` made it); its future."""
+
+    @abstractmethod
+    def _first_done(self, pending: list[Any]) -> Any:
+        """Wait until one of the pending futures is done; that one."""
+
+    def _result(self, future: Any) -> Any:
+        return future.result()
+
+    def _share(self, shared: Any) -> Any:
+        """What the items of one run get as `shared` (a file, a scattered future)."""
+        return shared
+
+    def _unshare(self, shared: Any) -> None:
+        """Release what `_share` made, once the run's items are done."""
+        return None  # the object itself: nothing to release
+
+    def stream(
         self,
-        function: Callable[[Any, Any], Any],
+        function: Function,
         shared: Any,
-        items: Sequence[Any],
-        description: str,
-        on_result: OnResult | None = None,
-    ) -> list[Any]: ...
+        next_item: NextItem,
+        on_result: OnResult,
+        slots: int,
+        label: Callable[[int, Any], str],
+    ) -> None:
+        """Start items from `next_item()` while fewer than `slots` run and it has one; hand each result
+        to `on_result` in this process as soon as it is done; return when nothing runs and
+        `next_item()` has none. `label(index, item)` names an item's task."""
+        handle = self._share(shared)
+        pending: list[tuple[Any, int]] = []  # (future, index), in the order started
+        started = 0
+        try:
+            while True:
+                while len(pending) < slots and (item := next_item()) is not None:
+                    pending.append((self._submit(function, handle, item, label(started, item)), started))
+                    started += 1
+                if not pending:
+                    return
+                done = self._first_done([future for future, _ in pending])
+                place = next(k for k, (future, _) in enumerate(pending) if future is done)
+                future, index = pending.pop(place)
+                on_result(index, self._result(future))
+        finally:
+            self._unshare(handle)
+
+    def __call__(self, function: Function, shared: Any, items: Sequence[Any], description: str) -> list[Any]:
+        """Every item at once (the executor queues what it cannot start); the results in item order."""
+        results: list[Any] = [None] * len(items)
+        queue = iter(items)
+        with progress.task(description, total=len(items)) as step:
+
+            def keep(index: int, result: Any) -> None:
+                results[index] = result
+                step.advance()
+
+            self.stream(
+                function, shared, lambda: next(queue, None), keep, max(len(items), 1),
+                lambda index, _: f"{description} {index + 1}/{len(items)}",
+            )  # fmt: skip
+        return results
 
 
-def in_process(
-    function: Callable[[Any, Any], Any],
-    shared: Any,
-    items: Sequence[Any],
-    description: str,
-    on_result: OnResult | None = None,
-) -> list[Any]:
-    """The serial fan-out: one item after the other in this process, with a progress task."""
-    results = []
-    for index, item in enumerate(progress.track(items, description)):
-        results.append(function(shared, item))
-        if on_result is not None:
-            on_result(index, results[-1])
-    return results
+class InProcess(Fanout):
+    """One item after the other in this process: an item runs when it is waited for, in the order
+    started, so a stream of `slots` items asks its items as a cluster of that many workers would."""
+
+    def _submit(self, function: Function, shared: Any, item: Any, label: str) -> tuple[Function, Any, Any]:
+        return (function, shared, item)
+
+    def _first_done(self, pending: list[Any]) -> Any:
+        return pending[0]
+
+    def _result(self, future: tuple[Function, Any, Any]) -> Any:
+        function, shared, item = future
+        return function(shared, item)
 
 
-def gather(
-    futures: Sequence[F],
-    completed: Callable[[Sequence[F]], Iterable[F]],
-    description: str,
-    on_result: OnResult | None = None,
-) -> list[Any]:
-    """The futures' results in their order, waiting on them as `completed` (an executor's
-    as_completed) yields them, so that `on_result` sees each result as soon as it is there."""
-    position = {id(future): index for index, future in enumerate(futures)}
-    results: list[Any] = [None] * len(futures)
-    for future in progress.track(completed(futures), description, total=len(futures)):
-        index = position[id(future)]
-        results[index] = future.result()  # type: ignore[attr-defined]
-        if on_result is not None:
-            on_result(index, results[index])
-    return results
-
+in_process = InProcess()
 
 _loaded: dict[str, Any] = {}  # in a worker: the shared inputs read so far, by file
 
@@ -90,7 +144,7 @@ def _run(shared_file: str, payload: bytes) -> Any:
     return function(_loaded[shared_file], item)
 
 
-class ProcessFanout:
+class ProcessFanout(Fanout):
     """A `Fanout` on `workers` spawned processes of this machine that live as long as the `with`
     block. The shared input is written once to a temporary file that each worker reads once, not
     pickled into every item; items and functions go by cloudpickle (lambdas included). Workers are
@@ -102,14 +156,13 @@ class ProcessFanout:
         self._shared: list[tuple[Any, str]] = []  # (object, file): kept alive so ids stay unique
         self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._pool.shutdown(cancel_futures=True)
         self._folder.cleanup()
 
-    def _file_of(self, shared: Any) -> str:
+    def _share(self, shared: Any) -> str:
         for known, path in self._shared:
             if known is shared:
                 return path
@@ -119,14 +172,9 @@ class ProcessFanout:
         self._shared.append((shared, path))
         return path
 
-    def __call__(
-        self,
-        function: Callable[[Any, Any], Any],
-        shared: Any,
-        items: Sequence[Any],
-        description: str,
-        on_result: OnResult | None = None,
-    ) -> list[Any]:
-        path = self._file_of(shared)
-        futures = [self._pool.submit(_run, path, cloudpickle.dumps((function, item))) for item in items]
-        return gather(futures, as_completed, description, on_result)
+    def _submit(self, function: Function, shared: str, item: Any, label: str) -> Future:
+        return self._pool.submit(_run, shared, cloudpickle.dumps((function, item)))
+
+    def _first_done(self, pending: list[Future]) -> Future:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        return next(future for future in pending if future in done)

@@ -43,13 +43,14 @@ def reports_folder(lake: LakeFS, study: str) -> str:
 def tune(
     settings: Settings,
     fanout: Fanout = in_process,
-    batch_size: int = 1,
+    workers: int = 1,
     n_trials: int | None = None,
     timeout_s: float | None = None,
     retrain: bool = True,
     as_of: pd.Timestamp | None = None,
 ) -> TuneResult:
-    """Run (or resume) the study up to `n_trials` told trials ([tune] n_trials by default)."""
+    """Run (or resume) the study up to `n_trials` told trials ([tune] n_trials by default), `workers`
+    trials at a time on `fanout`."""
     lake = LakeFS.of(settings)
     history = model_history(settings)
     study = open_study(settings)
@@ -57,7 +58,7 @@ def tune(
     def record(trial: optuna.trial.FrozenTrial, outcome: TrialOutcome) -> None:
         record_trial(lake, settings, study.study_name, trial, outcome)
 
-    optimize(settings, study, history, fanout, batch_size, n_trials or settings.tune.n_trials, timeout_s, record)
+    optimize(settings, study, history, fanout, workers, n_trials or settings.tune.n_trials, timeout_s, record)
     plots = save_plots(lake, study, settings.tune.seed)
     summary = render(study, settings.tune.seed)
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):

@@ -4,16 +4,15 @@
                                      unless [tune] storage names an Optuna RDB URL (sqlite:///…,
                                      postgresql://…): the choice for a lake on an object store
 
-Trials run in batches of the cluster's size: every trial of a batch is asked, they run at once
-(`Fanout`), and each is told as soon as it is done. The TPE sampler of the k-th finished trial is
-seeded with seed + k, and a trial is judged (pruned) against the trials finished when its batch was
-asked, so the parameters suggested depend only on the seed and the trials finished before, not on
-timing or on how often the study was interrupted: the same seed gives the same trials and the same
-best trial. The first trial of a new study is the configured model, the baseline on the same
-validation periods. A `tune` killed mid-batch keeps the batch's finished trials and leaves the others
-RUNNING; the next `tune` marks those failed and runs their parameters again first, alone in their
-batch and judged against the same trials as before, as an uninterrupted study would have. One
-`tune` per study at a time.
+Trials run as workers free up, each told as soon as it is done, yet the study does not depend on
+timing: the trial at position p (its place in the study's sequence) is asked once every trial at
+positions ≤ p − workers is told, and TPE (seeded with seed + p) and the pruner see exactly those
+trials, not whatever else has finished meanwhile. So the same seed and worker count give the same
+trials and the same best trial, however the trials' durations fall and however often the study is
+interrupted. The first trial of a new study is the configured model, the baseline on the same
+validation periods. A killed `tune` keeps its finished trials and leaves the others RUNNING; the
+next `tune` marks those failed and runs their parameters again first, at their old positions and
+judged against the same trials. One `tune` per study at a time.
 """
 
 from __future__ import annotations
@@ -43,7 +42,9 @@ log = logging.getLogger("spotcast.tune")
 TUNING = "tuning"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 NOT_TUNABLE = ("zones", "covariates", "random_state", "n_jobs", "model_id")
-JUDGED_AGAINST = "judged_against"  # user attribute: the finished trials a trial's pruning compared with
+# User attributes of a trial: its place in the study's sequence (a retry keeps its first run's), and
+# the finished trials TPE and the pruner saw for it.
+POSITION, JUDGED_AGAINST = "position", "judged_against"
 
 
 def distributions(space: dict[str, ParamRange]) -> dict[str, BaseDistribution]:
@@ -101,7 +102,11 @@ def open_study(settings: Settings, resume: bool = True) -> optuna.Study:
     for trial in running:
         log.info("trial %d was interrupted: it runs again", trial.number)
         study.tell(trial.number, state=TrialState.FAIL)
-        retry = {"retry_of": trial.number, JUDGED_AGAINST: trial.user_attrs.get(JUDGED_AGAINST)}
+        retry = {
+            "retry_of": trial.number,
+            POSITION: position_of(trial),
+            JUDGED_AGAINST: trial.user_attrs.get(JUDGED_AGAINST),
+        }
         study.enqueue_trial(trial.params, user_attrs=retry)
     return study
 
@@ -111,7 +116,8 @@ def enqueue_configured(settings: Settings, study: optuna.Study) -> None:
     later trial is compared with on the same periods. Its values are used even where they lie
     outside the space (Optuna logs a warning), so that it is exactly that model."""
     params = DeepARPipeline(**{**settings.model.params, **settings.tune.params}).get_params()
-    study.enqueue_trial({name: params[name] for name in settings.tune.space}, user_attrs={"configured": True})
+    configured = {"configured": True, POSITION: 0}
+    study.enqueue_trial({name: params[name] for name in settings.tune.space}, user_attrs=configured)
 
 
 def sampler_of(settings: Settings, position: int) -> optuna.samplers.TPESampler:
@@ -141,21 +147,66 @@ def told(study: optuna.Study) -> int:
     return len(finished(study)) + sum("error" in t.user_attrs for t in failed)
 
 
-def retries_waiting(study: optuna.Study) -> int:
-    """Interrupted trials queued to run again."""
-    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    return sum("retry_of" in t.user_attrs for t in waiting)
+def position_of(trial: optuna.trial.FrozenTrial) -> int:
+    # A trial without one (added by hand, or from before positions were recorded): its number.
+    return trial.user_attrs.get(POSITION, trial.number)
+
+
+def _sees(trial: optuna.trial.FrozenTrial, position: int, workers: int) -> bool:
+    """Whether the trial at `position` sees `trial`: one `workers` places before it or earlier; a trial
+    without a recorded position was finished before any trial was asked by position."""
+    return POSITION not in trial.user_attrs or trial.user_attrs[POSITION] <= position - workers
+
+
+def _interrupted(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state == TrialState.FAIL and "error" not in trial.user_attrs
+
+
+def ask_next(
+    settings: Settings, study: optuna.Study, space: dict[str, BaseDistribution], workers: int
+) -> optuna.Trial | None:
+    """The next trial to run, or None while its turn has not come (a trial `workers` positions before
+    it is still running). Queued trials (a new study's configured model, interrupted trials) first."""
+    trials = study.get_trials(deepcopy=False)
+    queued = [t for t in trials if t.state == TrialState.WAITING]
+    counted = [t for t in trials if not _interrupted(t) and t.state != TrialState.WAITING]
+    if queued:
+        position = position_of(queued[0])
+        judged_against = queued[0].user_attrs.get(JUDGED_AGAINST)
+    else:
+        position = max(map(position_of, counted), default=-1) + 1
+        judged_against = None
+    seen = [t for t in counted if _sees(t, position, workers)]
+    if judged_against is None:  # a new trial, the configured one, or a retry from before this was recorded
+        if any(t.state == TrialState.RUNNING for t in seen):
+            return None
+        judged_against = [t.number for t in seen if t.state in FINISHED]
+    if not queued:
+        params = _suggest(settings, [trials[number] for number in judged_against], position, space)
+        study.enqueue_trial(params)
+    trial = study.ask(space)  # the oldest queued trial: fixed parameters
+    trial.set_user_attr(POSITION, position)
+    trial.set_user_attr(JUDGED_AGAINST, judged_against)
+    return trial
+
+
+def _suggest(
+    settings: Settings,
+    seen: list[optuna.trial.FrozenTrial],
+    position: int,
+    space: dict[str, BaseDistribution],
+) -> dict[str, Any]:
+    """TPE's parameters for the trial at `position`, from the finished trials it may see (an in-memory
+    copy of them), not from whatever else has finished by now."""
+    copy = optuna.create_study(direction="minimize", sampler=sampler_of(settings, position))
+    copy.add_trials(seen)
+    return copy.ask(space).params
 
 
 def _spec(settings: Settings, study: optuna.Study, trial: optuna.Trial) -> TrialSpec:
-    """What a worker needs to run `trial`, judged against the trials finished when it was first asked
-    (a retry keeps its interrupted run's); that list is recorded on the trial."""
-    judged_against = trial.user_attrs.get(JUDGED_AGAINST)
-    if judged_against is None:
-        judged_against = [t.number for t in finished(study)]
-        trial.set_user_attr(JUDGED_AGAINST, judged_against)
+    """What a worker needs to run `trial`: the pruner judges it against the trials TPE saw for it."""
     everything = study.get_trials(deepcopy=False)
-    snapshot = tuple(everything[number] for number in judged_against)
+    snapshot = tuple(everything[number] for number in trial.user_attrs[JUDGED_AGAINST])
     params = {**settings.model.params, **settings.tune.params, **trial.params}
     return TrialSpec(
         number=trial.number,
@@ -207,35 +258,45 @@ def optimize(
     study: optuna.Study,
     history: pd.DataFrame,
     fanout: Fanout,
-    batch_size: int,
+    workers: int,
     n_trials: int,
     timeout_s: float | None = None,
     on_told: Callable[[optuna.trial.FrozenTrial, TrialOutcome], Any] | None = None,
 ) -> None:
-    """Run trials until the study holds `n_trials` told (complete, pruned or failed) ones, in batches of
-    `batch_size`; no new batch starts after `timeout_s`. `on_told` sees each trial once told."""
+    """Run trials, `workers` at a time, until the study holds `n_trials` told (complete, pruned or
+    failed) ones; no new trial starts after `timeout_s`. `on_told` sees each trial once told."""
     space = distributions(settings.tune.space)
     began = time.monotonic()
+    started: list[optuna.Trial] = []
+    running: set[int] = set()
     with progress.task(f"study {study.study_name}", total=n_trials) as step:
         step.advance(min(told(study), n_trials))
-        while (done := told(study)) < n_trials:
-            if timeout_s is not None and time.monotonic() - began > timeout_s:
-                log.info("timeout after %d finished trials: run `spotcast tune` again to go on", done)
-                return
-            # Retries run alone: a new trial asked beside them would see fewer finished trials than
-            # it would have in the uninterrupted study.
-            size = min(retries_waiting(study) or batch_size, batch_size, n_trials - done)
-            batch = []
-            for position in range(size):
-                study.sampler = sampler_of(settings, done + position)
-                batch.append(study.ask(space))
-            specs = [_spec(settings, study, trial) for trial in batch]
 
-            def tell(index: int, outcome: TrialOutcome, batch: list[optuna.Trial] = batch) -> None:
-                _tell(study, batch[index], outcome)
-                log.info("%s", describe(study, outcome))
-                if on_told is not None:
-                    on_told(study.get_trials(deepcopy=False)[outcome.number], outcome)
-                step.advance()
+        def next_trial() -> TrialSpec | None:
+            if told(study) + len(running) >= n_trials or _timed_out(began, timeout_s, study, running):
+                return None
+            trial = ask_next(settings, study, space, workers)
+            if trial is None:
+                return None
+            started.append(trial)
+            running.add(trial.number)
+            return _spec(settings, study, trial)
 
-            fanout(run_trial, history, specs, f"trials {batch[0].number}–{batch[-1].number}", on_result=tell)
+        def tell(index: int, outcome: TrialOutcome) -> None:
+            trial = started[index]
+            running.discard(trial.number)
+            _tell(study, trial, outcome)
+            log.info("%s", describe(study, outcome))
+            if on_told is not None:
+                on_told(study.get_trials(deepcopy=False)[trial.number], outcome)
+            step.advance()
+
+        fanout.stream(run_trial, history, next_trial, tell, workers, lambda _, spec: f"trial {spec.number}")
+
+
+def _timed_out(began: float, timeout_s: float | None, study: optuna.Study, running: set[int]) -> bool:
+    if timeout_s is None or time.monotonic() - began <= timeout_s:
+        return False
+    if not running:
+        log.info("timeout after %d told trials: run `spotcast tune` again to go on", told(study))
+    return True

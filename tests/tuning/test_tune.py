@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
@@ -18,6 +17,7 @@ from optuna.trial import TrialState
 from spotcast_testing import tiny_config
 
 from forecasting.config import Settings, load_settings
+from forecasting.evaluation.fanout import InProcess
 from forecasting.ingest import runs
 from forecasting.jobs.backtest import run_configured_backtest
 from forecasting.jobs.tune import tune
@@ -137,22 +137,24 @@ def test_a_study_on_a_two_worker_cluster_records_every_trial_and_retrains_the_be
     assert f"configured model (trial 0): CRPS {trials[0].value:.4g}" in shown
 
 
-def killed(function: Callable, shared: object, items: Sequence, description: str, on_result=None) -> list:
-    """A fan-out interrupted (Ctrl-C, a killed process) after its trials were asked."""
-    raise KeyboardInterrupt
+class Killed(InProcess):
+    """Trials run in this process, interrupted (Ctrl-C, a killed process) once `survivors` were told."""
 
+    def __init__(self, survivors: int) -> None:
+        self.survivors = survivors
 
-def killed_after_first(function: Callable, shared: object, items: Sequence, description: str, on_result=None):
-    """A batch whose first trial finishes (and is told) before the process is killed."""
-    on_result(0, function(shared, items[0]))
-    raise KeyboardInterrupt
+    def _first_done(self, pending: list) -> object:
+        if self.survivors == 0:
+            raise KeyboardInterrupt
+        self.survivors -= 1
+        return super()._first_done(pending)
 
 
 def test_a_killed_study_resumes_with_the_trials_an_uninterrupted_one_runs(own_lake: Path):
     settings = settings_in(own_lake, validation=[ONE_ORIGIN])
     tune(settings, n_trials=1, retrain=False)
     with pytest.raises(KeyboardInterrupt):
-        tune(settings, fanout=killed, n_trials=2, retrain=False)
+        tune(settings, fanout=Killed(0), n_trials=2, retrain=False)
     interrupted = open_study(settings, resume=False).trials[-1]
     assert interrupted.state == TrialState.RUNNING
 
@@ -174,23 +176,44 @@ def test_a_batch_killed_after_one_trial_keeps_it_and_resumes_as_if_uninterrupted
     changes = {"validation": [TWO_ORIGINS], "pruner_startup_trials": 1, "pruner_warmup_origins": 0}
     settings = settings_in(own_lake, **changes)
     with pytest.raises(KeyboardInterrupt):
-        tune(settings, fanout=killed_after_first, batch_size=2, n_trials=2, retrain=False)
+        tune(settings, fanout=Killed(1), workers=2, n_trials=2, retrain=False)
     kept = open_study(settings, resume=False).trials
     assert [t.state for t in kept] == [TrialState.COMPLETE, TrialState.RUNNING]  # trial 0 was told at once
     assert [json.loads(t)["trial"] for t in tune_runs(settings)["tags"]] == ["0"]  # and recorded
 
-    tune(settings, batch_size=2, n_trials=4, retrain=False)
+    tune(settings, workers=2, n_trials=4, retrain=False)
     resumed = open_study(settings, resume=False).trials
     assert [t.state for t in resumed[:3]] == [TrialState.COMPLETE, TrialState.FAIL, resumed[2].state]
     assert resumed[2].params == kept[1].params and resumed[2].user_attrs["judged_against"] == []
-    assert resumed[3].user_attrs["judged_against"] == [0, 2] == resumed[4].user_attrs["judged_against"]
+    # Trial 3 was asked once trial 0 was told, trial 4 once the retry was: as in a study never killed.
+    assert resumed[3].user_attrs["judged_against"] == [0] and resumed[4].user_attrs["judged_against"] == [0, 2]
 
     fresh = settings_in(own_lake, **changes, study="fresh")
-    tune(fresh, batch_size=2, n_trials=4, retrain=False)
+    tune(fresh, workers=2, n_trials=4, retrain=False)
     uninterrupted = open_study(fresh, resume=False).trials
     retried = [resumed[0], *resumed[2:]]
     assert [t.params for t in uninterrupted] == [t.params for t in retried]
     assert [(t.state, t.value) for t in uninterrupted] == [(t.state, t.value) for t in retried]
+
+
+class LastFirst(InProcess):
+    """Trials run in this process, the one started last finishing first."""
+
+    def _first_done(self, pending: list) -> object:
+        return pending[-1]
+
+
+def test_the_study_does_not_depend_on_which_trial_finishes_first(own_lake: Path):
+    changes = {"validation": [TWO_ORIGINS], "pruner_startup_trials": 1, "pruner_warmup_origins": 0}
+    in_order = settings_in(own_lake, **changes)
+    tune(in_order, workers=2, n_trials=4, retrain=False)
+    reversed_ = settings_in(own_lake, **changes, study="reversed")
+    tune(reversed_, fanout=LastFirst(), workers=2, n_trials=4, retrain=False)
+
+    first, second = (open_study(s, resume=False).trials for s in (in_order, reversed_))
+    assert [t.datetime_complete for t in second] != sorted(t.datetime_complete for t in second)  # told out of order
+    assert [(t.params, t.state, t.value) for t in first] == [(t.params, t.state, t.value) for t in second]
+    assert [t.user_attrs["judged_against"] for t in second] == [[], [], [0], [0, 1]]
 
 
 def test_a_trial_worse_than_the_median_at_its_first_origin_is_pruned(own_lake: Path):
