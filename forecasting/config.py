@@ -213,6 +213,10 @@ class TuneConfig(_Strict):
     # Trials TPE draws at random before it models the finished ones (Optuna's default 10); a study
     # of a few dozen costly trials may start modelling sooner.
     sampler_startup_trials: int = Field(default=10, ge=1)
+    # A new trial sees the trials at least workers × lag_per_worker positions older than itself (TPE
+    # and the pruner use exactly those). 1: a worker idles whenever the trial `workers` places back
+    # still runs; 2: it rarely idles, and each trial misses the few newest results.
+    lag_per_worker: int = Field(default=2, ge=1)
     pruner_startup_trials: int = Field(default=5, ge=0)  # completed trials before any pruning
     pruner_warmup_origins: int = Field(default=4, ge=0)  # origins of a trial before it can be pruned
     storage: str | None = None  # an Optuna RDB URL; default: a journal file in the lake

@@ -6,13 +6,14 @@
 
 Trials run as workers free up, each told as soon as it is done, yet the study does not depend on
 timing: the trial at position p (its place in the study's sequence) is asked once every trial at
-positions ≤ p − workers is told, and TPE (seeded with seed + p) and the pruner see exactly those
-trials, not whatever else has finished meanwhile. So the same seed and worker count give the same
-trials and the same best trial, however the trials' durations fall and however often the study is
-interrupted. The first trial of a new study is the configured model, the baseline on the same
-validation periods. A killed `tune` keeps its finished trials and leaves the others RUNNING; the
-next `tune` marks those failed and runs their parameters again first, at their old positions and
-judged against the same trials. One `tune` per study at a time.
+positions ≤ p − lag is told (lag = workers × [tune] lag_per_worker), and TPE (seeded with seed + p)
+and the pruner see exactly those trials, not whatever else has finished meanwhile. So the same seed,
+configuration and worker count give the same trials and the same best trial, however the trials'
+durations fall and however often the study is interrupted. The first trial of a new study is the
+configured model, the baseline on the same validation periods. A killed `tune` keeps its finished
+trials and leaves the others RUNNING; the next `tune` marks those failed and runs their parameters
+again first, at their old positions and judged against the same trials. One `tune` per study at a
+time.
 """
 
 from __future__ import annotations
@@ -152,10 +153,10 @@ def position_of(trial: optuna.trial.FrozenTrial) -> int:
     return trial.user_attrs.get(POSITION, trial.number)
 
 
-def _sees(trial: optuna.trial.FrozenTrial, position: int, workers: int) -> bool:
-    """Whether the trial at `position` sees `trial`: one `workers` places before it or earlier; a trial
+def _sees(trial: optuna.trial.FrozenTrial, position: int, lag: int) -> bool:
+    """Whether the trial at `position` sees `trial`: one `lag` places before it or earlier; a trial
     without a recorded position was finished before any trial was asked by position."""
-    return POSITION not in trial.user_attrs or trial.user_attrs[POSITION] <= position - workers
+    return POSITION not in trial.user_attrs or trial.user_attrs[POSITION] <= position - lag
 
 
 def _interrupted(trial: optuna.trial.FrozenTrial) -> bool:
@@ -165,8 +166,8 @@ def _interrupted(trial: optuna.trial.FrozenTrial) -> bool:
 def ask_next(
     settings: Settings, study: optuna.Study, space: dict[str, BaseDistribution], workers: int
 ) -> optuna.Trial | None:
-    """The next trial to run, or None while its turn has not come (a trial `workers` positions before
-    it is still running). Queued trials (a new study's configured model, interrupted trials) first."""
+    """The next trial to run, or None while its turn has not come (a trial it must see is still
+    running). Queued trials (a new study's configured model, interrupted trials) first."""
     trials = study.get_trials(deepcopy=False)
     queued = [t for t in trials if t.state == TrialState.WAITING]
     counted = [t for t in trials if not _interrupted(t) and t.state != TrialState.WAITING]
@@ -176,7 +177,7 @@ def ask_next(
     else:
         position = max(map(position_of, counted), default=-1) + 1
         judged_against = None
-    seen = [t for t in counted if _sees(t, position, workers)]
+    seen = [t for t in counted if _sees(t, position, workers * settings.tune.lag_per_worker)]
     if judged_against is None:  # a new trial, the configured one, or a retry from before this was recorded
         if any(t.state == TrialState.RUNNING for t in seen):
             return None

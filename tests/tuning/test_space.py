@@ -5,7 +5,7 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from forecasting.config import ConfigError, load_settings
-from forecasting.tuning.study import distributions, sampler_of
+from forecasting.tuning.study import ask_next, distributions, sampler_of
 
 
 def test_the_shipped_space_is_the_designs_plus_what_matters_here():
@@ -66,3 +66,22 @@ def test_tpe_models_the_finished_trials_once_the_configured_startup_count_is_rea
 
 def test_the_sampler_starts_modelling_after_optunas_default_unless_configured():
     assert load_settings().tune.sampler_startup_trials == 10
+
+
+def test_a_new_trial_sees_the_trials_a_lag_of_workers_times_lag_per_worker_back():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = load_settings(
+        tune={"space": {"dropout_rate": {"low": 0.05, "high": 0.2}}, "lag_per_worker": 2}
+    )
+    space = distributions(settings.tune.space)
+    study = optuna.create_study(direction="minimize")  # in memory: only the asking is tested
+    trials = [ask_next(settings, study, space, workers=2) for _ in range(4)]  # lag 4: all start at once
+    for trial in trials[1:]:
+        study.tell(trial, 1.0)
+
+    assert ask_next(settings, study, space, workers=2) is None  # position 4 must see trial 0, still running
+    study.tell(trials[0], 2.0)
+    fifth, sixth = (ask_next(settings, study, space, workers=2) for _ in range(2))
+    seen = [t.user_attrs["judged_against"] for t in study.get_trials()]
+    assert seen == [[], [], [], [], [0], [0, 1]]
+    assert (fifth.user_attrs["position"], sixth.user_attrs["position"]) == (4, 5)

@@ -37,7 +37,14 @@ SPACE = {
 }
 
 
-def tune_table(**changes: object) -> dict:
+# Pruning from the first finished trial on, and on two workers a trial sees those two places back or
+# older: what each trial sees matters within four trials.
+VIEW_MATTERS = {
+    "validation": [TWO_ORIGINS], "pruner_startup_trials": 1, "pruner_warmup_origins": 0, "lag_per_worker": 1,
+}  # fmt: skip
+
+
+def tune_table(**VIEW_MATTERS: object) -> dict:
     return {
         "study": "tiny",
         "seed": 7,
@@ -47,7 +54,7 @@ def tune_table(**changes: object) -> dict:
         "params": {"ensemble_size": 1, "n_jobs": 1},
         "pruner_startup_trials": 5,
         "pruner_warmup_origins": 0,
-        **changes,
+        **VIEW_MATTERS,
     }
 
 
@@ -172,9 +179,7 @@ def test_a_killed_study_resumes_with_the_trials_an_uninterrupted_one_runs(own_la
 
 
 def test_a_batch_killed_after_one_trial_keeps_it_and_resumes_as_if_uninterrupted(own_lake: Path):
-    # Pruning from the first finished trial on, so that what each trial is judged against matters.
-    changes = {"validation": [TWO_ORIGINS], "pruner_startup_trials": 1, "pruner_warmup_origins": 0}
-    settings = settings_in(own_lake, **changes)
+    settings = settings_in(own_lake, **VIEW_MATTERS)
     with pytest.raises(KeyboardInterrupt):
         tune(settings, fanout=Killed(1), workers=2, n_trials=2, retrain=False)
     kept = open_study(settings, resume=False).trials
@@ -188,7 +193,7 @@ def test_a_batch_killed_after_one_trial_keeps_it_and_resumes_as_if_uninterrupted
     # Trial 3 was asked once trial 0 was told, trial 4 once the retry was: as in a study never killed.
     assert resumed[3].user_attrs["judged_against"] == [0] and resumed[4].user_attrs["judged_against"] == [0, 2]
 
-    fresh = settings_in(own_lake, **changes, study="fresh")
+    fresh = settings_in(own_lake, **VIEW_MATTERS, study="fresh")
     tune(fresh, workers=2, n_trials=4, retrain=False)
     uninterrupted = open_study(fresh, resume=False).trials
     retried = [resumed[0], *resumed[2:]]
@@ -204,10 +209,9 @@ class LastFirst(InProcess):
 
 
 def test_the_study_does_not_depend_on_which_trial_finishes_first(own_lake: Path):
-    changes = {"validation": [TWO_ORIGINS], "pruner_startup_trials": 1, "pruner_warmup_origins": 0}
-    in_order = settings_in(own_lake, **changes)
+    in_order = settings_in(own_lake, **VIEW_MATTERS)
     tune(in_order, workers=2, n_trials=4, retrain=False)
-    reversed_ = settings_in(own_lake, **changes, study="reversed")
+    reversed_ = settings_in(own_lake, **VIEW_MATTERS, study="reversed")
     tune(reversed_, fanout=LastFirst(), workers=2, n_trials=4, retrain=False)
 
     first, second = (open_study(s, resume=False).trials for s in (in_order, reversed_))
