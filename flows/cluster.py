@@ -23,7 +23,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect_dask import DaskTaskRunner
 
 from flows.serve import reporting_to
-from forecasting.evaluation.fanout import Fanout, in_process
+from forecasting.evaluation.fanout import Fanout, Function, in_process
 
 R = TypeVar("R")
 
@@ -129,9 +129,7 @@ class DaskFanout(Fanout):
     def _unshare(self, shared: Any) -> None:
         shared.release()
 
-    def _submit(
-        self, function: Callable[[Any, Any], Any], shared: Any, item: Any, label: str
-    ) -> PrefectFuture:
+    def _submit(self, function: Function, shared: Any, item: Any, label: str) -> PrefectFuture:
         return _run_item.submit(function, shared, item, label=label)
 
     def _first_done(self, pending: list[PrefectFuture]) -> PrefectFuture:

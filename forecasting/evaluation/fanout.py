@@ -110,7 +110,7 @@ class Fanout(ABC):
                 step.advance()
 
             self.stream(
-                function, shared, lambda: next(queue, None), keep, max(len(items), 1),
+                function, shared, lambda: next(queue, None), keep, len(items),
                 lambda index, _: f"{description} {index + 1}/{len(items)}",
             )  # fmt: skip
         return results

@@ -274,7 +274,8 @@ def optimize(
         step.advance(min(told(study), n_trials))
 
         def next_trial() -> TrialSpec | None:
-            if told(study) + len(running) >= n_trials or _timed_out(began, timeout_s, study, running):
+            timed_out = timeout_s is not None and time.monotonic() - began > timeout_s
+            if told(study) + len(running) >= n_trials or timed_out:
                 return None
             trial = ask_next(settings, study, space, workers)
             if trial is None:
@@ -293,11 +294,5 @@ def optimize(
             step.advance()
 
         fanout.stream(run_trial, history, next_trial, tell, workers, lambda _, spec: f"trial {spec.number}")
-
-
-def _timed_out(began: float, timeout_s: float | None, study: optuna.Study, running: set[int]) -> bool:
-    if timeout_s is None or time.monotonic() - began <= timeout_s:
-        return False
-    if not running:
+    if told(study) < n_trials:  # the stream ends early only when no trial may start after the timeout
         log.info("timeout after %d told trials: run `spotcast tune` again to go on", told(study))
-    return True
