@@ -224,6 +224,62 @@ class TuneConfig(_Strict):
     trial_threads: int = Field(default=1, ge=1)  # torch threads per trial (workers × threads ≤ cores)
 
 
+class PeakHours(_Strict):
+    """The peak load of a market's products: these local weekdays (0 = Monday) and hours
+    [start_hour, end_hour). Nordic (Nasdaq) and EEX: Monday–Friday 08:00–20:00. Public holidays on
+    a weekday are peak hours too: the exchanges define peak by weekday and hour only."""
+
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)
+    start_hour: int = Field(default=8, ge=0, le=23)
+    end_hour: int = Field(default=20, ge=1, le=24)
+
+    @field_validator("weekdays")
+    @classmethod
+    def _weekdays(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(not 0 <= day <= 6 for day in value) or len(set(value)) != len(value):
+            raise ValueError(f"weekdays must be distinct numbers 0 (Monday) … 6, got {list(value)}")
+        return tuple(sorted(value))
+
+    @field_validator("end_hour")
+    @classmethod
+    def _after_start(cls, value: int, info: ValidationInfo) -> int:
+        if "start_hour" in info.data and value <= info.data["start_hour"]:
+            raise ValueError(f"end_hour {value} is not after start_hour {info.data['start_hour']}")
+        return value
+
+
+class CustomPeriod(_Strict):
+    """A delivery period the desk trades beyond days, weeks and months (local dates, both included)."""
+
+    name: str = Field(min_length=1)
+    start: date
+    end: date
+    load: Literal["base", "peak"] = "base"
+
+    @field_validator("end")
+    @classmethod
+    def _not_before_start(cls, value: date, info: ValidationInfo) -> date:
+        if "start" in info.data and value < info.data["start"]:
+            raise ValueError(f"end {value} is before start {info.data['start']}")
+        return value
+
+
+class ProductsConfig(_Strict):
+    """Calendar products forecast from the sample paths (forecasting/products.py)."""
+
+    peak: PeakHours = PeakHours()
+    custom: tuple[CustomPeriod, ...] = ()
+
+
+class ForwardsConfig(_Strict):
+    """The desk's forward settlement files (forecasting/forwards.py): `files` are paths or glob
+    patterns landed by every daily run (and by `spotcast forwards land`); a trade date's settlement
+    prices count as published at `settlement_time` local time (schedule time zone) that day."""
+
+    files: tuple[str, ...] = ()
+    settlement_time: time = time(18, 0)
+
+
 class Settings(_Strict):
     lake_root: str
     # An S3-compatible server for an s3:// lake (MinIO, Ceph); default AWS, or AWS_ENDPOINT_URL.
@@ -241,6 +297,8 @@ class Settings(_Strict):
     history: History = History()
     model: ModelConfig = ModelConfig()
     tune: TuneConfig = TuneConfig()
+    products: ProductsConfig = ProductsConfig()
+    forwards: ForwardsConfig = ForwardsConfig()
     entsoe_token: SecretStr | None = None  # from the environment only, never from the file
 
     @field_validator("series")

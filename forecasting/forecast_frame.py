@@ -5,7 +5,7 @@ the model and the baselines share the horizon's start, the local clock and non-c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import numpy as np
 import pandas as pd
@@ -27,16 +27,24 @@ from forecasting.schema import (
     ZONE,
 )
 
+if TYPE_CHECKING:
+    from forecasting.paths import IssuePaths
+    from forecasting.products import ProductForecast
+
 
 @dataclass(frozen=True)
 class ForecastRecord:
-    """A model's forecast of one issue with its by-products: the input status (per zone ×
-    covariate: newest published hour, hours extended, method) and the decile spread factors per
-    horizon week it was calibrated with."""
+    """A model's forecast of one issue: the hourly deciles (`frame`), the calibrated sample paths
+    they are the hourly view of, the calendar products (the other view of the same paths), and the
+    by-products: the input status (per zone × covariate: newest published hour, hours extended,
+    method), the hourly spread factors per horizon week and the product spread factors."""
 
     frame: pd.DataFrame
     input_status: pd.DataFrame
     spread_factors: np.ndarray
+    paths: IssuePaths | None = None
+    products: ProductForecast | None = None
+    product_factors: pd.DataFrame | None = None
 
 
 class Forecaster(Protocol):

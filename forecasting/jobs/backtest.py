@@ -13,10 +13,9 @@ from forecasting.config import Settings
 from forecasting.errors import MissingData
 from forecasting.evaluation.backtest import BacktestResult, RetrainEvery, run_backtest
 from forecasting.evaluation.fanout import Fanout, in_process
-from forecasting.jobs.train import build_pipeline, model_series
+from forecasting.jobs.train import build_pipeline, forecaster_of, model_series
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
-from forecasting.model.pipeline import TrackedPipeline
 
 log = logging.getLogger("spotcast.backtest")
 
@@ -46,7 +45,7 @@ def run_configured_backtest(
     every: RetrainEvery = retrain_every or "once"
     result = run_backtest(
         history,
-        lambda: TrackedPipeline(build_pipeline(settings)),
+        lambda: forecaster_of(settings, build_pipeline(settings)),
         start,
         end,
         timezones={z.name: z.timezone for z in settings.zones},

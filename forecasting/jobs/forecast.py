@@ -1,9 +1,12 @@
 """Forecast job: with the champion model and what the lake knew at the issue instant, issue the
-four-week forecast of every zone, with the input status beside it, and store both in the lake."""
+four-week forecast of every zone — calibrated sample paths, their hourly deciles and the calendar
+products set against the forwards settled by then — with the input status beside it, and store them
+in the lake in one atomic write."""
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -13,24 +16,31 @@ import pandas as pd
 from forecasting.config import Settings
 from forecasting.errors import UsageError
 from forecasting.features.covariates import COVARIATE
+from forecasting.jobs.train import forecaster_of
 from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import issue_date_of, write_forecast
+from forecasting.lake.forward_store import read_forwards
 from forecasting.lake.series_store import read_series
 from forecasting.lake.track_record import LakeTrackRecord
 from forecasting.model.pipeline import DeepARPipeline
+from forecasting.products import ProductForecast, forward_view
 from forecasting.schema import SERIES_COL, ZONE
 
 log = logging.getLogger("spotcast.forecast")
 
 FEED_STATUS = "feed_status"
+# The running month's published prices settle its month product: up to 31 days before the forecast.
+PRODUCT_LOOKBACK = pd.Timedelta(days=32)
 
 
 @dataclass(frozen=True)
 class IssuedForecast:
     issue_date: date
-    forecast: pd.DataFrame
+    forecast: pd.DataFrame  # the hourly view (forecast frame)
     inputs: pd.DataFrame  # per zone × covariate: newest published hour, extension, feed status
     files: list[str]
+    products: ProductForecast  # the calendar products of the same paths
+    view: pd.DataFrame  # the products with the forward view (forward columns empty where none)
 
 
 def input_status(model_inputs: pd.DataFrame, ingest_table: pd.DataFrame | None) -> pd.DataFrame:
@@ -54,31 +64,49 @@ def issue_forecast(
     ingest_table: pd.DataFrame | None = None,
     out: Path | None = None,
 ) -> IssuedForecast:
-    """Forecast from the rows published by `issued_at` and store the issue (replacing a re-issue)."""
+    """Forecast from the rows published by `issued_at` and store the issue (replacing a re-issue).
+    `out` is checked before anything is computed, so a bad destination stores nothing."""
+    if out is not None:
+        check_destination(out)
     lake = LakeFS.of(settings)
-    start = issued_at - model.history_needed
+    start = issued_at - model.history_needed - PRODUCT_LOOKBACK
     history = read_series(lake, zones=list(model.zones_), start=start, as_of=issued_at)
-    record = model.predict(history, issued_at, LakeTrackRecord(lake))
+    record = forecaster_of(settings, model, LakeTrackRecord(lake)).predict(history, issued_at)
     forecast = record.frame
     inputs = input_status(record.input_status, ingest_table).assign(
         issued_at=issued_at, model_id=model.model_id_
     )
+    view = forward_view(record.products, read_forwards(lake, as_of=issued_at, zones=list(model.zones_)))
     issue_date = issue_date_of(issued_at, settings.schedule.timezone)
-    files = write_forecast(lake, forecast, inputs, issue_date)
+    files = write_forecast(lake, forecast, inputs, issue_date, paths=record.paths, products=view)
     if out is not None:
-        files.append(str(export_forecast(forecast, out)))
+        files.append(str(export_table(forecast, out)))
     log.info("issued %s forecast of %s with %s", issue_date, ", ".join(model.zones_), model.model_id_)
-    return IssuedForecast(issue_date, forecast, inputs, files)
+    return IssuedForecast(issue_date, forecast, inputs, files, record.products, view)
 
 
-def export_forecast(forecast: pd.DataFrame, out: Path) -> Path:
-    """The forecast in the lake's schema as CSV or Parquet, by the file's suffix (for spreadsheets)."""
+EXPORT_SUFFIXES = (".csv", ".parquet")
+
+
+def check_destination(out: Path) -> None:
+    """Refuse an export destination that cannot be written, before anything is computed."""
     out = Path(out)
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise UsageError(f"--out must end in .csv or .parquet, got {out.name}")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name ending in .csv or .parquet")
+    folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), None)
+    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"--out {out}: cannot create a file there ({folder} is not a writable folder)")
+
+
+def export_table(table: pd.DataFrame, out: Path) -> Path:
+    """A forecast or product table as CSV or Parquet, by the file's suffix (for spreadsheets)."""
+    out = Path(out)
+    check_destination(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
-        forecast.to_csv(out, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-    elif out.suffix.lower() == ".parquet":
-        forecast.to_parquet(out, index=False)
+        table.to_csv(out, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     else:
-        raise UsageError(f"--out must end in .csv or .parquet, got {out.name}")
+        table.to_parquet(out, index=False)
     return out

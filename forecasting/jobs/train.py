@@ -23,11 +23,12 @@ from forecasting.evaluation.baselines import (
 from forecasting.evaluation.metrics import MODEL
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
-from forecasting.lake.track_record import LakeTrackRecord
+from forecasting.lake.track_record import LakeTrackRecord, TrackRecord
 from forecasting.model import registry
 from forecasting.model.artifact import ArtifactFormatError, ArtifactMismatchError
 from forecasting.model.calibration import NEWEST_CALIBRATION_WEEKS, weekly_issues_before
-from forecasting.model.pipeline import DeepARPipeline, TrackedPipeline
+from forecasting.model.forecaster import CalibratedForecaster
+from forecasting.model.pipeline import DeepARPipeline
 from forecasting.schema import PRICE
 
 log = logging.getLogger("spotcast.train")
@@ -56,6 +57,14 @@ def build_pipeline(settings: Settings) -> DeepARPipeline:
         raise ConfigError(f"[model.params]: {exc}") from None
 
 
+def forecaster_of(
+    settings: Settings, pipeline: DeepARPipeline, track_record: TrackRecord | None = None
+) -> CalibratedForecaster:
+    """The configured forecaster around `pipeline`: calibration issues on the schedule's clock,
+    the configured products, raw paths kept in `track_record` (default: this process only)."""
+    return CalibratedForecaster(pipeline, track_record, clock=settings.schedule.timezone, products=settings.products)
+
+
 def model_series(pipeline: DeepARPipeline) -> list[str]:
     return [PRICE, *pipeline.covariates]
 
@@ -65,7 +74,7 @@ def validation_origins(settings: Settings, as_of: pd.Timestamp) -> pd.DatetimeIn
     horizon was delivered by `as_of`: the newest calibration issues of a forecast at `as_of`, so
     their raw forecasts in the track record serve that forecast's calibration as well."""
     weeks_back = np.arange(NEWEST_CALIBRATION_WEEKS, NEWEST_CALIBRATION_WEEKS + VALIDATION_WEEKS)
-    return weekly_issues_before(as_of, settings.zones[0].timezone, weeks_back)[::-1]
+    return weekly_issues_before(as_of, settings.schedule.timezone, weeks_back)[::-1]
 
 
 def score_recent(
@@ -75,7 +84,9 @@ def score_recent(
     raw forecasts of these issues (and of their calibration issues) go to the lake's track record."""
     timezones = {z.name: z.timezone for z in settings.zones}
     record = LakeTrackRecord(LakeFS.of(settings))
-    factories = {name: (lambda m=model: Prefitted(TrackedPipeline(m, record))) for name, model in models.items()}
+    factories = {
+        name: (lambda m=model: Prefitted(forecaster_of(settings, m, record))) for name, model in models.items()
+    }
     factories[SEASONAL_NAIVE] = lambda: SeasonalNaive(timezones)
     factories[SEASONAL_NAIVE_EMPIRICAL] = lambda: SeasonalNaiveEmpirical(timezones)
     result = backtest(history, factories, validation_origins(settings, as_of), period="validation")

@@ -1,8 +1,14 @@
 """Forecasts in the lake, partitioned by issue date, with the input status they were made from.
 
-    forecasts/issue_date=<YYYY-MM-DD>/zone=<zone>/data.parquet      the forecast frame
+    forecasts/issue_date=<YYYY-MM-DD>/zone=<zone>/data.parquet      the hourly view (forecast frame)
     forecast_inputs/issue_date=<YYYY-MM-DD>/data.parquet            per zone × series: feed status,
                                                                      newest published hour, extension
+    paths/issue_date=<YYYY-MM-DD>/data.parquet                      the calibrated sample paths, one
+                                                                     row per zone × hour (track-record
+                                                                     layout: a float32 list of paths)
+    products/issue_date=<YYYY-MM-DD>/data.parquet                   the calendar products with the
+                                                                     forward view (product frame +
+                                                                     forward columns)
 Re-issuing a date replaces its files (one atomic rename each, after all of them are written, so a
 failed write leaves the previous issue whole), never duplicates rows. The issue date is the local
 date of the issue instant in the schedule's time zone (the desk's "today").
@@ -17,10 +23,14 @@ import pyarrow as pa
 
 from forecasting.errors import MissingData
 from forecasting.lake.files import LakeFS
+from forecasting.lake.track_record import paths_of_table, paths_table
+from forecasting.paths import IssuePaths
 from forecasting.schema import FORECAST_COLUMNS, ISSUED_AT, ZONE
 
 FORECASTS = "forecasts"
 FORECAST_INPUTS = "forecast_inputs"
+PATHS_AREA = "paths"
+PRODUCTS_AREA = "products"
 ISSUE_DATE = "issue_date"
 DATA_FILE = "data.parquet"
 
@@ -33,8 +43,16 @@ def _folder(lake: LakeFS, area: str, issue_date: date) -> str:
     return lake.path(area, f"{ISSUE_DATE}={issue_date.isoformat()}")
 
 
-def write_forecast(lake: LakeFS, forecast: pd.DataFrame, inputs: pd.DataFrame, issue_date: date) -> list[str]:
-    """Store one issue (all zones) and its input status; returns the files written."""
+def write_forecast(
+    lake: LakeFS,
+    forecast: pd.DataFrame,
+    inputs: pd.DataFrame,
+    issue_date: date,
+    paths: IssuePaths | None = None,
+    products: pd.DataFrame | None = None,
+) -> list[str]:
+    """Store one issue (all zones): its hourly view, input status and, when given, its calibrated
+    paths and product table, in one atomic write; returns the files written."""
     missing = [c for c in FORECAST_COLUMNS if c not in forecast.columns]
     if missing:
         raise ValueError(f"forecast frame lacks columns {missing}")
@@ -49,6 +67,12 @@ def write_forecast(lake: LakeFS, forecast: pd.DataFrame, inputs: pd.DataFrame, i
     }
     inputs_path = f"{_folder(lake, FORECAST_INPUTS, issue_date)}/{DATA_FILE}"
     files[inputs_path] = pa.Table.from_pandas(inputs, preserve_index=False)
+    if paths is not None:
+        files[f"{_folder(lake, PATHS_AREA, issue_date)}/{DATA_FILE}"] = paths_table(paths)
+    if products is not None:
+        files[f"{_folder(lake, PRODUCTS_AREA, issue_date)}/{DATA_FILE}"] = pa.Table.from_pandas(
+            products, preserve_index=False
+        )
     lake.write_tables_atomic(files)
     return list(files)
 
@@ -65,11 +89,7 @@ def read_forecast(
     lake: LakeFS, issue_date: date | None = None, zones: list[str] | None = None
 ) -> pd.DataFrame:
     """The forecast issued on `issue_date` (default: the latest) as a forecast frame."""
-    if issue_date is None:
-        dates = issue_dates(lake)
-        if not dates:
-            raise MissingData(f"the lake {lake.root} holds no forecast yet")
-        issue_date = dates[-1]
+    issue_date = issue_date or _latest(lake)
     folder = _folder(lake, FORECASTS, issue_date)
     if not lake.exists(folder):
         raise MissingData(f"no forecast issued on {issue_date} in {lake.root}")
@@ -83,6 +103,32 @@ def read_forecast(
     if not frames:
         raise MissingData(f"no forecast of zones {zones} issued on {issue_date}")
     return pd.concat(frames, ignore_index=True)[FORECAST_COLUMNS]
+
+
+def read_products(lake: LakeFS, issue_date: date | None = None, zones: list[str] | None = None) -> pd.DataFrame:
+    """The product table (with the forward view) issued on `issue_date` (default: the latest issue)."""
+    issue_date = issue_date or _latest(lake)
+    path = f"{_folder(lake, PRODUCTS_AREA, issue_date)}/{DATA_FILE}"
+    if not lake.exists(path):
+        raise MissingData(f"no products of an issue on {issue_date} in {lake.root}")
+    table = lake.read_table(path).to_pandas()
+    return table[table[ZONE].isin(zones)].reset_index(drop=True) if zones else table
+
+
+def read_paths(lake: LakeFS, issue_date: date | None = None) -> IssuePaths:
+    """The calibrated sample paths issued on `issue_date` (default: the latest issue)."""
+    issue_date = issue_date or _latest(lake)
+    path = f"{_folder(lake, PATHS_AREA, issue_date)}/{DATA_FILE}"
+    if not lake.exists(path):
+        raise MissingData(f"no sample paths of an issue on {issue_date} in {lake.root}")
+    return paths_of_table(lake.read_table(path))
+
+
+def _latest(lake: LakeFS) -> date:
+    dates = issue_dates(lake)
+    if not dates:
+        raise MissingData(f"the lake {lake.root} holds no forecast yet")
+    return dates[-1]
 
 
 def read_forecast_inputs(lake: LakeFS, issue_date: date) -> pd.DataFrame:

@@ -1,16 +1,14 @@
-"""The forecasting core: ONE scikit-learn style estimator that turns a tidy series frame into the
-four-week hourly decile forecast of every configured zone.
+"""The forecasting model: ONE scikit-learn style estimator that turns a tidy series frame into
+four-week hourly sample paths of every configured zone.
 
     covariate preparation  →  StandardScaler  →  PCA  →  GluonTS DeepAR (torch)
     (windows: extended covariates + calendar; anchored price target and anchor features)
 
 One global DeepAR model serves all zones (zone = static categorical with a learned embedding).
 Training and forecasting build their windows with the same code, from what was published at each
-issue instant. `predict` returns a `ForecastRecord`: the deciles of the sample paths, widened or
-narrowed per horizon week by the spread calibration stage (`forecasting.model.calibration`), fitted at
-every forecast on the model's own raw forecasts of the newest weekly issues whose four weeks are
-delivered (rolling conformal style), so the spread follows the current regime. Those past forecasts
-come from a track record (`forecasting.lake.track_record`): each (model, issue) is forecast once.
+issue instant. `predict` returns the RAW sample paths (`forecasting.paths.RawForecast`); the
+spread calibration of the hourly marginals and of the calendar products are stages after the model
+(`forecasting.model.forecaster` composes them with a track record of raw forecasts).
 `predict` never changes the estimator; persistence goes through `fitted_state` / `from_state`.
 """
 
@@ -33,7 +31,6 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
-from forecasting import progress
 from forecasting.errors import MissingData
 from forecasting.features.covariates import LAST_YEAR, NEWEST_SEARCH_HOURS, RATIO_HOURS, pivot_zone
 from forecasting.features.windows import (
@@ -42,22 +39,20 @@ from forecasting.features.windows import (
     WindowMaker,
     covariate_feature_names,
 )
-from forecasting.forecast_frame import ForecastRecord, forecast_hours, forecast_start, make_forecast_frame
-from forecasting.lake.track_record import MemoryTrackRecord, TrackRecord
+from forecasting.forecast_frame import forecast_hours, forecast_start
 from forecasting.model.calibration import (
     DELIVERED_AFTER,
     HORIZON_WEEKS,
     NEWEST_CALIBRATION_WEEKS,
-    SpreadCalibration,
     weekly_issues_before,
 )
+from forecasting.paths import PATH_DTYPE, IssuePaths, RawForecast, ZonePaths
 from forecasting.publication import known_at
 from forecasting.schema import (
     DELIVERY_HOUR,
     HORIZON_HOURS,
     PRICE,
     PUBLISHED_AT,
-    QUANTILE_LEVELS,
     SERIES_COL,
     VALUE,
     ZONE,
@@ -370,14 +365,23 @@ class DeepARPipeline(BaseEstimator):
         """How far before an issue `predict` reads history (see `history_needed`)."""
         return history_needed(self.calibration_weeks)
 
-    def predict(
-        self, history: pd.DataFrame, issued_at: pd.Timestamp, track_record: TrackRecord | None = None
-    ) -> ForecastRecord:
-        """The forecast of every fitted zone from the rows of `history` public at `issued_at`, its
-        input status and the spread factors it was calibrated with. Raw forecasts of the
-        calibration issues come from `track_record` when stored there, else are made and stored
-        (default: a fresh in-memory record, i.e. made now); the raw forecast of `issued_at` is
-        stored too. The estimator itself is left unchanged."""
+    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> RawForecast:
+        """The raw sample paths of every fitted zone from the rows of `history` public at
+        `issued_at`, with the input status they were made from. Uncalibrated: the spread stages run
+        after the model (`forecasting.model.forecaster`). The estimator itself is left unchanged."""
+        issued_at = pd.Timestamp(issued_at).tz_convert("UTC")
+        known, makers = self._known_makers(history, issued_at)
+        windows = self._windows(makers, issued_at, strict=True)
+        paths = self._sampled_paths(windows, known, issued_at)
+        return RawForecast(paths, pd.concat([w.input_status() for w in windows], ignore_index=True))
+
+    def input_status(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
+        """The input status `predict` reports at `issued_at`, without sampling (for a forecast whose
+        raw paths are stored in a track record)."""
+        _, makers = self._known_makers(history, issued_at)
+        return pd.concat([w.input_status() for w in self._windows(makers, issued_at, strict=True)], ignore_index=True)
+
+    def _known_makers(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, WindowMaker]]:
         self._check_fitted()
         issued_at = pd.Timestamp(issued_at).tz_convert("UTC")
         history = self._validate(history)
@@ -386,66 +390,22 @@ class DeepARPipeline(BaseEstimator):
         for zone in self.zones_:
             if zone not in present:
                 raise MissingData(f"history holds no rows of fitted zone {zone} published by {issued_at}")
-        makers = self._makers(known, self.zones_, until=issued_at + pd.Timedelta(hours=HORIZON_HOURS + 72))
-        record = track_record if track_record is not None else MemoryTrackRecord()
-        windows = self._windows(makers, issued_at, strict=True)
-        raw = record.get(self.model_id_, issued_at)
-        if raw is None:
-            raw = self._sampled_frame(windows, known, issued_at)
-            record.put(self.model_id_, raw)
-        past = self._past_forecasts(makers, known, self._calibration_issues(issued_at), record)
-        if past:
-            prices = known[known[SERIES_COL] == PRICE]
-            calibration = SpreadCalibration().fit(pd.concat(past, ignore_index=True), prices)
-            factors = calibration.factors_
-            forecast = calibration.apply(raw)
-        else:
-            log.warning("no delivered out-of-sample issue to calibrate on: raw sample deciles")
-            factors, forecast = np.ones(HORIZON_WEEKS), raw
-        log.info("decile spread factors per horizon week: %s (%d past issues)", np.round(factors, 2), len(past))
-        status = pd.concat([w.input_status() for w in windows], ignore_index=True)
-        return ForecastRecord(forecast, status, factors)
+        return known, self._makers(known, self.zones_, until=issued_at + pd.Timedelta(hours=HORIZON_HOURS + 72))
 
-    def _calibration_issues(self, issued_at: pd.Timestamp) -> pd.DatetimeIndex:
-        """The newest `calibration_weeks` weekly issues before `issued_at` (same local weekday and
-        hour) whose horizon is delivered by then and which the network never trained on."""
+    def calibration_issues(self, issued_at: pd.Timestamp, clock: str) -> pd.DatetimeIndex:
+        """The newest `calibration_weeks` weekly issues before `issued_at` on the local `clock`
+        (same weekday and hour) whose horizon is delivered by then and which the network never
+        trained on: the out-of-sample evidence of the spread stages."""
+        self._check_fitted()
         weeks_back = np.arange(NEWEST_CALIBRATION_WEEKS, NEWEST_CALIBRATION_WEEKS + self.calibration_weeks)
-        issues = weekly_issues_before(issued_at, self.calibration_timezone, weeks_back)
+        issues = weekly_issues_before(issued_at, clock, weeks_back)
         return issues[(issues + DELIVERED_AFTER <= issued_at) & (issues >= self.calibration_from_)]
 
-    @property
-    def calibration_timezone(self) -> str:
-        """The clock of calibration issues: the first zone's."""
-        return next(iter(self.zones_.values()))
-
-    def _past_forecasts(
-        self, makers: dict[str, WindowMaker], known: pd.DataFrame, issues: pd.DatetimeIndex, record: TrackRecord
-    ) -> list[pd.DataFrame]:
-        """Raw forecasts of past issues: from the track record, else made now and stored (issues a
-        zone could not be forecast at are left out)."""
-        stored = {issue: record.get(self.model_id_, issue) for issue in issues}
-        missing = [issue for issue, frame in stored.items() if frame is None]
-        if len(missing) > 1:  # one new issue a day needs no progress display
-            missing = progress.track(missing, f"calibration forecasts of {self.model_id_}")
-        for issue in missing:
-            if (made := self._raw_forecast(makers, known, issue)) is not None:
-                record.put(self.model_id_, made)
-                stored[issue] = made
-        return [frame for frame in stored.values() if frame is not None]
-
-    def raw_issues(self, origins: pd.DatetimeIndex) -> pd.DatetimeIndex:
-        """Every issue whose raw forecast forecasts at `origins` read: the origins themselves and
-        their calibration issues (what a track record must hold so that they sample nothing)."""
-        self._check_fitted()
-        origins = pd.DatetimeIndex(origins).tz_convert("UTC")
-        issues = [origins, *(self._calibration_issues(origin) for origin in origins)]
-        return issues[0].append(issues[1:]).unique().sort_values()
-
-    def raw_forecasts(self, history: pd.DataFrame, issues: pd.DatetimeIndex) -> list[pd.DataFrame]:
-        """The raw forecast frames of `issues` (those a zone cannot be forecast at are left out): the
-        same frames `predict` makes and keeps in a track record, since a raw forecast depends only on
-        the model and on what was published by its issue. Filling a track record with these ahead
-        of `predict`, in parallel chunks of issues, is how a backtest uses every core."""
+    def raw_forecasts(self, history: pd.DataFrame, issues: pd.DatetimeIndex) -> list[IssuePaths]:
+        """The raw paths of `issues` (those a zone cannot be forecast at are left out): the same
+        paths `predict` makes, since a raw forecast depends only on the model and on what was
+        published by its issue. A track record filled with these ahead of the forecasts, in
+        parallel chunks of issues, is how a backtest uses every core."""
         self._check_fitted()
         issues = pd.DatetimeIndex(issues).tz_convert("UTC").sort_values()
         if issues.empty:
@@ -454,8 +414,8 @@ class DeepARPipeline(BaseEstimator):
         first, last = issues[0], issues[-1]
         known = known_at(history[history[DELIVERY_HOUR] >= first - self.history_needed], last)
         makers = self._makers(known, self.zones_, until=last + pd.Timedelta(hours=HORIZON_HOURS + 72))
-        made = (self._raw_forecast(makers, known, issue) for issue in issues)
-        return [frame for frame in made if frame is not None]
+        made = (self._raw_paths(makers, known, issue) for issue in issues)
+        return [paths for paths in made if paths is not None]
 
     def _windows(self, makers: dict[str, WindowMaker], issued_at: pd.Timestamp, strict: bool) -> list[Window] | None:
         """The forecast window of every zone at `issued_at`; a zone without one raises when `strict`,
@@ -473,19 +433,19 @@ class DeepARPipeline(BaseEstimator):
             windows.append(window)
         return windows
 
-    def _raw_forecast(
+    def _raw_paths(
         self, makers: dict[str, WindowMaker], known: pd.DataFrame, issued_at: pd.Timestamp
-    ) -> pd.DataFrame | None:
-        """Uncalibrated forecast frame (all zones) issued at `issued_at`; None when a zone has no window."""
+    ) -> IssuePaths | None:
+        """Raw paths of every zone issued at `issued_at`; None when a zone has no window."""
         windows = self._windows(makers, issued_at, strict=False)
-        return None if windows is None else self._sampled_frame(windows, known, issued_at)
+        return None if windows is None else self._sampled_paths(windows, known, issued_at)
 
-    def _sampled_frame(self, windows: list[Window], known: pd.DataFrame, issued_at: pd.Timestamp) -> pd.DataFrame:
-        frames = [
-            self._forecast_frame(window, known, issued_at, samples)
+    def _sampled_paths(self, windows: list[Window], known: pd.DataFrame, issued_at: pd.Timestamp) -> IssuePaths:
+        zones = [
+            self._zone_paths(window, known, issued_at, samples)
             for window, samples in zip(windows, self._anchored_samples(windows), strict=True)
         ]
-        return pd.concat(frames, ignore_index=True)
+        return IssuePaths(issued_at, self.model_id_, tuple(zones))
 
     def _anchored_samples(self, windows: list[Window]) -> list[np.ndarray]:
         """Anchored sample paths of forecast windows; the same windows always give the same paths."""
@@ -503,20 +463,18 @@ class DeepARPipeline(BaseEstimator):
         ]
         return [np.concatenate(paths) for paths in zip(*members, strict=True)]
 
-    def _forecast_frame(
+    def _zone_paths(
         self, window: Window, known: pd.DataFrame, issued_at: pd.Timestamp, samples: np.ndarray
-    ) -> pd.DataFrame:
+    ) -> ZonePaths:
         hours = forecast_hours(forecast_start(known, window.zone, issued_at))
         if not hours.equals(window.forecast_hours):
             raise ValueError(f"{window.zone}: forecast start disagrees with the anchored window")
-        prices = window.horizon_prices(samples)
-        return make_forecast_frame(
+        return ZonePaths(
             zone=window.zone,
             timezone=self.zones_[window.zone],
             issued_at=issued_at,
             delivery_hours=hours,
-            mean=prices.mean(axis=0),
-            quantiles=np.quantile(prices, QUANTILE_LEVELS, axis=0).T,
+            values=window.horizon_prices(samples).astype(PATH_DTYPE),
             model_id=self.model_id_,
         )
 
@@ -525,36 +483,6 @@ def history_needed(calibration_weeks: int) -> pd.Timedelta:
     """How far before an issue a forecast reads history, its calibration issues included; older
     rows are ignored, so a forecast is the same however much history the caller passes."""
     return (NEWEST_CALIBRATION_WEEKS + calibration_weeks) * WEEK + WINDOW_LOOKBACK
-
-
-class TrackedPipeline:
-    """`Forecaster` adapter: a pipeline that forecasts with one track record across calls, so a
-    rolling backtest or a validation forecasts each (model, issue) once."""
-
-    def __init__(self, pipeline: DeepARPipeline, track_record: TrackRecord | None = None) -> None:
-        self.pipeline = pipeline
-        self.track_record = track_record if track_record is not None else MemoryTrackRecord()
-
-    def fit(self, history: pd.DataFrame) -> Self:
-        self.pipeline.fit(history)
-        return self
-
-    def predict(self, history: pd.DataFrame, issued_at: pd.Timestamp) -> ForecastRecord:
-        return self.pipeline.predict(history, issued_at, self.track_record)
-
-    @property
-    def history_needed(self) -> pd.Timedelta:
-        return self.pipeline.history_needed
-
-    def missing_raw_issues(self, origins: pd.DatetimeIndex) -> pd.DatetimeIndex:
-        """The raw forecasts that forecasts at `origins` read and the track record lacks."""
-        model_id = self.pipeline.model_id_
-        issues = self.pipeline.raw_issues(origins)
-        return issues[[self.track_record.get(model_id, issue) is None for issue in issues]]
-
-    def keep(self, frames: list[pd.DataFrame]) -> None:
-        for frame in frames:
-            self.track_record.put(self.pipeline.model_id_, frame)
 
 
 def _rows_of_file(path: str, width: int, chosen: np.ndarray, chunk_rows: int = 100_000) -> np.ndarray:

@@ -22,6 +22,7 @@ from forecasting.schema import (
     SERIES_COL,
     SERIES_UNITS,
     VALUE,
+    WEEK_HOURS,
     ZONE,
 )
 
@@ -38,7 +39,6 @@ AGGREGATES: dict[str, str] = {
     "p50": "mean_of_hourly_p50",
     "p90": "mean_of_hourly_p90",
 }
-WEEK_HOURS = 168
 LAST_WEEK_DAYS = 7
 
 START = "from (local)"

@@ -28,7 +28,8 @@ from forecasting import progress
 from forecasting.evaluation.backtest import OriginJob, fit_forecasters, forecast_origins, weekly_origins
 from forecasting.evaluation.baselines import SEASONAL_NAIVE, SeasonalNaive
 from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL, score
-from forecasting.model.pipeline import DeepARPipeline, TrackedPipeline
+from forecasting.model.forecaster import CalibratedForecaster
+from forecasting.model.pipeline import DeepARPipeline
 from forecasting.schema import PRICE, SERIES_COL
 
 log = logging.getLogger("spotcast.tune")
@@ -103,7 +104,9 @@ def run_trial(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
 def _validate(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
     judge = PruneJudge(spec.pruner, spec.finished)
     factories = {
-        CANDIDATE: lambda: TrackedPipeline(DeepARPipeline(zones=spec.timezones, **spec.params)),
+        CANDIDATE: lambda: CalibratedForecaster(
+            DeepARPipeline(zones=spec.timezones, **spec.params), clock=spec.origin_timezone
+        ),
         SEASONAL_NAIVE: lambda: SeasonalNaive(spec.timezones),
     }
     actuals = history[history[SERIES_COL] == PRICE]

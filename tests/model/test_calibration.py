@@ -1,4 +1,5 @@
-"""The spread calibration stage on hand-made forecast frames: fit on past outcomes, apply to a new one."""
+"""The spread calibration stages on hand-made forecasts: fit on past outcomes, apply to new paths
+(hourly) or product samples (products); the copula step on its own."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +7,15 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from forecasting.forecast_frame import forecast_hours, make_forecast_frame
-from forecasting.model.calibration import HORIZON_WEEKS, SpreadCalibration, weekly_issues_before
+from forecasting.model.calibration import (
+    HORIZON_WEEKS,
+    ProductSpreadCalibration,
+    SpreadCalibration,
+    ensemble_copula_coupling,
+    weekly_issues_before,
+)
+from forecasting.paths import ZonePaths
+from forecasting.products import ProductForecast
 from forecasting.schema import DELIVERY_HOUR, HORIZON_HOURS, QUANTILE_COLUMNS, VALUE, ZONE
 
 ISSUED = pd.Timestamp("2023-03-06 11:00", tz="UTC")
@@ -23,6 +32,15 @@ def frame(issued_at: pd.Timestamp, median: float, half_width: float) -> pd.DataF
     )
 
 
+def paths(issued_at: pd.Timestamp, median: float, half_width: float, samples: int = 101) -> ZonePaths:
+    """Paths whose every hour holds evenly spaced prices with p10/p90 at median ∓ half_width,
+    shuffled differently per hour (a rank order for the copula to keep)."""
+    hours = forecast_hours(issued_at.ceil("D") + pd.Timedelta(days=1))
+    spread = np.linspace(-1.25 * half_width, 1.25 * half_width, samples)  # p10 of these is at −half_width
+    order = np.random.default_rng(0).permuted(np.tile(np.arange(samples), (HORIZON_HOURS, 1)), axis=1).T
+    return ZonePaths("NO1", "Europe/Oslo", issued_at, hours, (median + spread[order]).astype("float32"), "m")
+
+
 def prices(forecast: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({ZONE: forecast[ZONE], DELIVERY_HOUR: forecast[DELIVERY_HOUR], VALUE: values})
 
@@ -32,8 +50,8 @@ def test_band_is_widened_until_it_holds_80_percent_of_the_outcomes():
     outcomes = 50.0 + np.tile(np.linspace(-20.0, 20.0, 168), HORIZON_WEEKS)  # 80 % within ± 16
     calibration = SpreadCalibration().fit(past, prices(past, outcomes))
     assert calibration.factors_ == pytest.approx(np.full(HORIZON_WEEKS, 1.6), abs=0.02)
-    applied = calibration.apply(frame(ISSUED + pd.Timedelta(days=7), 60.0, 10.0))
-    assert applied["p90"].iloc[0] == pytest.approx(60.0 + 10.0 * calibration.factors_[0])
+    applied = calibration.apply(paths(ISSUED + pd.Timedelta(days=7), 60.0, 10.0)).forecast_frame()
+    assert applied["p90"].iloc[0] == pytest.approx(60.0 + 10.0 * calibration.factors_[0], rel=1e-6)
     assert applied["p50"].eq(60.0).all()  # the median never moves
 
 
@@ -47,7 +65,7 @@ def test_a_week_without_outcomes_keeps_the_raw_band():
 
 def test_apply_before_fit_raises_not_fitted():
     with pytest.raises(NotFittedError, match="not fitted"):
-        SpreadCalibration().apply(frame(ISSUED, 50.0, 10.0))
+        SpreadCalibration().apply(paths(ISSUED, 50.0, 10.0))
 
 
 def test_weekly_issues_keep_the_local_hour_across_dst():
@@ -55,3 +73,60 @@ def test_weekly_issues_keep_the_local_hour_across_dst():
     issues = weekly_issues_before(issued, "Europe/Oslo", np.array([1, 5]))
     assert list(issues.tz_convert("Europe/Oslo").strftime("%a %H:%M")) == ["Mon 14:00", "Mon 14:00"]
     assert issues[1] == pd.Timestamp("2023-02-27 13:00", tz="UTC")  # winter time: one hour later in UTC
+
+
+def test_calibrated_paths_keep_the_raw_rank_order_in_every_hour():
+    raw = paths(ISSUED, median=50.0, half_width=10.0)
+    calibration = SpreadCalibration()
+    calibration.factors_ = np.array([2.0, 1.0, 0.5, 1.5])
+    calibrated = calibration.apply(raw)
+    np.testing.assert_array_equal(np.argsort(calibrated.values, axis=0), np.argsort(raw.values, axis=0))
+    week = np.arange(HORIZON_HOURS) // 168
+    spread = calibrated.values.max(axis=0) - calibrated.values.min(axis=0)
+    raw_spread = raw.values.max(axis=0) - raw.values.min(axis=0)
+    np.testing.assert_allclose(spread, calibration.factors_[week] * raw_spread, rtol=1e-5)
+
+
+def test_copula_keeps_each_hours_marginal_exactly_and_the_raw_rank_order():
+    rng = np.random.default_rng(1)
+    raw = rng.normal(size=(50, 24))
+    marginals = rng.gamma(2.0, 10.0, size=(50, 24))  # any calibrated sample per hour
+    coupled = ensemble_copula_coupling(raw, marginals)
+    np.testing.assert_array_equal(np.sort(coupled, axis=0), np.sort(marginals, axis=0))
+    np.testing.assert_array_equal(np.argsort(coupled, axis=0), np.argsort(raw, axis=0))
+
+
+def test_copula_refuses_marginals_of_another_shape():
+    with pytest.raises(ValueError, match="differ in shape"):
+        ensemble_copula_coupling(np.zeros((5, 3)), np.zeros((4, 3)))
+
+
+def product_forecast_of(samples: np.ndarray, kinds: list[str], weeks: list[int]) -> ProductForecast:
+    table = pd.DataFrame({"kind": kinds, "load": "base", "horizon_week": weeks})
+    return ProductForecast(table, samples).with_samples(samples)
+
+
+def test_product_stage_round_trip_widens_a_too_narrow_band_to_hold_80_percent():
+    rng = np.random.default_rng(2)
+    n = 200
+    samples = 50.0 + rng.normal(0.0, 1.0, size=(n, 500))  # each product's band: ± 1.28
+    outcomes = 50.0 + rng.normal(0.0, 2.0, size=n)  # the truth spreads twice as far
+    past = product_forecast_of(samples, ["week"] * n, [2] * n)
+    stage = ProductSpreadCalibration().fit(past, outcomes)
+    factor = stage.factors_.set_index(["kind", "load", "horizon_week"])["factor"].loc[("week", "base", 2)]
+    assert factor == pytest.approx(2.0, rel=0.2)
+    applied = stage.apply(past)
+    inside = (outcomes >= applied.table["p10"]) & (outcomes <= applied.table["p90"])
+    assert inside.mean() == pytest.approx(0.8, abs=0.03)
+    np.testing.assert_allclose(applied.table["p50"], past.table["p50"])  # the median stays
+
+
+def test_product_stage_falls_back_to_the_kind_then_to_the_paths_spread():
+    rng = np.random.default_rng(3)
+    samples = rng.normal(0.0, 1.0, size=(40, 300))
+    outcomes = rng.normal(0.0, 3.0, size=40)
+    past = product_forecast_of(samples, ["week"] * 30 + ["bom"] * 10, [1] * 10 + [2] * 20 + [3] * 10)
+    factors = ProductSpreadCalibration().fit(past, outcomes).factors_.set_index(["kind", "horizon_week"])["factor"]
+    pooled = factors.loc[("week", 1)]  # 10 outcomes: the kind's factor over all its weeks (30)
+    assert factors.loc[("week", 2)] != pooled  # 20 outcomes: its own
+    assert factors.loc[("bom", 3)] == 1.0  # 10 outcomes of the kind in all: the paths' spread

@@ -9,10 +9,9 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from forecasting.features.covariates import HOURS_EXTENDED, INPUT_STATUS_COLUMNS, NEWEST_PUBLISHED_HOUR
-from forecasting.forecast_frame import ForecastRecord, forecast_start
-from forecasting.lake.track_record import MemoryTrackRecord
-from forecasting.model.calibration import DELIVERED_AFTER
+from forecasting.forecast_frame import forecast_start
 from forecasting.model.pipeline import DeepARPipeline
+from forecasting.paths import RawForecast
 from forecasting.publication import known_at
 from forecasting.schema import (
     DELIVERY_HOUR,
@@ -29,7 +28,7 @@ ISSUED = pd.Timestamp("2019-04-10 12:00", tz="UTC")  # 14:00 in Oslo, after the 
 
 
 @pytest.fixture(scope="module")
-def record(fitted, history) -> ForecastRecord:
+def record(fitted, history) -> RawForecast:
     return fitted.predict(history, ISSUED)
 
 
@@ -106,38 +105,6 @@ def test_forecast_ignores_history_older_than_it_needs(fitted, history, forecast)
     pd.testing.assert_frame_equal(fitted.predict(recent, ISSUED).frame, forecast)
 
 
-def test_deciles_are_calibrated_on_delivered_weekly_issues_the_network_never_saw(fitted, record):
-    issues = fitted._calibration_issues(ISSUED)
-    assert len(issues) == fitted.calibration_weeks
-    local, issued_local = issues.tz_convert("Europe/Oslo"), ISSUED.tz_convert("Europe/Oslo")
-    assert (local.weekday == issued_local.weekday()).all()  # same local weekday and hour, across DST
-    assert (local.hour == issued_local.hour).all()
-    assert (issues + DELIVERED_AFTER <= ISSUED).all()  # every truth was published by the issue
-    assert (issues >= fitted.calibration_from_).all()  # after the training windows' horizons
-    assert record.spread_factors.shape == (HORIZON_HOURS // 168,)
-    assert (record.spread_factors > 0).all()
-
-
-def test_track_record_keeps_the_forecast_and_its_calibration_issues(fitted, history, forecast):
-    track_record = MemoryTrackRecord()
-    first = fitted.predict(history, ISSUED, track_record)
-    for issue in [ISSUED, *fitted._calibration_issues(ISSUED)]:
-        assert track_record.get(fitted.model_id_, issue) is not None
-    pd.testing.assert_frame_equal(first.frame, forecast)  # the same whatever was stored before
-    again = fitted.predict(history, ISSUED, track_record)  # everything now comes from the record
-    pd.testing.assert_frame_equal(again.frame, forecast)
-
-
-def test_calibration_issues_come_from_the_track_record(fitted, history, forecast):
-    """A stored past forecast is what the calibration uses: a doctored one changes the spread."""
-    track_record = MemoryTrackRecord()
-    for issue in fitted._calibration_issues(ISSUED):
-        past = fitted.predict(history, issue).frame
-        track_record.put(fitted.model_id_, past.assign(p10=past["p50"] - 1e-3, p90=past["p50"] + 1e-3))
-    widened = fitted.predict(history, ISSUED, track_record)
-    assert (widened.spread_factors > 100).all()
-
-
 def test_input_status_reports_every_zone_and_covariate(fitted, record):
     status = record.input_status
     assert list(status.columns) == INPUT_STATUS_COLUMNS
@@ -180,20 +147,26 @@ def test_pca_integer_keeps_that_many_components(fitted, training_history):
     assert pipeline.pca_.n_components_ == 4
 
 
-def test_raw_forecasts_made_ahead_are_the_ones_predict_makes(fitted, history, forecast):
-    """A backtest fills the track record ahead, in chunks of issues and other processes; the
-    frames must be those `predict` would make and keep, and the forecast must not change."""
-    made_by_predict = MemoryTrackRecord()
-    fitted.predict(history, ISSUED, made_by_predict)
-    issues = fitted.raw_issues(pd.DatetimeIndex([ISSUED]))
-    assert issues[-1] == ISSUED and len(issues) == 1 + len(fitted._calibration_issues(ISSUED))
-    ahead = MemoryTrackRecord()
-    for chunk in (issues[:3], issues[3:]):  # two runs, each from the history of its own span
-        for frame in fitted.raw_forecasts(history, chunk):
-            ahead.put(fitted.model_id_, frame)
-    for issue in issues:
-        pd.testing.assert_frame_equal(ahead.get(fitted.model_id_, issue), made_by_predict.get(fitted.model_id_, issue))
-    pd.testing.assert_frame_equal(fitted.predict(history, ISSUED, ahead).frame, forecast)
+def test_raw_forecasts_made_ahead_are_the_paths_predict_makes(fitted, history, record):
+    """A backtest makes raw paths ahead, in chunks of issues and other processes: they must be the
+    paths `predict` makes at the same issue."""
+    issues = pd.DatetimeIndex([ISSUED - pd.Timedelta(days=7), ISSUED])
+    for chunk in (issues[1:], issues):  # each run from the history of its own span
+        made = {paths.issued_at: paths for paths in fitted.raw_forecasts(history, chunk)}
+        ahead = made[ISSUED]
+        for zone, mine in zip(ahead.zones, record.paths.zones, strict=True):
+            np.testing.assert_array_equal(zone.values, mine.values)
+            assert zone.delivery_hours.equals(mine.delivery_hours)
+
+
+def test_paths_are_float32_samples_by_horizon_hours_in_eur(fitted, record, forecast):
+    for zone in record.paths.zones:
+        assert zone.values.shape == (fitted.num_samples, HORIZON_HOURS)
+        assert zone.values.dtype == np.float32
+    # the hourly view is the paths' deciles
+    no1 = record.paths.zones[0]
+    rows = forecast[forecast[ZONE] == no1.zone]
+    np.testing.assert_allclose(rows["p50"], np.median(no1.values.astype("float64"), axis=0), rtol=1e-9)
 
 
 def test_a_one_layer_network_with_dropout_trains_without_torch_warnings(fitted, training_history):
