@@ -34,8 +34,7 @@ from forecasting.config import load_settings
 from forecasting.evaluation.backtest import BacktestResult, run_backtest
 from forecasting.evaluation.fanout import ProcessFanout, in_process
 from forecasting.feeds.replay import ReplayFeed, forget_recordings
-from forecasting.jobs.train import build_pipeline
-from forecasting.model.pipeline import TrackedPipeline
+from forecasting.jobs.train import build_pipeline, forecaster_of
 
 MODEL_NAME = "deepar"
 PERIODS: dict[str, tuple[str, str]] = {
@@ -112,7 +111,7 @@ def main() -> None:
             start, end = PERIODS[name]
             results[name] = run_backtest(
                 history,
-                lambda: TrackedPipeline(build_pipeline(settings).set_params(**dict(args.set))),
+                lambda: forecaster_of(settings, build_pipeline(settings).set_params(**dict(args.set))),
                 start,
                 end,
                 timezones=timezones,
@@ -121,13 +120,16 @@ def main() -> None:
                 period=PERIOD_LABELS[name],
                 fanout=fanout,
                 origin_tasks=args.workers,
+                peak=settings.products.peak,
             )
             results[name].write_parquet(args.out)
             print(results[name].to_markdown(), flush=True)
             print(stage_line(results[name]), flush=True)
             # `spotcast backtest` holds one period at a time; so does this run (the report needs
             # the metrics only, the forecasts are in --out)
-            results[name] = replace(results[name], forecasts=results[name].forecasts.iloc[:0])
+            results[name] = replace(
+                results[name], forecasts=results[name].forecasts.iloc[:0], products=results[name].products.iloc[:0]
+            )
     wall = time.perf_counter() - began
     text = report(results, args.retrain_every, dict(args.set), args.workers, wall)
     args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ from forecasting.feeds.replay import ReplayFeed
 from forecasting.jobs.train import build_pipeline
 from forecasting.lake.track_record import MemoryTrackRecord
 from forecasting.model.artifact import load_pipeline, save_pipeline
+from forecasting.model.forecaster import CalibratedForecaster
 from forecasting.publication import known_at
 
 TRAIN_END = pd.Timestamp("2023-05-01", tz="UTC")
@@ -63,23 +64,24 @@ def main() -> None:
         artifact = save_pipeline(pipeline, Path(folder) / "model")
         reset_peak()
         cold = [
-            timed(lambda: load_pipeline(artifact).predict(known, ISSUED, MemoryTrackRecord()))[0]
+            timed(lambda: CalibratedForecaster(load_pipeline(artifact)).predict(known, ISSUED))[0]
             for _ in range(args.forecast_repeats)
         ]
         cold_peak = peak_mb()
         model = load_pipeline(artifact)
-        calibration = model.raw_forecasts(known, model.raw_issues(pd.DatetimeIndex([ISSUED])).drop(ISSUED))
+        issues = CalibratedForecaster(model).raw_issues(pd.DatetimeIndex([ISSUED])).drop(ISSUED)
+        calibration = model.raw_forecasts(known, issues)
 
         def record_of_past_issues() -> MemoryTrackRecord:
             """A track record holding the calibration issues but not the issue itself (a new day)."""
             record = MemoryTrackRecord()
-            for frame in calibration:
-                record.put(model.model_id_, frame)
+            for paths in calibration:
+                record.put(model.model_id_, paths)
             return record
 
         reset_peak()
         daily = [
-            timed(lambda: load_pipeline(artifact).predict(known, ISSUED, record_of_past_issues()))[0]
+            timed(lambda: CalibratedForecaster(load_pipeline(artifact), record_of_past_issues()).predict(known, ISSUED))[0]
             for _ in range(args.forecast_repeats)
         ]
         daily_peak = peak_mb()

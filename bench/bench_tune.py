@@ -35,8 +35,7 @@ from flows.cluster import cluster_size, current_fanout, run_on_cluster
 from forecasting.config import Settings, load_settings
 from forecasting.evaluation.backtest import run_backtest
 from forecasting.feeds.replay import ReplayFeed
-from forecasting.jobs.train import build_pipeline
-from forecasting.model.pipeline import TrackedPipeline
+from forecasting.jobs.train import build_pipeline, forecaster_of
 from forecasting.tuning.study import open_study, optimize
 
 TINY_SPACE = {"hidden_size": {"low": 4, "high": 8}, "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}
@@ -76,7 +75,7 @@ def backtest_flow(settings: Settings, start: str, end: str, retrain_every: int) 
     timezones = {z.name: z.timezone for z in settings.zones}
     began = time.perf_counter()
     run_backtest(
-        history, lambda: TrackedPipeline(build_pipeline(settings)), start, end, timezones=timezones,
+        history, lambda: forecaster_of(settings, build_pipeline(settings)), start, end, timezones=timezones,
         retrain_every=retrain_every, model_name="deepar", fanout=current_fanout(), origin_tasks=cluster_size(),
     )
     return time.perf_counter() - began

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from forecasting import progress
+from forecasting.config import PeakHours
 from forecasting.errors import MissingData, UsageError
 from forecasting.evaluation.baselines import (
     LEVEL_SHAPE_NAIVE,
@@ -35,14 +36,17 @@ from forecasting.evaluation.baselines import (
 )
 from forecasting.evaluation.fanout import Fanout, in_process
 from forecasting.evaluation.metrics import MODEL, score
-from forecasting.evaluation.report import render_markdown
+from forecasting.evaluation.product_scores import product_baselines, score_products
+from forecasting.evaluation.report import render_markdown, render_product_markdown
 from forecasting.forecast_frame import Forecaster, ForecastRecord, frame_of
+from forecasting.products import SETTLEMENT, settle_products
 from forecasting.publication import known_at
-from forecasting.schema import DELIVERY_HOUR, FORECAST_COLUMNS, PRICE, SERIES_COL, ZONE
+from forecasting.schema import DELIVERY_HOUR, FORECAST_COLUMNS, ISSUED_AT, PRICE, SERIES_COL, ZONE
 
 log = logging.getLogger("spotcast.evaluation")
 
 PERIOD = "period"
+NORDIC_PEAK = PeakHours()  # Monday–Friday 08:00–20:00 local, the exchanges' peak
 RetrainEvery = int | Literal["once"]
 ForecasterFactory = Callable[[], Forecaster]
 
@@ -84,10 +88,17 @@ class BacktestResult:
     metrics: pd.DataFrame
     stage_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
     raw_forecasts: int = 0  # raw forecasts made ahead of the origins (see fill_track_records)
+    # The calendar products (period, model, product frame, settlement) of the models that make them
+    # and of the product baselines on the same rows, and their metric table (`score_products`).
+    products: pd.DataFrame = field(default_factory=pd.DataFrame)
+    product_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_markdown(self) -> str:
         title = f"Backtest {self.period}: {len(self.origins)} weekly issues"
-        return render_markdown(self.metrics, title=title)
+        text = render_markdown(self.metrics, title=title)
+        if not self.product_metrics.empty:
+            text += "\n" + render_product_markdown(self.product_metrics, f"Products {self.period}")
+        return text
 
     def write_markdown(self, path: str | Path, filesystem: fsspec.AbstractFileSystem | None = None) -> str:
         """Write the report at `path`: a local path, or one on `filesystem` (the lake's)."""
@@ -105,7 +116,11 @@ class BacktestResult:
         partitions."""
         root = str(destination)
         metrics = self.metrics.assign(**{PERIOD: self.period})
-        for name, frame in (("forecasts", self.forecasts), ("metrics", metrics)):
+        tables = [("forecasts", self.forecasts), ("metrics", metrics)]
+        if not self.products.empty:
+            product_metrics = self.product_metrics.assign(**{PERIOD: self.period})
+            tables += [("products", self.products), ("product_metrics", product_metrics)]
+        for name, frame in tables:
             pq.write_to_dataset(
                 pa.Table.from_pandas(frame, preserve_index=False),
                 f"{root}/{name}",
@@ -123,6 +138,17 @@ class OriginJob:
 
     fitted: Mapping[str, Forecaster]
     origins: tuple[pd.Timestamp, ...]
+    peak: PeakHours = NORDIC_PEAK  # the peak hours of the product baselines and settlements
+
+
+@dataclass(frozen=True)
+class OriginForecasts:
+    """The hourly forecasts of a job's origins (period-less long frame: model, forecast frame) and
+    the product forecasts of the forecasters that make products, with the product baselines on the
+    same rows (model, product frame)."""
+
+    forecasts: pd.DataFrame
+    products: pd.DataFrame
 
 
 def fit_forecasters(
@@ -140,24 +166,40 @@ def _lookback(forecasters: Mapping[str, Forecaster]) -> pd.Timedelta | None:
     return None if any(need is None for need in needs) else max(needs)
 
 
-def forecast_origins(history: pd.DataFrame, job: OriginJob) -> pd.DataFrame:
+def forecast_origins(history: pd.DataFrame, job: OriginJob) -> OriginForecasts:
     """Every fitted forecaster's forecasts issued at the job's origins, in order (a pure function of
     the fitted forecasters, the history and the origins: the same wherever it runs). A forecaster that
-    keeps a track record (TrackedPipeline) reads the raw forecasts stored there (see
-    `fill_track_records`) and makes the missing ones. Each origin's copy of the history holds only
-    the rows the forecasters read (their `history_needed`), not all years."""
+    keeps a track record (CalibratedForecaster) reads the raw paths stored there (see
+    `fill_track_records`) and makes the missing ones; one that makes products has them scored next
+    to the product baselines. Each origin's copy of the history holds only the rows the forecasters
+    read (their `history_needed`), not all years."""
     lookback = _lookback(job.fitted)
-    frames = []
+    frames, products = [], []
     for origin in progress.track(job.origins, f"origins from {job.origins[0]:%Y-%m-%d}"):
         began = perf_counter()
         recent = history if lookback is None else history[history[DELIVERY_HOUR] >= origin - lookback]
         known = known_at(recent, origin)
-        frames += [
-            frame_of(forecaster.predict(known, origin))[FORECAST_COLUMNS].assign(**{MODEL: name})
-            for name, forecaster in job.fitted.items()
-        ]
+        for name, forecaster in job.fitted.items():
+            forecast = forecaster.predict(known, origin)
+            frames.append(frame_of(forecast)[FORECAST_COLUMNS].assign(**{MODEL: name}))
+            if isinstance(forecast, ForecastRecord) and forecast.products is not None:
+                products += _with_baselines(name, forecast, recent[recent[SERIES_COL] == PRICE], job.peak)
         log.debug("origin %s: %d forecasters in %.1f s", f"{origin:%Y-%m-%d}", len(job.fitted), perf_counter() - began)
-    return pd.concat(frames, ignore_index=True)
+    return OriginForecasts(
+        pd.concat(frames, ignore_index=True),
+        pd.concat(products, ignore_index=True) if products else pd.DataFrame(),
+    )
+
+
+def _with_baselines(name: str, forecast: ForecastRecord, prices: pd.DataFrame, peak: PeakHours) -> list[pd.DataFrame]:
+    """The model's products and both product baselines on the same rows, each with the realised
+    settlement (`prices` runs past the issue: what was published by it is the baselines' input)."""
+    timezones = {zone.zone: zone.timezone for zone in forecast.paths.zones}
+    table = forecast.products.table
+    settlement = settle_products(table, prices, timezones, peak).to_numpy()
+    known = known_at(prices, pd.Timestamp(table[ISSUED_AT].iloc[0])) if len(table) else prices
+    tables = {name: table, **product_baselines(forecast, known, timezones, peak)}
+    return [rows.assign(**{MODEL: model, SETTLEMENT: settlement}) for model, rows in tables.items()]
 
 
 class KeepsRawForecasts(Protocol):
@@ -224,11 +266,17 @@ def origins_of_fits(origins: pd.DatetimeIndex, refits: list[bool]) -> list[pd.Da
     return [origins[fit_of == k] for k in range(int(sum(refits)))]
 
 
-def origin_jobs(origins: pd.DatetimeIndex, refits: list[bool], fitted: list[dict[str, Forecaster]], tasks: int) -> list[OriginJob]:
+def origin_jobs(
+    origins: pd.DatetimeIndex,
+    refits: list[bool],
+    fitted: list[dict[str, Forecaster]],
+    tasks: int,
+    peak: PeakHours = NORDIC_PEAK,
+) -> list[OriginJob]:
     """The origins of each fit in at most `tasks` runs of consecutive origins."""
     jobs = []
     for models, mine in zip(fitted, origins_of_fits(origins, refits), strict=True):
-        jobs += [OriginJob(models, tuple(mine[run])) for run in consecutive_runs(len(mine), tasks)]
+        jobs += [OriginJob(models, tuple(mine[run]), peak) for run in consecutive_runs(len(mine), tasks)]
     return jobs
 
 
@@ -242,12 +290,15 @@ def backtest(
     by_zone: bool = False,
     fanout: Fanout = in_process,
     origin_tasks: int = 1,
+    peak: PeakHours = NORDIC_PEAK,
 ) -> BacktestResult:
     """Run `factories` (name → new forecaster; must include the seasonal-naive reference) over
     `origins` and score them on the prices in `history`. Three stages go through `fanout` (serially
     here by default, or on worker processes or a cluster; the numbers are the same): the fits (one
     per training origin), the raw forecasts the origins read (`fill_track_records`, in
-    `origin_tasks` runs per fit), then the origins of each fit in `origin_tasks` runs."""
+    `origin_tasks` runs per fit), then the origins of each fit in `origin_tasks` runs. Forecasters
+    that make calendar products have them scored next to the product baselines
+    (`forecasting.evaluation.product_scores`), with `peak` as the peak hours."""
     if SEASONAL_NAIVE not in factories:
         raise ValueError(f"the backtest needs the {SEASONAL_NAIVE!r} reference for rMAE")
     refits = [is_training_origin(position, retrain_every) for position in range(len(origins))]
@@ -262,15 +313,24 @@ def backtest(
     )
     stages["raw forecasts"] = perf_counter() - began
     began = perf_counter()
-    jobs = origin_jobs(origins, refits, fitted, origin_tasks)
-    forecasts = pd.concat(fanout(forecast_origins, history, jobs, f"{period} origins"), ignore_index=True)
+    jobs = origin_jobs(origins, refits, fitted, origin_tasks, peak)
+    outputs = fanout(forecast_origins, history, jobs, f"{period} origins")
+    forecasts = pd.concat([output.forecasts for output in outputs], ignore_index=True)
+    products = pd.concat([output.products for output in outputs], ignore_index=True)
     stages["origins"] = perf_counter() - began
     forecasts.insert(0, PERIOD, period)
     forecasts.insert(1, MODEL, forecasts.pop(MODEL))
     hours = forecasts[DELIVERY_HOUR]  # the prices of the forecast hours, not of every year
     actuals = history[(history[SERIES_COL] == PRICE) & history[DELIVERY_HOUR].between(hours.min(), hours.max())]
     metrics = score(forecasts, actuals, model_col=MODEL, by_zone=by_zone)
-    return BacktestResult(period, origins, pd.DatetimeIndex(training), forecasts, metrics, stages, made)
+    product_metrics = pd.DataFrame()
+    if not products.empty:
+        products.insert(0, PERIOD, period)
+        products.insert(1, MODEL, products.pop(MODEL))
+        product_metrics = score_products(products)
+    return BacktestResult(
+        period, origins, pd.DatetimeIndex(training), forecasts, metrics, stages, made, products, product_metrics
+    )
 
 
 def run_backtest(
@@ -290,6 +350,7 @@ def run_backtest(
     by_zone: bool = False,
     fanout: Fanout = in_process,
     origin_tasks: int = 1,
+    peak: PeakHours = NORDIC_PEAK,
 ) -> BacktestResult:
     """Weekly-origin backtest of `forecaster_factory()` (None: the baselines alone) for the local dates
     [start, end), next to `SeasonalNaive`, `SeasonalNaiveEmpirical` and `LevelShapeNaive` on the same
@@ -297,7 +358,7 @@ def run_backtest(
 
     `timezones` maps zone → wall clock (settings.zones); `zones` restricts the run (default: every
     zone with prices in `history`); `period` labels the run (default "<start>_<end>"); `fanout`
-    and `origin_tasks`: how the fits and origins run (see `backtest`).
+    and `origin_tasks`: how the fits and origins run; `peak`: the products' peak hours (see `backtest`).
     """
     if model_name in (SEASONAL_NAIVE, SEASONAL_NAIVE_EMPIRICAL, LEVEL_SHAPE_NAIVE):
         raise ValueError(f"model_name {model_name!r} is taken by a baseline of the same run")
@@ -318,7 +379,7 @@ def run_backtest(
     label = period or f"{pd.Timestamp(start):%Y-%m-%d}_{pd.Timestamp(end):%Y-%m-%d}"
     return backtest(
         history, factories, origins, retrain_every=retrain_every, period=label, by_zone=by_zone, fanout=fanout,
-        origin_tasks=origin_tasks,
+        origin_tasks=origin_tasks, peak=peak,
     )
 
 

@@ -44,3 +44,39 @@ def render_markdown(metrics: pd.DataFrame, title: str | None = None) -> str:
     parts = [f"## {title}"] if title else []
     parts += [markdown_table(header, rows), LEGEND]
     return "\n\n".join(parts) + "\n"
+
+
+PRODUCT_LEGEND = (
+    "Products: CRPS of the settlement (the period's mean day-ahead price, from the deciles) and MAE "
+    "of the forecast mean in EUR/MWh; cover = share of settlements inside [p10, p90] (nominal 0.80); "
+    "vs no_change / vs hourly = CRPS relative to the product baselines on the same products "
+    "(forecasting/evaluation/product_scores.py)."
+)
+BASELINES = ("no_change", "mean_of_hourly_deciles")
+
+
+def render_product_markdown(metrics: pd.DataFrame, title: str | None = None) -> str:
+    """The product metric table (`product_scores.score_products`) as markdown: per kind, load and
+    horizon week, every model with its CRPS relative to the two product baselines."""
+    keys = ["kind", "load", HORIZON_WEEK]
+    baseline = {
+        name: metrics[metrics[MODEL] == name].set_index(keys)["crps"] for name in BASELINES
+    }
+    header = [*keys, MODEL, "products", "CRPS", "vs no_change", "vs hourly", "MAE", "cover 10–90", "width 10–90"]
+    rows = []
+    for row in metrics.to_dict("records"):
+        key = tuple(row[k] for k in keys)
+        relative = [_relative(row["crps"], baseline[name].get(key)) for name in BASELINES]
+        rows.append([
+            *(str(row[k]) for k in keys), str(row[MODEL]), f"{int(row['products']):d}", f"{row['crps']:.2f}",
+            *relative, f"{row['mae']:.2f}", f"{row['coverage_10_90']:.3f}", f"{row['width_10_90']:.2f}",
+        ])
+    parts = [f"## {title}"] if title else []
+    parts += [markdown_table(header, rows), PRODUCT_LEGEND]
+    return "\n\n".join(parts) + "\n"
+
+
+def _relative(crps: float, reference: float | None) -> str:
+    if reference is None or not reference:
+        return "n/a"
+    return f"{100 * (crps / reference - 1):+.1f} %"

@@ -55,6 +55,7 @@ def run_configured_backtest(
         origin_timezone=settings.schedule.timezone,
         fanout=fanout,
         origin_tasks=origin_tasks,
+        peak=settings.products.peak,
     )
     write_backtest(lake, result)
     return result

@@ -122,7 +122,7 @@ def _validate(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
             fitted = fit_forecasters(history, (factories, period[0]))
             model, as_of = fitted[CANDIDATE].pipeline, period[0]
             for origin in period:
-                frame = forecast_origins(history, OriginJob(fitted, (origin,)))
+                frame = forecast_origins(history, OriginJob(fitted, (origin,))).forecasts
                 frames.append(frame)
                 crps.append(_overall(score(frame, actuals, model_col=MODEL))["crps"])
                 curve.append(float(np.mean(crps)))

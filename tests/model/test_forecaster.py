@@ -4,6 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecasting.evaluation.backtest import Prefitted, backtest
+from forecasting.evaluation.baselines import SEASONAL_NAIVE, SeasonalNaive
+from forecasting.evaluation.product_scores import HOURLY_DECILES, NO_CHANGE
 from forecasting.forecast_frame import ForecastRecord
 from forecasting.lake.track_record import MemoryTrackRecord
 from forecasting.model.calibration import DELIVERED_AFTER
@@ -112,3 +115,26 @@ def test_product_spread_stage_is_fitted_per_kind_load_and_horizon_week(record):
     assert {"kind", "load", "horizon_week", "factor", "outcomes"} <= set(factors.columns)
     assert (factors["factor"] > 0).all()
     assert not factors.duplicated(["kind", "load", "horizon_week"]).any()
+
+
+def test_a_backtest_scores_products_next_to_both_product_baselines(fitted, history):
+    origins = pd.DatetimeIndex(["2019-05-06 10:00", "2019-05-13 10:00"], tz="UTC")  # Mondays 12:00 Oslo
+    factories = {
+        "deepar": lambda: Prefitted(CalibratedForecaster(fitted, clock=CLOCK)),
+        SEASONAL_NAIVE: lambda: SeasonalNaive(fitted.zones_),
+    }
+    result = backtest(history, factories, origins, period="p")
+    products = result.products
+    assert set(products["model"]) == {"deepar", NO_CHANGE, HOURLY_DECILES}
+    rows = products.groupby("model").size()
+    assert rows["deepar"] == rows[NO_CHANGE] == rows[HOURLY_DECILES]  # the same product rows
+    weeks = products[(products["kind"] == "week") & products["settlement"].notna()]
+    assert not weeks.empty
+    # the hourly-decile baseline's mean is the model's mean of hourly means: its band is wider
+    model = weeks[weeks["model"] == "deepar"].set_index(["zone", "issued_at", "product"])
+    hourly = weeks[weeks["model"] == HOURLY_DECILES].set_index(["zone", "issued_at", "product"])
+    assert ((hourly["p90"] - hourly["p10"]) >= (model["p90"] - model["p10"]) - 1e-6).mean() > 0.9
+    metrics = result.product_metrics
+    assert {"crps", "mae", "coverage_10_90"} <= set(metrics.columns)
+    assert ((metrics["model"] == "deepar") & (metrics["kind"] == "week") & (metrics["horizon_week"] == "all")).any()
+    assert "Products p" in result.to_markdown()
