@@ -204,7 +204,7 @@ def _with_baselines(name: str, forecast: ForecastRecord, prices: pd.DataFrame, p
 
 class KeepsRawForecasts(Protocol):
     """A forecaster whose raw forecasts can be made ahead of its `predict`, in any order and process
-    (TrackedPipeline): its `pipeline.raw_forecasts(history, issues)` makes them, `keep` stores them."""
+    (CalibratedForecaster): its `pipeline.raw_forecasts(history, issues)` makes them, `keep` stores them."""
 
     pipeline: Any
 

@@ -83,14 +83,19 @@ class CalibratedForecaster:
             return ForecastRecord(raw.forecast_frame(), status, np.ones(HORIZON_WEEKS), raw, products)
         hourly = SpreadCalibration().fit(pd.concat([p.forecast_frame() for p in past], ignore_index=True), prices)
         calibrated = raw.map(hourly.apply)
-        product_stage = self._fit_product_stage(past, hourly, prices)
-        products = product_stage.apply(self._products(calibrated, prices))
+        products, product_factors = self.calibrated_products(calibrated, past, hourly, prices)
         log.info(
             "spread factors per horizon week: %s (%d past issues)", np.round(hourly.factors_, 2), len(past)
         )
-        return ForecastRecord(
-            calibrated.forecast_frame(), status, hourly.factors_, calibrated, products, product_stage.factors_
-        )
+        return ForecastRecord(calibrated.forecast_frame(), status, hourly.factors_, calibrated, products, product_factors)
+
+    def calibrated_products(
+        self, calibrated: IssuePaths, past: list[IssuePaths], hourly: SpreadCalibration, prices: pd.DataFrame
+    ) -> tuple[ProductForecast, pd.DataFrame]:
+        """The products of the calibrated paths through the product spread stage fitted on the past
+        issues, and that stage's factors."""
+        product_stage = self._fit_product_stage(past, hourly, prices)
+        return product_stage.apply(self._products(calibrated, prices)), product_stage.factors_
 
     def _products(self, paths: IssuePaths, prices: pd.DataFrame) -> ProductForecast:
         """Product forecasts of every zone: the paths over the forecast hours, the prices published
