@@ -1,7 +1,7 @@
 """The scheduled daily run, as the desk's runbook reads:
-ingest the new delivery day(s) (backfilling first on an empty lake, as a sub-flow run) → load the
-champion model (training one if none exists) → issue the four-week forecast → write it and the
-analyst report."""
+ingest the new delivery day(s) (backfilling first on an empty lake, as a sub-flow run) and land the
+desk's forwards files → load the champion model (training one if none exists) → issue the four-week
+forecast and its products → write them and the analyst report."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from flows.forecast_tasks import champion_task, forecast_task, report_task
 from flows.ingest_tasks import finish, log_progress, pull_task, report_of
 from forecasting.ingest import runs
 from forecasting.ingest.land import IngestReport
+from forecasting.reports.product_tables import render_product_summary
 from forecasting.reports.tables import render_summary, summary_table
 
 
@@ -37,10 +38,11 @@ def daily_flow(
     issued = forecast_task(settings, model, as_of_utc, ingest_table)
     report_dir = report_task(settings, issued, ingest_table)
     get_run_logger().info(
-        "forecast issued %s by %s; report in %s\n%s",
+        "forecast issued %s by %s; report in %s\n%s\n\n%s",
         issued.issue_date,
         model.model_id_,
         report_dir,
         render_summary(summary_table(issued.forecast)),
+        render_product_summary(issued.view),
     )
     return finish(reports, "daily")

@@ -30,18 +30,22 @@ from forecasting.errors import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
+    MissingData,
     SpotcastError,
     UsageError,
 )
 from forecasting.ingest.land import IngestReport
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import scan_lake
+from forecasting.products import KINDS
+from forecasting.reports.export import EXPORT_SUFFIXES, check_destination
 
 if TYPE_CHECKING:
     from prefect.states import State
 
+    from forecasting.products import ProductForecast
+
 __all__ = ["EXIT_DEGRADED", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
-EXPORT_SUFFIXES = (".csv", ".parquet")
 
 
 def _timestamp(text: str) -> pd.Timestamp:
@@ -61,11 +65,18 @@ def _date(text: str) -> date:
 
 
 def _export_file(text: str) -> Path:
-    """`forecast --out`: refused before anything is computed when its format is not one we write."""
+    """`--out`: refused before anything is computed when its format is not one we write."""
     path = Path(text)
     if path.suffix.lower() not in EXPORT_SUFFIXES:
         raise argparse.ArgumentTypeError(f"must end in .csv or .parquet, got {path.name!r}")
     return path
+
+
+def _price(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a price in EUR/MWh: {text!r}") from None
 
 
 def _positive(text: str) -> int:
@@ -154,6 +165,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=_export_file, help="also write the forecast to this .csv or .parquet file"
     )
     forecast.set_defaults(handler=_run_forecast)
+
+    products = commands.add_parser(
+        "products", help="the calendar products of the latest (or --as-of) issue, next to the forwards"
+    )
+    _add_common(products)
+    products.add_argument(
+        "--as-of", type=_timestamp, help="the issue stored for this UTC instant's date (default: the latest)"
+    )
+    products.add_argument(
+        "--kinds", nargs="+", choices=KINDS, metavar="KIND", help=f"only these ({', '.join(KINDS)})"
+    )
+    products.add_argument("--above", type=_price, metavar="X", help="add P(settle > X EUR/MWh) per product")
+    products.add_argument(
+        "--out", type=_export_file, help="also write the product table to this .csv or .parquet file"
+    )
+    products.set_defaults(handler=_run_products)
+
+    forwards = commands.add_parser(
+        "forwards", help="the desk's forward settlement prices: land a file, show them"
+    )
+    forward_commands = forwards.add_subparsers(dest="forwards_command", required=True, metavar="ACTION")
+    landing = forward_commands.add_parser(
+        "land", help="validate the desk's files (CSV/xlsx) and land their rows"
+    )
+    landing.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    landing.add_argument("--config", help="configuration file")
+    landing.set_defaults(handler=_run_forwards_land)
+    showing = forward_commands.add_parser("show", help="the newest settlement per product known at --as-of")
+    _add_common(showing)
+    showing.add_argument(
+        "--as-of", type=_timestamp, help="what was published by this UTC instant (default: all)"
+    )
+    showing.set_defaults(handler=_run_forwards_show)
 
     backtest = commands.add_parser("backtest", help="rolling weekly-origin backtest against seasonal naive")
     _add_common(backtest)
@@ -283,15 +327,24 @@ def _print_ingest(state: State) -> None:
 def _print_issued_forecast(args: argparse.Namespace) -> None:
     """The summary of the forecast the daily run issued, read back from the lake."""
     from forecasting.ingest.runs import resolve_as_of
-    from forecasting.lake.forecast_store import issue_date_of, read_forecast
-    from forecasting.reports.tables import render_summary, summary_table
+    from forecasting.lake.forecast_store import issue_date_of, read_forecast, read_products
 
     settings = load_settings(args.config)
+    lake = LakeFS.of(settings)
     issue_date = issue_date_of(resolve_as_of(settings, args.as_of), settings.schedule.timezone)
-    forecast = read_forecast(LakeFS.of(settings), issue_date, args.zones)
+    forecast = read_forecast(lake, issue_date, args.zones)
     models = ", ".join(sorted(forecast["model_id"].unique()))
-    print(f"\nforecast issued {issue_date} ({len(forecast)} rows) with {models}")
+    _print_forecast_summary(issue_date, forecast, models, read_products(lake, issue_date, args.zones))
+
+
+def _print_forecast_summary(issue_date: date, forecast: pd.DataFrame, model: str, view: pd.DataFrame) -> None:
+    """The hourly summary per zone and horizon week, then the week products and the forwards."""
+    from forecasting.reports.product_tables import render_product_summary
+    from forecasting.reports.tables import render_summary, summary_table
+
+    print(f"\nforecast issued {issue_date} ({len(forecast)} rows) with {model}")
     print(render_summary(summary_table(forecast)))
+    print(f"\n{render_product_summary(view)}")
 
 
 # Flows are imported when run: importing Prefect costs seconds that `--help` and `status` need not pay.
@@ -344,15 +397,143 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_forecast(args: argparse.Namespace) -> int:
+    if args.out:
+        check_destination(args.out)  # before Prefect starts: a bad destination costs nothing
     from flows.modelling import forecast_flow
-    from forecasting.reports.tables import render_summary, summary_table
 
     issued = forecast_flow(config=args.config, as_of=args.as_of, out=args.out)
     if args.out:
         print(f"written to {args.out}")
-    model = issued.inputs["model_id"].iloc[0]
-    print(f"\nforecast issued {issued.issue_date} ({len(issued.forecast)} rows) with {model}")
-    print(render_summary(summary_table(issued.forecast)))
+    _print_forecast_summary(
+        issued.issue_date, issued.forecast, issued.inputs["model_id"].iloc[0], issued.view
+    )
+    return EXIT_OK
+
+
+def _stored_issue(settings: Settings, lake: LakeFS, as_of: pd.Timestamp | None) -> date:
+    """The issue date the forecast store holds for `as_of` (its local date on the schedule's clock),
+    or the latest one; MissingData saying which command stores it."""
+    from forecasting.lake.forecast_store import issue_date_of, issue_dates
+
+    stored = issue_dates(lake)
+    if as_of is None:
+        if not stored:
+            raise MissingData(f"the lake {settings.lake_root} holds no forecast yet: run `spotcast daily`")
+        return stored[-1]
+    issue_date = issue_date_of(as_of, settings.schedule.timezone)
+    if issue_date not in stored:
+        raise MissingData(
+            f"no forecast issued on {issue_date} (the issue date of {as_of:%Y-%m-%d %H:%M} UTC) is stored: "
+            f"run `spotcast forecast --as-of {as_of:%Y-%m-%dT%H:%M}`"
+        )
+    return issue_date
+
+
+def _stored_products(
+    lake: LakeFS, issue_date: date, zones: list[str] | None
+) -> tuple[pd.Timestamp, ProductForecast]:
+    """The issue instant and products of a stored issue, the forward view recomputed from the stored
+    samples against the forwards the lake holds published by that instant (a file landed after the
+    forecast counts when its trade date settled before it); an issue stored without samples keeps
+    the view it was stored with."""
+    from forecasting.lake.forecast_store import read_forecast_inputs, read_product_forecast
+    from forecasting.lake.forward_store import read_forwards
+    from forecasting.products import ProductForecast, forward_view
+
+    issued_at = pd.Timestamp(read_forecast_inputs(lake, issue_date)["issued_at"].iloc[0])
+    reissue = f"re-issue it with `spotcast forecast --as-of {issued_at:%Y-%m-%dT%H:%M}`"
+    try:
+        products = read_product_forecast(lake, issue_date, zones)
+    except MissingData:
+        raise MissingData(f"the issue of {issue_date} was stored without its products: {reissue}") from None
+    if products.samples.shape[1] == 0:
+        return issued_at, products
+    forwards = read_forwards(lake, as_of=issued_at, zones=zones)
+    return issued_at, ProductForecast(forward_view(products, forwards), products.samples)
+
+
+def _run_products(args: argparse.Namespace) -> int:
+    """Per zone, the product table of one stored issue in the desk's language (see product_tables)."""
+    from forecasting.products import KIND, probability_above
+    from forecasting.reports.product_tables import (
+        FORWARD_LEGEND,
+        NO_FORWARD,
+        PRODUCT_LEGEND,
+        has_forwards,
+        render_zone,
+    )
+
+    settings = _settings(args)
+    if args.out:
+        check_destination(args.out)
+    lake = LakeFS.of(settings)
+    issue_date = _stored_issue(settings, lake, args.as_of)
+    issued_at, products = _stored_products(lake, issue_date, args.zones)
+    if args.above is not None and products.samples.shape[1] == 0:
+        raise MissingData(
+            f"the issue of {issue_date} was stored without product samples, which P(settle > X) needs: "
+            f"re-issue it with `spotcast forecast --as-of {issued_at:%Y-%m-%dT%H:%M}`"
+        )
+    shown = products.table[KIND].isin(args.kinds or KINDS).to_numpy()
+    view = products.table[shown].reset_index(drop=True)
+    p_above = None if args.above is None else probability_above(products, args.above)[shown]
+    print(f"products of the issue of {issue_date} (issued {issued_at:%Y-%m-%d %H:%M} UTC)")
+    for zone in dict.fromkeys(view["zone"]):
+        print(f"\n{render_zone(view, zone, args.above, p_above)}")
+    print(f"\n{PRODUCT_LEGEND}")
+    print(FORWARD_LEGEND if has_forwards(view) else NO_FORWARD)
+    if args.out:
+        from forecasting.reports.export import export_table
+
+        table = view if p_above is None else view.assign(**{_above_column(args.above): p_above})
+        print(f"written to {export_table(table, args.out)}")
+    return EXIT_OK
+
+
+def _above_column(level: float) -> str:
+    """The export column of P(settle > level): a name a spreadsheet and DuckDB take as it is."""
+    return f"p_settle_above_{level:g}".replace("-", "minus_").replace(".", "_")
+
+
+def _run_forwards_land(args: argparse.Namespace) -> int:
+    from forecasting.lake.forward_store import land_forwards
+
+    landed = land_forwards(load_settings(args.config), args.files)
+    days = landed.trade_dates
+    span = f"{days[0]}" if len(days) == 1 else f"{days[0]} … {days[-1]} ({len(days)})"
+    print(f"forwards: {landed.rows_new} row(s) new, {landed.rows_unchanged} unchanged; trade date(s) {span}")
+    return EXIT_OK
+
+
+def _run_forwards_show(args: argparse.Namespace) -> int:
+    from forecasting.forwards import DELIVERY_END, DELIVERY_START, product_of_period
+    from forecasting.lake.forward_store import read_forwards
+
+    settings = _settings(args)
+    forwards = read_forwards(LakeFS.of(settings), args.as_of, args.zones)
+    known = f"published by {args.as_of:%Y-%m-%d %H:%M} UTC" if args.as_of is not None else "landed"
+    if forwards.empty:
+        print(f"no forwards {known}: land the desk's file with `spotcast forwards land FILE`")
+        return EXIT_OK
+    products = [
+        product_of_period(start, end, settings.products.custom) or f"{start}…{end}"
+        for start, end in zip(forwards[DELIVERY_START], forwards[DELIVERY_END], strict=True)
+    ]
+    table = forwards.assign(product=products)[
+        [
+            "zone",
+            "load",
+            "product",
+            DELIVERY_START,
+            DELIVERY_END,
+            "price",
+            "quoted_as",
+            "trade_date",
+            "source",
+        ]
+    ]
+    print(f"{len(table)} forward(s) {known}, the newest settlement per product:")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return EXIT_OK
 
 

@@ -4,12 +4,20 @@ with a tmp lake, fewer zones, a short history and a tiny but real DeepAR model (
 plumbing and contracts, not accuracy, so the cheapest configuration that trains for real is right.
 """
 
+from __future__ import annotations
+
 import tomllib
 from datetime import date
 from datetime import time as clock_time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forecasting.config import DEFAULT_CONFIG
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forecasting.jobs.forecast import IssuedForecast
 
 TINY_PARAMS: dict[str, object] = {
     "context_length": 24,
@@ -78,3 +86,20 @@ def tiny_config(folder: Path, zones: list[str], history_start: str, **changes: o
         "model": {**raw["model"], "params": TINY_PARAMS},
     }
     return write_config(folder / "spotcast.toml", **{**tiny, **changes})
+
+
+def issue_tiny_forecast(config: Path, as_of: pd.Timestamp) -> IssuedForecast:
+    """A real tiny run on the lake of `config`: backfill up to `as_of`, train and promote the first
+    model, issue its forecast (hourly view, paths, products) at `as_of`."""
+    from forecasting.config import load_settings
+    from forecasting.ingest import runs
+    from forecasting.jobs.forecast import issue_forecast
+    from forecasting.jobs.train import train
+    from forecasting.lake.files import LakeFS
+    from forecasting.model.registry import load_champion
+
+    settings = load_settings(config)
+    report = runs.backfill(settings, as_of=as_of)
+    assert report.ok, report.problems()
+    assert train(settings, as_of).promoted
+    return issue_forecast(settings, load_champion(LakeFS.open(settings.lake_root), settings), as_of)

@@ -27,7 +27,9 @@ def _imported_modules(*args: str) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("args", [("--help",), ("status",), ("models", "list")])
+@pytest.mark.parametrize(
+    "args", [("--help",), ("status",), ("models", "list"), ("products",), ("forwards", "show")]
+)
 def test_commands_without_a_model_do_not_import_the_model_libraries(args):
     imported = _imported_modules(*args)
     assert "forecasting.config" in imported  # the report was read

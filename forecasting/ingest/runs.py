@@ -1,6 +1,6 @@
 """The ingestion runbook, written once: `backfill` (full history or a range, resumable, or a repair
 of holes) and `daily` (the new delivery day(s); backfills first when the lake holds no history yet,
-as the reference design does).
+as the reference design does; then lands the desk's configured forwards files).
 
 Plain library calls (a notebook needs no Prefect server). How the pulls run is a hook: `submit`
 starts one pull and returns something with `.result()`. By default a thread pool runs them; the
@@ -23,11 +23,13 @@ from forecasting.config import Settings
 from forecasting.feeds.base import Feed
 from forecasting.feeds.registry import build_feeds
 from forecasting.feeds.replay import ReplayFeed
+from forecasting.forwards import ForwardsFileError
 from forecasting.ingest.land import IngestReport, Landing
 from forecasting.ingest.plan import check_backfill_range, plan_backfill, plan_daily
 from forecasting.ingest.pull import PullOutcome, PullPlan, pull_planned
 from forecasting.ingest.repair import find_holes, plan_repair, set_aside_corrupt_files
 from forecasting.lake.files import LakeFS
+from forecasting.lake.forward_store import LandedForwards, forward_files, land_forwards
 from forecasting.lake.series_store import newest_landed
 
 log = logging.getLogger("spotcast.ingest")
@@ -151,4 +153,27 @@ def daily(
     landed.warn()
     plans = plan_daily(settings, landed.table, as_of)
     reports.append(ingest(settings, lake, plans, as_of, "daily", submit, progress))
+    land_configured_forwards(settings)
     return reports
+
+
+def land_configured_forwards(settings: Settings) -> LandedForwards | None:
+    """Land the files `[forwards] files` names (None when there is none). A refused file does not
+    stop the daily run: it is logged in one line, and the forecast uses the forwards landed before."""
+    paths = forward_files(settings)
+    if not paths:
+        configured = ", ".join(settings.forwards.files)
+        log.info("no forwards file %s", f"found for [forwards] files = {configured}" if configured else "configured")
+        return None
+    try:
+        landed = land_forwards(settings, paths)
+    except ForwardsFileError as exc:
+        log.warning("%s; the forecast uses the forwards landed before", exc)
+        return None
+    log.info(
+        "forwards: %d row(s) new, %d unchanged, from %s",
+        landed.rows_new,
+        landed.rows_unchanged,
+        ", ".join(path.name for path in paths),
+    )
+    return landed

@@ -6,7 +6,6 @@ in the lake in one atomic write."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -14,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.errors import UsageError
 from forecasting.features.covariates import COVARIATE
 from forecasting.jobs.train import forecaster_of
 from forecasting.lake.files import LakeFS
@@ -24,6 +22,7 @@ from forecasting.lake.series_store import read_series
 from forecasting.lake.track_record import LakeTrackRecord
 from forecasting.model.pipeline import DeepARPipeline
 from forecasting.products import ProductForecast, forward_view
+from forecasting.reports.export import check_destination, export_table
 from forecasting.schema import SERIES_COL, ZONE
 
 log = logging.getLogger("spotcast.forecast")
@@ -78,35 +77,9 @@ def issue_forecast(
     )
     view = forward_view(record.products, read_forwards(lake, as_of=issued_at, zones=list(model.zones_)))
     issue_date = issue_date_of(issued_at, settings.schedule.timezone)
-    files = write_forecast(lake, forecast, inputs, issue_date, paths=record.paths, products=view)
+    stored = ProductForecast(view, record.products.samples)  # the view keeps the products' row order
+    files = write_forecast(lake, forecast, inputs, issue_date, paths=record.paths, products=stored)
     if out is not None:
         files.append(str(export_table(forecast, out)))
     log.info("issued %s forecast of %s with %s", issue_date, ", ".join(model.zones_), model.model_id_)
     return IssuedForecast(issue_date, forecast, inputs, files, record.products, view)
-
-
-EXPORT_SUFFIXES = (".csv", ".parquet")
-
-
-def check_destination(out: Path) -> None:
-    """Refuse an export destination that cannot be written, before anything is computed."""
-    out = Path(out)
-    if out.suffix.lower() not in EXPORT_SUFFIXES:
-        raise UsageError(f"--out must end in .csv or .parquet, got {out.name}")
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name ending in .csv or .parquet")
-    folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), None)
-    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise UsageError(f"--out {out}: cannot create a file there ({folder} is not a writable folder)")
-
-
-def export_table(table: pd.DataFrame, out: Path) -> Path:
-    """A forecast or product table as CSV or Parquet, by the file's suffix (for spreadsheets)."""
-    out = Path(out)
-    check_destination(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        table.to_csv(out, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-    else:
-        table.to_parquet(out, index=False)
-    return out

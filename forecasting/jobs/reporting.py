@@ -1,5 +1,6 @@
-"""Report job: the analyst bundle of one issue (fan charts, tables, data quality) in the lake's
-reports area, mirrored as Prefect artifacts when running inside a flow."""
+"""Report job: the analyst bundle of one issue (fan charts, tables, data quality, calendar products
+next to the forwards) in the lake's reports area, mirrored as Prefect artifacts when running inside a
+flow."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def write_daily_report(
             as_of=issued_at,
             due=due_hours(settings.series, timezones, issued_at),
             track_record=scored_track_record(lake, issued, timezones),
+            products=issued.view,
         )
         if publish:
             publish_prefect_artifacts(bundle)

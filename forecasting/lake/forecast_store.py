@@ -7,8 +7,9 @@
                                                                      row per zone × hour (track-record
                                                                      layout: a float32 list of paths)
     products/issue_date=<YYYY-MM-DD>/data.parquet                   the calendar products with the
-                                                                     forward view (product frame +
-                                                                     forward columns)
+                                                                     forward view (VIEW_COLUMNS) and
+                                                                     `product_samples`: each path's
+                                                                     settlement (a float32 list)
 Re-issuing a date replaces its files (one atomic rename each, after all of them are written, so a
 failed write leaves the previous issue whole), never duplicates rows. The issue date is the local
 date of the issue instant in the schedule's time zone (the desk's "today").
@@ -18,13 +19,15 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from forecasting.errors import MissingData
 from forecasting.lake.files import LakeFS
 from forecasting.lake.track_record import paths_of_table, paths_table
-from forecasting.paths import IssuePaths
+from forecasting.paths import PATH_DTYPE, IssuePaths
+from forecasting.products import ProductForecast
 from forecasting.schema import FORECAST_COLUMNS, ISSUED_AT, ZONE
 
 FORECASTS = "forecasts"
@@ -33,6 +36,9 @@ PATHS_AREA = "paths"
 PRODUCTS_AREA = "products"
 ISSUE_DATE = "issue_date"
 DATA_FILE = "data.parquet"
+# The product samples are stored so that any P(settle > x) can be read off the issue later, exactly
+# (~75 products × 200 paths × 5 zones × 4 bytes ≈ 0.3 MB an issue).
+PRODUCT_SAMPLES = "product_samples"
 
 
 def issue_date_of(issued_at: pd.Timestamp, timezone: str) -> date:
@@ -49,10 +55,11 @@ def write_forecast(
     inputs: pd.DataFrame,
     issue_date: date,
     paths: IssuePaths | None = None,
-    products: pd.DataFrame | None = None,
+    products: ProductForecast | None = None,
 ) -> list[str]:
     """Store one issue (all zones): its hourly view, input status and, when given, its calibrated
-    paths and product table, in one atomic write; returns the files written."""
+    paths and products (a ProductForecast whose table is the forward view), in one atomic write;
+    returns the files written."""
     missing = [c for c in FORECAST_COLUMNS if c not in forecast.columns]
     if missing:
         raise ValueError(f"forecast frame lacks columns {missing}")
@@ -70,9 +77,7 @@ def write_forecast(
     if paths is not None:
         files[f"{_folder(lake, PATHS_AREA, issue_date)}/{DATA_FILE}"] = paths_table(paths)
     if products is not None:
-        files[f"{_folder(lake, PRODUCTS_AREA, issue_date)}/{DATA_FILE}"] = pa.Table.from_pandas(
-            products, preserve_index=False
-        )
+        files[f"{_folder(lake, PRODUCTS_AREA, issue_date)}/{DATA_FILE}"] = products_table(products)
     lake.write_tables_atomic(files)
     return list(files)
 
@@ -105,14 +110,42 @@ def read_forecast(
     return pd.concat(frames, ignore_index=True)[FORECAST_COLUMNS]
 
 
-def read_products(lake: LakeFS, issue_date: date | None = None, zones: list[str] | None = None) -> pd.DataFrame:
-    """The product table (with the forward view) issued on `issue_date` (default: the latest issue)."""
+def products_table(products: ProductForecast) -> pa.Table:
+    """Products as stored: their table, and each row's samples as a fixed-size float32 list."""
+    table = pa.Table.from_pandas(products.table.reset_index(drop=True), preserve_index=False)
+    samples = np.asarray(products.samples, dtype=PATH_DTYPE)
+    values = pa.array(samples.ravel(), type=pa.float32())
+    width = max(samples.shape[1], 1)  # Arrow's lists need a positive size; an issue without products has none
+    return table.append_column(PRODUCT_SAMPLES, pa.FixedSizeListArray.from_arrays(values, width))
+
+
+def read_product_forecast(
+    lake: LakeFS, issue_date: date | None = None, zones: list[str] | None = None
+) -> ProductForecast:
+    """The products issued on `issue_date` (default: the latest issue): the forward view as the
+    table, the samples beside it (none, 0 columns, for an issue stored before they were kept)."""
     issue_date = issue_date or _latest(lake)
     path = f"{_folder(lake, PRODUCTS_AREA, issue_date)}/{DATA_FILE}"
     if not lake.exists(path):
         raise MissingData(f"no products of an issue on {issue_date} in {lake.root}")
-    table = lake.read_table(path).to_pandas()
-    return table[table[ZONE].isin(zones)].reset_index(drop=True) if zones else table
+    stored = lake.read_table(path)
+    if PRODUCT_SAMPLES in stored.column_names:
+        column = stored.column(PRODUCT_SAMPLES).combine_chunks()
+        flat = column.flatten().to_numpy(zero_copy_only=False)
+        samples = flat.astype(np.float64).reshape(len(stored), column.type.list_size)
+        stored = stored.drop_columns([PRODUCT_SAMPLES])
+    else:
+        samples = np.zeros((len(stored), 0))
+    table = stored.to_pandas()
+    keep = table[ZONE].isin(zones).to_numpy() if zones else np.ones(len(table), dtype=bool)
+    return ProductForecast(table[keep].reset_index(drop=True), samples[keep])
+
+
+def read_products(
+    lake: LakeFS, issue_date: date | None = None, zones: list[str] | None = None
+) -> pd.DataFrame:
+    """The product table (the forward view) issued on `issue_date` (default: the latest issue)."""
+    return read_product_forecast(lake, issue_date, zones).table
 
 
 def read_paths(lake: LakeFS, issue_date: date | None = None) -> IssuePaths:

@@ -1,15 +1,17 @@
 """The report bundle of a daily run: one folder with a fan chart per zone (fan_<zone>.png), daily.csv,
-weekly.csv, data_quality.csv and summary.md (the tables in markdown, linking the charts), and its
-mirror as Prefect artifacts when the run is a Prefect flow run: the summary (markdown), the weekly and
-data-quality tables, and each fan chart as an image artifact that carries the PNG itself (a data URI),
-so the UI shows it wherever the worker that drew it ran.
+weekly.csv, data_quality.csv and summary.md (the tables in markdown, linking the charts); with the
+issue's products also products.csv (the forward view, every product) and a product chart per zone
+(products_<zone>.png). Its mirror as Prefect artifacts when the run is a Prefect flow run: the summary
+(markdown, created first), the weekly, data-quality and product tables, and each chart as an image
+artifact that carries the PNG itself (a data URI), so the UI shows it wherever the worker that drew it
+ran.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
@@ -20,8 +22,17 @@ from prefect.exceptions import MissingContextError
 
 from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL
 from forecasting.evaluation.report import markdown_table
+from forecasting.products import KIND
 from forecasting.reports.data_quality import data_quality
 from forecasting.reports.fan_chart import fan_chart
+from forecasting.reports.product_chart import CHART_KINDS, product_chart
+from forecasting.reports.product_tables import (
+    FORWARD_LEGEND,
+    NO_FORWARD,
+    PRODUCT_LEGEND,
+    desk_table,
+    has_forwards,
+)
 from forecasting.reports.tables import (
     ACTUAL_DAILY_MEAN,
     LAST_7_DAYS_LEGEND,
@@ -39,11 +50,19 @@ CHARTS_NOTE = (
     "Shaded: 10–90 % (p10–p90) and 25–75 % (interpolated linearly between the deciles p20/p30 and "
     "p70/p80); line: median (p50); black: actual prices; dashed: forecast start; local time."
 )
+PRODUCTS_HEADING = "## Calendar products"
+PRODUCT_CHARTS_HEADING = "## Product charts"
+PRODUCT_CHARTS_NOTE = (
+    "Per product, the p10–p90 band of its settlement, the median (|) and the mean (•); the forward as a "
+    "red diamond where the desk gave one."
+)
 # Prefect artifact keys: lowercase letters, digits and dashes only.
 SUMMARY_KEY = "spotcast-summary"
 WEEKLY_KEY = "spotcast-weekly"
 QUALITY_KEY = "spotcast-data-quality"
+PRODUCTS_KEY = "spotcast-products"
 CHART_KEY_PREFIX = "spotcast-fan-chart-"
+PRODUCT_CHART_KEY_PREFIX = "spotcast-product-chart-"
 
 
 @dataclass(frozen=True)
@@ -56,10 +75,14 @@ class ReportBundle:
     weekly: Path
     data_quality: Path
     summary: Path
+    products: Path | None = None  # the forward view of every product, when the issue has products
+    product_charts: dict[str, Path] = field(default_factory=dict)  # zone → PNG
 
     @property
     def files(self) -> list[Path]:
-        return [*self.fan_charts.values(), self.daily, self.weekly, self.data_quality, self.summary]
+        tables = [self.daily, self.weekly, self.data_quality, self.summary]
+        products = [self.products] if self.products is not None else []
+        return [*self.fan_charts.values(), *tables, *products, *self.product_charts.values()]
 
 
 def frame_markdown(frame: pd.DataFrame) -> str:
@@ -89,9 +112,30 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def chart_key(zone: str) -> str:
-    """The artifact key of a zone's fan chart (keys: lowercase letters, digits and dashes)."""
-    return CHART_KEY_PREFIX + "".join(c if c.isalnum() else "-" for c in zone.lower())
+def chart_key(zone: str, prefix: str = CHART_KEY_PREFIX) -> str:
+    """The artifact key of a zone's fan chart, or with PRODUCT_CHART_KEY_PREFIX its product chart
+    (keys: lowercase letters, digits and dashes)."""
+    return prefix + "".join(c if c.isalnum() else "-" for c in zone.lower())
+
+
+def products_markdown(view: pd.DataFrame) -> str:
+    """The products section: per zone, the desk table of the weeks, balances, months and custom
+    periods (every product, days too, is in products.csv)."""
+    shown = view[view[KIND].isin(CHART_KINDS)]
+    parts = [
+        PRODUCTS_HEADING,
+        PRODUCT_LEGEND + " " + (FORWARD_LEGEND if has_forwards(view) else NO_FORWARD + "."),
+    ]
+    for zone, rows in shown.groupby(ZONE, sort=True):
+        parts += [f"### {zone}", frame_markdown(desk_table(rows))]
+    parts.append("Every product, day products too: [products.csv](products.csv).")
+    return "\n\n".join(parts)
+
+
+def product_charts_markdown(charts: Mapping[str, str]) -> str:
+    """The product-chart section from `charts` (zone → URL or relative path) as inline images."""
+    entries = "\n\n".join(f"![{zone} product chart]({link})" for zone, link in charts.items())
+    return f"{PRODUCT_CHARTS_HEADING}\n\n{PRODUCT_CHARTS_NOTE}\n\n{entries}\n"
 
 
 def summary_markdown(
@@ -101,10 +145,12 @@ def summary_markdown(
     last_week: pd.DataFrame,
     quality: pd.DataFrame,
     track_record: pd.DataFrame | None = None,
+    products: pd.DataFrame | None = None,
 ) -> str:
-    """summary.md without its chart section: headline, four-week summary, ISO weeks, last week's
-    actual daily means, data quality (columns no input filled are left out) and the model's track
-    record (`forecasting.evaluation.track_record`), when it has delivered issues."""
+    """summary.md without its chart sections: headline, four-week summary, the calendar products
+    (`products`, a forward view, when given), ISO weeks, last week's actual daily means, data
+    quality (columns no input filled are left out) and the model's track record
+    (`forecasting.evaluation.track_record`), when it has delivered issues."""
     issued = pd.Timestamp(forecast[ISSUED_AT].max())
     models = ", ".join(sorted(forecast[MODEL_ID].unique()))
     unit = SERIES_UNITS[PRICE]
@@ -115,6 +161,7 @@ def summary_markdown(
         "## Four weeks ahead",
         markdown_table(list(summary.columns), summary.to_numpy().tolist()),
         SUMMARY_LEGEND + LAST_7_DAYS_LEGEND,
+        *([products_markdown(products)] if products is not None else []),
         "## ISO weeks (local delivery days; means of hourly values)",
         frame_markdown(weekly),
         "Daily values: [daily.csv](daily.csv).",
@@ -146,6 +193,7 @@ def write_report_bundle(
     as_of: pd.Timestamp | None = None,
     due: pd.DataFrame | None = None,
     track_record: pd.DataFrame | None = None,
+    products: pd.DataFrame | None = None,
 ) -> ReportBundle:
     """Write the bundle of `forecast` into the local folder `dest_dir` (created if needed).
 
@@ -154,7 +202,9 @@ def write_report_bundle(
     `as_of` (UTC) is the run's instant for the data-quality table; default the forecast's issue time.
     `lake_newest` and `due` are its views of the lake and the publication rules at that instant
     (`forecasting.lake.series_store.scan_lake(lake, as_of=…)`, `data_quality.due_hours`); `track_record` the model's
-    scored past forecasts (`forecasting.evaluation.track_record.score_track_record`).
+    scored past forecasts (`forecasting.evaluation.track_record.score_track_record`); `products` the
+    issue's forward view (`forecasting.products.forward_view`): products.csv, a products section and
+    a product chart per zone.
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
@@ -164,6 +214,10 @@ def write_report_bundle(
     weekly = weekly_table(forecast)
     last_week = last_week_actuals(actuals, forecast, timezones)
     quality = data_quality(ingest_table, lake_newest, input_status, as_of, recent=actuals, due=due)
+    product_charts = {}
+    if products is not None:
+        product_zones = sorted(products.loc[products[KIND].isin(CHART_KINDS), ZONE].unique())
+        product_charts = {z: product_chart(products, z, dest / f"products_{z}.png") for z in product_zones}
     bundle = ReportBundle(
         directory=dest,
         fan_charts=charts,
@@ -171,13 +225,20 @@ def write_report_bundle(
         weekly=dest / "weekly.csv",
         data_quality=dest / "data_quality.csv",
         summary=dest / "summary.md",
+        products=None if products is None else dest / "products.csv",
+        product_charts=product_charts,
     )
     daily_table(forecast).to_csv(bundle.daily, index=False, float_format="%.2f")
     weekly.to_csv(bundle.weekly, index=False, float_format="%.2f")
     quality.to_csv(bundle.data_quality, index=False, float_format="%.2f")
-    body = summary_markdown(forecast, summary_table(forecast, last_week), weekly, last_week, quality, track_record)
-    relative = {zone: path.name for zone, path in charts.items()}
-    bundle.summary.write_text(body + "\n" + charts_markdown(relative))
+    if bundle.products is not None:
+        products.to_csv(bundle.products, index=False, float_format="%.4f", date_format="%Y-%m-%dT%H:%M:%SZ")
+    summary = summary_table(forecast, last_week)
+    body = summary_markdown(forecast, summary, weekly, last_week, quality, track_record, products)
+    sections = [charts_markdown({zone: path.name for zone, path in charts.items()})]
+    if product_charts:
+        sections.append(product_charts_markdown({zone: path.name for zone, path in product_charts.items()}))
+    bundle.summary.write_text(body + "\n" + "\n".join(sections))
     return bundle
 
 
@@ -192,8 +253,9 @@ def in_prefect_run() -> bool:
 
 def publish_prefect_artifacts(bundle: ReportBundle) -> list[UUID]:
     """Mirror `bundle` as Prefect artifacts when called inside a flow or task run; elsewhere do
-    nothing and return []. Creates the markdown summary, table artifacts of the weekly table and the
-    data quality, and one image artifact per fan chart (`chart_key(zone)`, the PNG as a data URI)."""
+    nothing and return []. Creates the markdown summary first, then table artifacts of the weekly
+    table, the data quality and the products (when the bundle has them), one image artifact per fan
+    chart (`chart_key(zone)`, the PNG as a data URI) and one per product chart."""
     if not in_prefect_run():
         return []
     body = bundle.summary.read_text().partition(CHARTS_HEADING)[0]
@@ -205,9 +267,21 @@ def publish_prefect_artifacts(bundle: ReportBundle) -> list[UUID]:
             _records(bundle.data_quality), key=QUALITY_KEY, description="Data quality", _sync=True
         ),
     ]
+    if bundle.products is not None:
+        created.append(
+            create_table_artifact(
+                _records(bundle.products), key=PRODUCTS_KEY, description="Calendar products", _sync=True
+            )
+        )
     for zone, path in bundle.fan_charts.items():
         description = f"{zone} fan chart. {CHARTS_NOTE}"
-        created.append(create_image_artifact(png_data_uri(path), key=chart_key(zone), description=description))
+        created.append(
+            create_image_artifact(png_data_uri(path), key=chart_key(zone), description=description)
+        )
+    for zone, path in bundle.product_charts.items():
+        key = chart_key(zone, PRODUCT_CHART_KEY_PREFIX)
+        description = f"{zone} product chart. {PRODUCT_CHARTS_NOTE}"
+        created.append(create_image_artifact(png_data_uri(path), key=key, description=description))
     return created
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from forwards_testing import HEADER, write_csv
 from pytest_httpserver import HTTPServer
 
 from forecasting.config import TOKEN_ENV, Settings
 from forecasting.ingest.pull import pull_planned
 from forecasting.ingest.runs import backfill, daily, default_as_of
 from forecasting.lake.files import LakeFS
+from forecasting.lake.forward_store import read_forwards
 from forecasting.lake.series_store import newest_hours, read_series
 from forecasting.schema import DELIVERY_HOUR, KEY_COLUMNS, PUBLISHED_AT, SERIES_COL, ZONE
 
@@ -63,6 +65,42 @@ def test_daily_on_an_empty_lake_runs_the_backfill_first(settings: Settings, as_o
     assert (newest["first_hour"] == utc("2023-01-01")).all()
     assert newest.loc[("NO1", "price_da"), "newest_hour"] == utc("2023-06-11 21:00")  # tomorrow's prices
     assert newest.loc[("NO1", "load_actual"), "newest_hour"] == utc("2023-06-10 10:00")
+
+
+def test_daily_lands_the_configured_forwards_files(make_settings, tmp_path: Path, as_of: pd.Timestamp) -> None:
+    write_csv(tmp_path, "settlement-2023-06-09.csv", HEADER, "2023-06-09,NO1,2023-W24,base,80.5")
+    settings = make_settings(forwards={"files": [str(tmp_path / "settlement-*.csv")]})
+
+    daily(settings, as_of=as_of)
+
+    landed = read_forwards(lake_of(settings), as_of=as_of)
+    assert landed[["zone", "load", "price", "source"]].values.tolist() == [
+        ["NO1", "base", 80.5, "settlement-2023-06-09.csv"]
+    ]
+
+
+def test_a_refused_forwards_file_is_logged_in_one_line_and_the_daily_run_carries_on(
+    make_settings, tmp_path: Path, as_of: pd.Timestamp, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_csv(tmp_path, "settlement.csv", HEADER, "2023-06-09,NO1,2023-W24,base,eighty")
+    settings = make_settings(forwards={"files": [str(path)]})
+
+    reports = daily(settings, as_of=as_of)
+
+    assert all(r.ok for r in reports)
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and "\n" not in refusals[0]
+    assert f"{path}:2: price 'eighty'" in refusals[0]
+    assert "the forecast uses the forwards landed before" in refusals[0]
+    assert read_forwards(lake_of(settings)).empty
+
+
+def test_daily_without_a_forwards_file_says_so(
+    settings: Settings, as_of: pd.Timestamp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="spotcast")
+    daily(settings, as_of=as_of)
+    assert "no forwards file configured" in caplog.text
 
 
 def test_daily_on_a_filled_lake_does_not_backfill(settings: Settings, as_of: pd.Timestamp) -> None:

@@ -4,6 +4,7 @@ lake, with a tiny real model on real bundled data."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from spotcast_testing import TINY_PARAMS
@@ -11,12 +12,14 @@ from spotcast_testing import TINY_PARAMS
 from forecasting.config import load_settings
 from forecasting.ingest import runs
 from forecasting.jobs.forecast import issue_forecast
+from forecasting.jobs.reporting import write_daily_report
 from forecasting.jobs.train import train
 from forecasting.lake.files import LakeFS
-from forecasting.lake.forecast_store import issue_dates, read_forecast
+from forecasting.lake.forecast_store import issue_dates, read_forecast, read_product_forecast
 from forecasting.lineage import lineage
 from forecasting.model import registry
 from forecasting.model.artifact import METADATA_FILE, ArtifactFormatError, ArtifactMismatchError
+from forecasting.products import VIEW_COLUMNS
 from forecasting.schema import FORECAST_COLUMNS, HORIZON_HOURS, QUANTILE_COLUMNS
 
 AS_OF = pd.Timestamp("2019-03-05 13:30", tz="UTC")  # 14:30 Oslo: Wednesday's prices are out
@@ -77,6 +80,26 @@ def test_input_status_names_every_covariate_and_its_feed_status(issued):
     inputs = issued.inputs
     assert set(inputs["covariate"]) == {"load_da", "generation_da", "wind_onshore_da"}
     assert {"hours_extended", "feed_status", "model_id"} <= set(inputs.columns)
+
+
+def test_the_issue_stores_its_products_with_their_samples(settings, issued):
+    stored = read_product_forecast(LakeFS.open(settings.lake_root), issued.issue_date)
+    pd.testing.assert_frame_equal(stored.table, issued.view, check_dtype=False)
+    assert stored.samples.shape == issued.products.samples.shape
+    np.testing.assert_allclose(stored.samples, issued.products.samples, rtol=1e-6)  # float32 kept
+
+
+def test_daily_report_has_a_products_section_and_a_product_chart_per_zone(settings, issued):
+    folder = Path(write_daily_report(settings, issued, None))
+    summary = (folder / "summary.md").read_text()
+    assert "## Calendar products" in summary and "### NO1" in summary and "### NO2" in summary
+    assert "| 2019-W11 base |" in summary and "no forward given" in summary
+    for zone in ("NO1", "NO2"):
+        chart = folder / f"products_{zone}.png"
+        assert chart.read_bytes().startswith(b"\x89PNG")
+        assert f"![{zone} product chart]({chart.name})" in summary
+    products = pd.read_csv(folder / "products.csv")
+    assert list(products.columns) == VIEW_COLUMNS and set(products["zone"]) == {"NO1", "NO2"}
 
 
 def test_reissuing_the_same_date_replaces_not_duplicates(settings, trained, issued):

@@ -18,7 +18,7 @@ import pytest
 from nbclient import NotebookClient
 
 from forecasting.config import Settings, load_settings
-from spotcast_testing import tiny_config
+from spotcast_testing import issue_tiny_forecast, tiny_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "explore.ipynb"
@@ -114,20 +114,10 @@ def test_committed_notebook_has_parameters_and_no_outputs() -> None:
 
 @pytest.mark.slow
 def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Path) -> None:
-    from forecasting.ingest import runs
-    from forecasting.jobs.forecast import issue_forecast
-    from forecasting.jobs.train import train
-    from forecasting.lake.files import LakeFS
-    from forecasting.model.registry import load_champion
-
     config = tiny_config(tmp_path, list(ZONES), HISTORY_START)
-    settings = load_config(config, tmp_path)
-    report = runs.backfill(settings, as_of=AS_OF)
-    assert report.ok, report.problems()
-    trained = train(settings, AS_OF)
-    assert trained.promoted
-    lake = LakeFS.open(settings.lake_root)
-    issued = issue_forecast(settings, load_champion(lake, settings), AS_OF)
+    load_config(config, tmp_path)
+    issued = issue_tiny_forecast(config, AS_OF)
+    model_id = issued.inputs["model_id"].iloc[0]
 
     notebook = run_notebook(config, "NO1", tmp_path)
 
@@ -139,7 +129,7 @@ def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Pat
     dst = texts(cell_with(notebook, "expected_hours"))
     assert "2019-10-27" in dst and "1 clock-change days, 1 with the expected hour count" in dst
 
-    assert trained.model_id in texts(cell_with(notebook, "load_champion(lake, settings)"))
+    assert model_id in texts(cell_with(notebook, "load_champion(lake, settings)"))
     pca = cell_with(notebook, "explained_variance_ratio_")
     assert images(pca) == 1
     assert "wind_onshore_da" in texts(pca) and "holiday" in texts(pca)
@@ -149,6 +139,12 @@ def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Pat
     fan_text = texts(fan)
     assert f"issue {issued.issue_date}" in fan_text
     assert "feed_status" in fan_text and "hours_extended" in fan_text  # the input status table
+
+    products = cell_with(notebook, "product_chart_figure(")
+    assert images(products) == 1
+    product_text = texts(products)
+    assert "2019-W46" in product_text and "BOM 2019-11" in product_text  # weeks, and the running month
+    assert "no forward given" in product_text
 
     track = texts(cell_with(notebook, "score_track_record("))  # the validation issues of the training
     assert "model, raw deciles" in track and "coverage_10_90" in track

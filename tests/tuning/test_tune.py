@@ -260,4 +260,7 @@ def test_a_backtest_on_a_two_worker_cluster_equals_the_serial_one(own_lake, pref
     # Two fits, fanned out too; the first fit's two origins in two tasks, each making its own
     # calibration forecasts (the same values as the serial run's shared track record).
     assert len(serial.training_origins) == 2 and len(serial.origins) == 3
-    pd.testing.assert_frame_equal(cluster, expected, check_exact=True, check_dtype=False)
+    # Equal up to the float32 rounding of the paths: torch's CPU kernels may round a sample's last
+    # bit differently in another process (memory alignment, instruction set), which moves an hourly
+    # mean by ~1e-9 of itself; a different draw, model or calibration moves it by far more.
+    pd.testing.assert_frame_equal(cluster, expected, check_dtype=False, check_exact=False, rtol=1e-6, atol=1e-4)
