@@ -8,7 +8,7 @@ from datetime import date, datetime
 from prefect import flow
 from prefect.states import State
 
-from flows.ingest_tasks import finish, log_progress, pull_task
+from flows.ingest_tasks import finish, log_progress, pull_task, pulls_stop_with_the_run
 from forecasting.config import Settings, load_settings
 from forecasting.ingest import runs
 
@@ -31,7 +31,8 @@ def backfill_flow(
     published by now, or by the end of the recording for replay) in chunks of at most a year; with
     `repair`, set corrupt series files aside and pull every hole in that range."""
     settings = settings_for(config, zones)
-    report = runs.backfill(
-        settings, as_of, start, end, resume, repair, submit=pull_task.submit, progress=log_progress
-    )
+    with pulls_stop_with_the_run():
+        report = runs.backfill(
+            settings, as_of, start, end, resume, repair, submit=pull_task.submit, progress=log_progress
+        )
     return finish([report], "repair" if repair else "backfill")

@@ -13,7 +13,7 @@ from prefect.states import State
 
 from flows.backfill import backfill_flow, settings_for
 from flows.forecast_tasks import champion_task, forecast_task, report_task
-from flows.ingest_tasks import finish, log_progress, pull_task, report_of
+from flows.ingest_tasks import finish, log_progress, pull_task, pulls_stop_with_the_run, report_of
 from forecasting.ingest import runs
 from forecasting.ingest.land import IngestReport
 from forecasting.reports.product_tables import render_product_summary
@@ -30,9 +30,10 @@ def daily_flow(
     def backfill_first(at: pd.Timestamp) -> IngestReport:
         return report_of(backfill_flow(config=config, as_of=at, zones=zones, return_state=True))
 
-    reports = runs.daily(
-        settings, as_of_utc, submit=pull_task.submit, progress=log_progress, backfill_first=backfill_first
-    )
+    with pulls_stop_with_the_run():
+        reports = runs.daily(
+            settings, as_of_utc, submit=pull_task.submit, progress=log_progress, backfill_first=backfill_first
+        )
     ingest_table = reports[-1].table()
     model = champion_task(settings, as_of_utc)
     issued = forecast_task(settings, model, as_of_utc, ingest_table)

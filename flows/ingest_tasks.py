@@ -3,6 +3,9 @@ pull submitted as a task run, its progress in the run log, and the per-feed stat
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -12,7 +15,7 @@ from forecasting.config import Settings
 from forecasting.errors import log_handled_errors_in_one_line
 from forecasting.feeds.base import Feed
 from forecasting.ingest.land import IngestReport
-from forecasting.ingest.pull import PullOutcome, PullPlan, pull_planned
+from forecasting.ingest.pull import PullOutcome, PullPlan, allow_pulls, pull_planned, stop_pulls
 
 # A SpotcastError leaving a task or flow is handled (its message is the news): one log line, no
 # traceback, also in runs that `serve` starts.
@@ -26,6 +29,20 @@ log_handled_errors_in_one_line("prefect.flow_runs", "prefect.task_runs")
 )
 def pull_task(feeds: dict[str, Feed], plan: PullPlan, settings: Settings) -> PullOutcome:
     return pull_planned(feeds, plan, settings)
+
+
+@contextlib.contextmanager
+def pulls_stop_with_the_run() -> Iterator[None]:
+    """Around a flow's body: when anything leaves it (Prefect's TerminationSignal on SIGTERM,
+    KeyboardInterrupt on Ctrl-C, an error while landing), the pulls still running end at once
+    (`stop_pulls`) instead of sleeping through their retry waits: Prefect's task runner waits for
+    its threads before the run, and the process, can end."""
+    allow_pulls()
+    try:
+        yield
+    except BaseException:
+        stop_pulls()
+        raise
 
 
 def log_progress(done: int, total: int, outcome: PullOutcome) -> None:
@@ -44,10 +61,8 @@ def finish(reports: list[IngestReport], purpose: str) -> State:
         description=f"Per-feed status of the {purpose} run",
     )
     get_run_logger().info("%s feed status:\n%s", purpose, summary)
-    problems = report.problems()
-    if problems:
-        names = "; ".join(f"{o.plan.describe()} ({o.status}: {o.error})" for o in problems)
-        return Failed(message=f"{len(problems)} pull(s) did not land, the others did: {names}", data=report)
+    if report.problems():
+        return Failed(message=report.not_landed(), data=report)  # one short line; the table has them all
     return Completed(message=f"{report.new_rows} new or revised rows", data=report)
 
 

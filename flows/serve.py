@@ -9,14 +9,20 @@ The server is the one PREFECT_API_URL names (environment or active Prefect profi
 `serve` runs `prefect server start` on host:port for as long as it serves (SQLite in PREFECT_HOME,
 output in PREFECT_HOME/server.log) and stops it after the runner; a server already answering there
 is used instead. With workers of your own, deploy prefect.yaml instead (docs/operations.md).
+
+The temporary server of a single command (`spotcast backfill` etc., without a server to report to) is
+`start_temporary_server`: Prefect's own, started by Spotcast so that it ends with the command, also
+when the command is killed.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forecasting.config import DEFAULT_CONFIG, ConfigError, Schedule, load_settings
+from forecasting.errors import SpotcastError
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -41,10 +48,20 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 4200
 DEFAULT_API_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/api"
 HEALTH_TIMEOUT_S = 120.0  # a fresh SQLite database needs its migrations first; slow on 2 cores
 SERVER_LOG = "server.log"
+TEMPORARY_SERVER_LOG = "temporary-server.log"
+START_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"  # Prefect's own (flows/__init__.py)
+TETHER = Path(__file__).with_name("tether.py")
+# What Prefect's SubprocessASGIServer gives its server: no UI, the services of an ephemeral server.
+TEMPORARY_SERVER_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+}
+PORT_IN_USE, PORT_TRIES = 3, 3  # uvicorn's exit code when it cannot start (a port taken), tries
 
 
-class ServeError(RuntimeError):
-    """The Prefect server could not be started or reached."""
+class ServeError(SpotcastError, RuntimeError):
+    """The Prefect server could not be started or reached (exit code 1)."""
 
 
 def daily_cron(schedule: Schedule) -> str:
@@ -174,6 +191,101 @@ def prefect_server(host: str, port: int, timeout_s: float = HEALTH_TIMEOUT_S) ->
             server.wait(20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+_START_YOURSELF = (
+    "start a server yourself (`spotcast serve`, or `prefect server start`) and set PREFECT_API_URL to "
+    f"its API (e.g. {DEFAULT_API_URL})"
+)
+
+
+_temporary: dict[str, str] = {}  # "url": the temporary server of this process, once started
+
+
+def start_temporary_server(timeout_s: float | None = None) -> str:
+    """Start this process's temporary Prefect server, once, and return its API URL; it is stopped
+    when the process exits (atexit, after Prefect's clients have sent what they hold), and ends
+    with the process if that is killed (`flows/tether.py`: Linux's parent-death signal, a watchdog
+    elsewhere). Call it from the main thread.
+
+    The same server Prefect starts for a process without PREFECT_API_URL
+    (`prefect.server.api.server.SubprocessASGIServer`: uvicorn serving `create_app`, no UI, the
+    services of an ephemeral server, a free port on 127.0.0.1), but that one is a plain child
+    process that outlives a `kill -9` of its parent (upstream, Prefect 3.x). Its output goes to
+    $PREFECT_HOME/temporary-server.log.
+
+    timeout_s: how long it may take to answer (default: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        120 s from flows/__init__.py). ServeError, in one line, when it does not answer in time or
+        exits; the server is stopped then.
+    """
+    if "url" in _temporary:
+        return _temporary["url"]
+    timeout_s = timeout_s or float(os.environ.get(START_TIMEOUT_ENV) or HEALTH_TIMEOUT_S)
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    home.mkdir(parents=True, exist_ok=True)
+    output = home / TEMPORARY_SERVER_LOG
+    deadline = time.monotonic() + timeout_s
+    for attempt in range(1, PORT_TRIES + 1):
+        port = _free_port()
+        api_url = f"http://127.0.0.1:{port}/api"
+        command = [sys.executable, str(TETHER), str(os.getpid()), "uvicorn", "--factory"]
+        command += ["prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--log-level", "error", "--lifespan", "on"]
+        with output.open("ab") as out:
+            # Its own session: Ctrl-C reaches the command, which stops the server after its run.
+            server = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=out,
+                env={**os.environ, **TEMPORARY_SERVER_ENV},
+                start_new_session=True,
+            )
+        try:
+            code = _wait_healthy(server, api_url, deadline, timeout_s)
+        except BaseException:  # a timeout, or SIGTERM/Ctrl-C while it starts
+            _stop(server)
+            raise
+        if code is None:
+            break
+        if code != PORT_IN_USE or attempt == PORT_TRIES:  # a port taken since it was found free: another
+            raise ServeError(
+                f"the temporary Prefect server exited with code {code} before it answered (its output "
+                f"is in {output}); {_START_YOURSELF}"
+            )
+    _temporary["url"] = api_url
+    atexit.register(_stop, server)
+    log.debug("temporary Prefect server at %s (pid %d)", api_url, server.pid)
+    return api_url
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_healthy(server: subprocess.Popen, api_url: str, deadline: float, timeout_s: float) -> int | None:
+    """None once `server` answers at `api_url`; its exit code if it ends first; ServeError at the
+    deadline (`timeout_s` after the first start)."""
+    while not is_healthy(api_url):
+        if server.poll() is not None:
+            return server.returncode
+        if time.monotonic() > deadline:
+            raise ServeError(
+                f"the temporary Prefect server did not answer within {timeout_s:g} s: allow it more "
+                f"time ({START_TIMEOUT_ENV}=300), or {_START_YOURSELF}"
+            )
+        time.sleep(0.2)
+    return None
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def serve(

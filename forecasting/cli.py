@@ -2,9 +2,10 @@
 exit code an operator (or cron, or CI) can act on.
 
 Exit codes: 0 done; 1 error; 2 bad usage or configuration; 3 finished degraded (some feed did not
-land, or some lake file could not be read: see the per-feed status or the files named above it).
-Errors a user can fix (`forecasting.errors.SpotcastError`) print one line, `spotcast: <message>`;
-anything else is a bug and keeps its traceback.
+land, or some lake file could not be read: see the per-feed status or the files named above it);
+143 and 130: stopped by SIGTERM or SIGINT (128 + the signal; `spotcast: stopped by …`, see
+docs/reliability.md "Stopping a run"). Errors a user can fix (`forecasting.errors.SpotcastError`)
+print one line, `spotcast: <message>`; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -35,6 +37,7 @@ from forecasting.errors import (
     UsageError,
 )
 from forecasting.ingest.land import IngestReport
+from forecasting.ingest.pull import stop_pulls
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import scan_lake
 from forecasting.products import KINDS
@@ -303,6 +306,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config).with_zones(getattr(args, "zones", None))
 
 
+def _check_as_of(settings: Settings, args: argparse.Namespace) -> None:
+    """A given --as-of no run can have (in the future; long after a replay's recording ends) is
+    refused here: before Prefect starts, and before anything is pulled or written."""
+    if args.as_of is not None:
+        from forecasting.ingest.runs import check_as_of
+
+        check_as_of(settings, args.as_of)
+
+
 def _print_lake(args: argparse.Namespace) -> int:
     """The lake's rows per zone × series (of what was published by --as-of, when given); files that
     cannot be read are named (exit 3), not fatal."""
@@ -349,7 +361,9 @@ def _print_forecast_summary(issue_date: date, forecast: pd.DataFrame, model: str
 
 # Flows are imported when run: importing Prefect costs seconds that `--help` and `status` need not pay.
 def _run_daily(args: argparse.Namespace) -> int:
-    _settings(args)  # a bad configuration or zone fails here, before Prefect starts
+    # A bad configuration, zone or as-of fails here, before Prefect starts.
+    _check_as_of(_settings(args), args)
+    _begin_run(args)
     from flows.daily import daily_flow
 
     state = daily_flow(config=args.config, as_of=args.as_of, zones=args.zones, return_state=True)
@@ -362,10 +376,14 @@ def _run_daily(args: argparse.Namespace) -> int:
 
 def _run_backfill(args: argparse.Namespace) -> int:
     from forecasting.ingest.plan import check_backfill_range
+    from forecasting.ingest.runs import resolve_as_of
 
     settings = _settings(args)
-    if args.as_of is not None or args.end is not None:  # else the as-of is the flow's to resolve
-        check_backfill_range(settings, args.as_of, args.start, args.end)
+    _check_as_of(settings, args)
+    # With the as-of the flow resolves (now, or the end of a replay): a range with nothing to pull
+    # (`--start 2030-01-01`) is refused before Prefect starts.
+    check_backfill_range(settings, resolve_as_of(settings, args.as_of), args.start, args.end)
+    _begin_run(args)
     from flows.backfill import backfill_flow
 
     state = backfill_flow(
@@ -384,6 +402,8 @@ def _run_backfill(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    _check_as_of(load_settings(args.config), args)
+    _begin_run(args)
     from flows.modelling import train_flow
 
     result = train_flow(config=args.config, as_of=args.as_of)
@@ -397,8 +417,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_forecast(args: argparse.Namespace) -> int:
+    _check_as_of(load_settings(args.config), args)
     if args.out:
         check_destination(args.out)  # before Prefect starts: a bad destination costs nothing
+    _begin_run(args)
     from flows.modelling import forecast_flow
 
     issued = forecast_flow(config=args.config, as_of=args.as_of, out=args.out)
@@ -541,6 +563,7 @@ def _run_backtest(args: argparse.Namespace) -> int:
     _settings(args)
     if args.end <= args.start:
         raise UsageError(f"--end {args.end} is not after --start {args.start}: no origin to backtest")
+    _begin_run(args)
     from flows.cluster import run_on_cluster
     from flows.modelling import backtest_flow
 
@@ -566,6 +589,8 @@ def _run_tune(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         print(render(open_study(settings, resume=False), settings.tune.seed))
         return EXIT_OK
+    _check_as_of(load_settings(args.config), args)  # the best trial is retrained as of then, hours later
+    _begin_run(args)
     from flows.tune import run_tune
 
     result = run_tune(
@@ -666,10 +691,15 @@ def _run_check(args: argparse.Namespace) -> int:
 FLOW_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest", "tune")
 
 
+_PROCESS_SCOPE = contextlib.ExitStack()  # held until the process exits
+
+
 def _choose_server() -> None:
     """Without PREFECT_API_URL, a server of `spotcast serve` answering on its default address takes
     the run (it shows in its UI, and the ~15 s start of a temporary server is saved); without one,
-    the temporary server Prefect starts keeps its own log off the console."""
+    a temporary server is started now (`flows.serve.start_temporary_server`): Prefect's own, but one
+    that ends with this command also when the command is killed (`kill -9`), and whose slow start
+    is one line (ServeError). Called once the command's input is checked (`_begin_run`)."""
     if os.environ.get("PREFECT_API_URL"):
         return
     from flows.serve import DEFAULT_API_URL, is_healthy
@@ -682,6 +712,17 @@ def _choose_server() -> None:
     # is stopped at the end of a run (a cancelled flush of run events) would end a good run with a
     # traceback. What the run needs from the server, the client reports.
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    if "prefect" in sys.modules:  # Prefect ran in this process before (`main` called by a test): it
+        return  # keeps to its settings and its own temporary server
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():  # the active Prefect profile names a server
+        return
+    from flows.serve import reporting_to, start_temporary_server
+
+    logging.getLogger("spotcast").info("starting a temporary Prefect server for this run")
+    # For the rest of the process: Prefect's clients send what they still hold as it exits.
+    _PROCESS_SCOPE.enter_context(reporting_to(start_temporary_server()))
 
 
 # Commands whose runs keep their full log in the lake (logs/<date>/<command>-<time>.log).
@@ -690,31 +731,107 @@ LOGGED_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest", "tune")
 
 @contextlib.contextmanager
 def _run_console(args: argparse.Namespace, display: Console) -> Iterator[None]:
-    """Progress bars (on a terminal) for the command, and for a run its log file in the lake."""
+    """Progress bars (on a terminal) for the command, and for a run its log file in the lake, opened
+    when the run starts (`_begin_run`, after its input is checked): a refused command leaves none."""
     with contextlib.ExitStack() as stack:
         if args.command in LOGGED_COMMANDS and not getattr(args, "show", False):  # `tune --show` only reads
-            lake = LakeFS.of(load_settings(args.config))
-            path = stack.enter_context(console.run_log(lake, args.command))
-            logging.getLogger("spotcast").info("spotcast %s: full log in %s", args.command, lake.shown(path))
-        stack.enter_context(console.session(display))
+
+            def open_run_log() -> None:
+                args.begin_run = None  # once
+                lake = LakeFS.of(load_settings(args.config))
+                path = stack.enter_context(console.run_log(lake, args.command))
+                if path is not None:  # None: the log file could not be created (said on the console)
+                    shown = lake.shown(path)
+                    logging.getLogger("spotcast").info("spotcast %s: full log in %s", args.command, shown)
+
+            args.begin_run = open_run_log
+        with console.session(display):  # closed before the run log, as the log's stack unwinds
+            yield
+
+
+def _begin_run(args: argparse.Namespace) -> None:
+    """The run starts (its input was checked and accepted): from here on it keeps its log in the
+    lake. A command refused before this point writes nothing there, not even a log."""
+    begin = getattr(args, "begin_run", None)
+    if begin is not None:
+        begin()
+    if args.command in FLOW_COMMANDS:  # likewise, a refused command starts no Prefect server
+        _choose_server()
+
+
+# The stop signal the command got (SIGTERM or SIGINT), while `main` runs.
+_STOP_SIGNAL: list[int] = []
+
+
+def _on_stop_signal(signum: int, _frame: object) -> None:
+    """SIGTERM (systemd, kill) and SIGINT (Ctrl-C): every pull ends now (no retry wait sleeps on),
+    and the command unwinds from where it is (a landing removes its temporary files, the lake lock
+    is released, the temporary Prefect server is stopped at exit), to the one line `main` prints.
+    During a flow run Prefect's own SIGTERM handler raises instead (TerminationSignal), and the
+    flows stop the pulls (`flows.ingest_tasks.pulls_stop_with_the_run`)."""
+    stop_pulls()
+    _STOP_SIGNAL.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(command: str) -> Iterator[None]:
+    """`_on_stop_signal` for SIGTERM and SIGINT while inside (main thread only); restored after.
+    `serve` keeps Python's SIGINT handler: Prefect's runner (asyncio) shuts down on it."""
+    if threading.current_thread() is not threading.main_thread():
         yield
+        return
+    _STOP_SIGNAL.clear()
+    signals = (signal.SIGTERM,) if command == "serve" else (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.signal(signum, _on_stop_signal) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_signal_of(exc: BaseException) -> int | None:
+    """The signal that stopped the command, when `exc` is how it unwound; None for anything else."""
+    if _STOP_SIGNAL:
+        return _STOP_SIGNAL[0]
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    termination = getattr(sys.modules.get("prefect.exceptions"), "TerminationSignal", None)
+    if termination is not None and isinstance(exc, termination):
+        return exc.signal
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     display = Console(stderr=True)
     console.configure(args.verbose, display)
-    # SIGTERM (systemd, kill) unwinds like Ctrl-C, so Prefect stops the temporary server it started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     handler: Callable[[argparse.Namespace], int] = args.handler
-    if args.command in FLOW_COMMANDS:
-        _choose_server()
     try:
-        with _run_console(args, display):
-            return handler(args)
+        with _stopped_by_signals(args.command), _run_console(args, display):
+            code = handler(args)
     except SpotcastError as exc:
         print(f"spotcast: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit, Prefect's TerminationSignal
+        signum = _stop_signal_of(exc)
+        if signum is None:
+            raise
+        return _stopped(signum)
+    # A stop the run absorbed (a library that caught the exception) is still a stop.
+    return _stopped(_STOP_SIGNAL[0]) if _STOP_SIGNAL and args.command != "serve" else code
+
+
+def _stopped(signum: int) -> int:
+    print(
+        f"spotcast: stopped by {signal.Signals(signum).name}; what had landed stays, a re-run "
+        "continues (backfill resumes after the newest landed hour)",
+        file=sys.stderr,
+    )
+    return 128 + signum
 
 
 if __name__ == "__main__":

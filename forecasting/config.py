@@ -12,6 +12,7 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import fsspec
@@ -139,6 +140,22 @@ class FeedConfig(_Strict):
         unknown = [s for s in value if s not in SERIES]
         if unknown:
             raise ValueError(f"unknown series {unknown}; known: {list(SERIES)}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """A feed is asked over HTTP: another scheme (ftp://, file://) would fail every pull as a
+        site that is down, retried for hours."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            host, _ = parts.hostname, parts.port
+        except ValueError as exc:  # an unbalanced [ or a port out of range
+            raise ValueError(f"not a URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not host:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. https://api.example.org")
         return value
 
     @model_validator(mode="after")
@@ -357,6 +374,21 @@ def _check_lake_root(settings: Settings, path: Path) -> None:
         )
 
 
+def _check_zones(settings: Settings, path: Path) -> None:
+    """Each zone once: a name or EIC code configured twice would pull one zone twice and drop the
+    other in silence (the lake keys rows by name; the feeds ask by EIC code)."""
+    for key, what in (("name", "zone name"), ("eic", "EIC code")):
+        first: dict[str, int] = {}
+        for number, zone in enumerate(settings.zones):
+            value = getattr(zone, key)
+            if value in first:
+                raise ConfigError(
+                    f"invalid configuration {path}: zones.{number}.{key} = {value!r}: {what} configured "
+                    f"twice (zones.{first[value]} has it too); configure each zone once"
+                )
+            first[value] = number
+
+
 def _check_sources(settings: Settings, path: Path) -> None:
     """A local replay source must exist and hold a file of a configured zone (`NO1.parquet`,
     `NO_1.csv`): found at load, not at the first pull."""
@@ -405,9 +437,18 @@ def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path.resolve() in seen:
         raise ConfigError(f"configuration file {path} extends itself (via {' → '.join(map(str, seen))})")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file not found: {path}") from exc
+    except IsADirectoryError:
+        raise ConfigError(f"configuration file {path} is a directory; give the .toml file in it") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"configuration file {path} is not a text file (TOML is UTF-8 text; byte {exc.start}: "
+            f"{exc.reason})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
     if "entsoe_token" in raw:
@@ -433,5 +474,6 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
     except ValidationError as exc:
         raise ConfigError(_format_errors(path, exc)) from None
     _check_lake_root(settings, path)
+    _check_zones(settings, path)
     _check_sources(settings, path)
     return settings

@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
+from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
@@ -123,19 +124,64 @@ def session(console: Console) -> Iterator[None]:
         yield
 
 
+class RunLogHandler(logging.FileHandler):
+    """The run's log file. A write that fails (a full disk) stops it, said once on the console; the
+    run goes on and reports its own outcome (logging's default would print a traceback per line)."""
+
+    def __init__(self, local: Path, shown: str) -> None:
+        super().__init__(local, encoding="utf-8")
+        self.shown = shown
+        self.stopped = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.stopped:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        problem = sys.exc_info()[1]
+        if not isinstance(problem, OSError):
+            super().handleError(record)  # a bad log call (wrong arguments) is a bug: logging says so
+            return
+        self._stop(problem)
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes what is buffered: fails on a full disk
+        except OSError as exc:
+            self._stop(exc)
+
+    def _stop(self, problem: OSError) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            with suppress(OSError):  # what stayed buffered is lost with the log
+                stream.close()
+        log.warning("the run log %s stopped: %s", self.shown, " ".join(str(problem).split()))
+
+
 def log_path(lake: LakeFS, command: str, now: pd.Timestamp) -> str:
     """Where the log of a `command` run started at `now` (local wall clock) lands in the lake."""
     return lake.path(LOGS, f"{now:%Y-%m-%d}", f"{command}-{now:%H%M%S}.log")
 
 
 @contextmanager
-def run_log(lake: LakeFS, command: str) -> Iterator[str]:
+def run_log(lake: LakeFS, command: str) -> Iterator[str | None]:
     """Log everything of this run to a file in the lake (yields its path); an exception leaving the
-    block is logged there with its traceback before it propagates."""
+    block is logged there with its traceback before it propagates. When the file cannot be created
+    (a full disk), the run goes on without it (yields None), said once on the console."""
     path = log_path(lake, command, pd.Timestamp.now())
     folder, name = path.rsplit("/", 1)
-    with lake.staged(folder) as local:
-        handler = logging.FileHandler(local / name, encoding="utf-8")
+    with ExitStack() as stack:
+        try:
+            local = stack.enter_context(lake.staged(folder))
+            handler = RunLogHandler(local / name, lake.shown(path))
+        except OSError as exc:
+            log.warning("no run log: cannot create %s: %s", lake.shown(path), " ".join(str(exc).split()))
+            stack.close()
+            yield None
+            return
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(logging.Formatter(FILE_FORMAT))
         root = logging.getLogger()

@@ -171,3 +171,40 @@ def test_a_missing_base_configuration_is_named(tmp_path):
 
     with pytest.raises(ConfigError, match=r"not found: .*nowhere\.toml"):
         load_settings(tmp_path / "a.toml")
+
+
+def test_a_zone_name_or_eic_code_configured_twice_is_refused():
+    no1, no2 = (z.model_dump() for z in load_settings().zones[:2])
+    with pytest.raises(ConfigError, match=r"zones\.1\.name = 'NO1': zone name configured twice \(zones\.0"):
+        load_settings(zones=[no1, {**no2, "name": "NO1"}])
+    with pytest.raises(ConfigError, match=r"zones\.1\.eic = '10YNO-1--------2': EIC code configured twice"):
+        load_settings(zones=[no1, {**no2, "eic": no1["eic"]}])
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://api.energy-charts.info", "file:///tmp/x", "api.energy-charts.info", "https://", "http://h:99999"],
+)
+def test_a_feed_base_url_that_is_not_http_with_a_host_is_refused_at_load(url):
+    feeds = {
+        "energy_charts": {"kind": "energy_charts", "enabled": False, "base_url": url, "series": ["price_da"]}
+    }
+    with pytest.raises(
+        ConfigError, match=r"feeds\.energy_charts\.base_url = .*(http:// or https://|not a URL)"
+    ):
+        load_settings(feeds=feeds)
+
+
+def test_http_and_https_base_urls_load():
+    for url in ("https://api.energy-charts.info", "http://127.0.0.1:8080/api"):
+        feeds = {"energy_charts": {"kind": "energy_charts", "base_url": url, "series": ["price_da"]}}
+        assert load_settings(feeds=feeds).feeds["energy_charts"].base_url == url
+
+
+def test_a_directory_or_binary_bytes_as_the_configuration_is_a_configuration_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"configuration file .* is a directory"):
+        load_settings(tmp_path)
+    binary = tmp_path / "spotcast.toml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ConfigError, match=r"is not a text file \(TOML is UTF-8 text"):
+        load_settings(binary)

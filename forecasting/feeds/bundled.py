@@ -9,6 +9,7 @@ of the two real 02:00 hours (kept for both of them, giving a 25-hour day).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +48,54 @@ def _line(row: int) -> int:
     return row + 2  # the header is line 1
 
 
+# What a bring-your-own CSV must look like, said when one does not (see docs/own_zone.md).
+EXPECTED_CSV = (
+    "expected comma-separated values with a decimal point, a header like ',Price_DA,Load_AC' "
+    "and 24 rows a day like '3/26/2016 0:00,23.5,4032'"
+)
+DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
+
+
+def _first_lines(path: str | Path, count: int = 2) -> list[str]:
+    """The first `count` non-blank lines of the file (a byte-order mark dropped)."""
+    with open(path, "rb") as file:
+        text = file.read(64 * 1024).decode("utf-8", errors="replace").removeprefix("\ufeff")
+    return [line for line in text.splitlines() if line.strip()][:count]
+
+
+def _read_csv(path: str | Path) -> pd.DataFrame:
+    """The CSV as read by pandas; DataError naming the file when it is empty, holds no rows, is not
+    comma-separated (a semicolon-separated export of a comma-decimal locale) or is not text."""
+    lines = _first_lines(path)
+    if not lines:
+        raise DataError(f"{path}: the file is empty; {EXPECTED_CSV}")
+    header = lines[0]
+    if header.count(";") > header.count(",") or header.count("\t") > header.count(","):
+        separator = "semicolon" if header.count(";") >= header.count("\t") else "tab"
+        cells = lines[1].split(";" if separator == "semicolon" else "\t") if len(lines) > 1 else []
+        commas = " with decimal commas" if any(DECIMAL_COMMA.match(cell) for cell in cells) else ""
+        raise DataError(f"{path}: the file looks {separator}-separated{commas}; {EXPECTED_CSV}")
+    try:
+        raw = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; {EXPECTED_CSV}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise DataError(f"{path}: not a readable CSV ({reason}); {EXPECTED_CSV}") from None
+    if raw.empty:
+        raise DataError(f"{path}: a header line and no rows; {EXPECTED_CSV}")
+    return raw
+
+
 def _local_stamps(stamps: pd.Series, path: str | Path) -> pd.Series:
     """The first column as naive local times; DataError names the line of a bad or repeated one."""
     local = pd.to_datetime(stamps, format="%m/%d/%Y %H:%M", errors="coerce")
     bad = local.isna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
-        raise DataError(f"{path}: line {_line(row)}: {stamps.iloc[row]!r} is not a time like 3/26/2016 0:00")
+        raise DataError(
+            f"{path}: line {_line(row)}: {_shown(stamps.iloc[row])} is not a time like 3/26/2016 0:00"
+        )
     repeated = local.duplicated()
     if repeated.any():
         row = int(np.argmax(repeated.to_numpy()))
@@ -81,14 +123,21 @@ def _numbers(columns: pd.DataFrame, path: str | Path) -> pd.DataFrame:
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
             cell = columns[column].iloc[row]
-            shown = repr(cell) if isinstance(cell, str) else str(cell)
-            raise DataError(f"{path}: column {column}, line {_line(row)}: {shown} is not a finite number")
+            hint = " (a decimal comma? use a decimal point)" if DECIMAL_COMMA.match(str(cell)) else ""
+            raise DataError(
+                f"{path}: column {column}, line {_line(row)}: {_shown(cell)} is not a finite number{hint}"
+            )
     return numbers
+
+
+def _shown(cell: object) -> str:
+    """A cell as the message shows it: text quoted, a number as it is ('twelve', inf, 0)."""
+    return repr(cell) if isinstance(cell, str) else str(cell)
 
 
 def read_deepforkit_csv(path: str | Path, zone: str, timezone: str = "Europe/Oslo") -> pd.DataFrame:
     """One zone's CSV → rows of (zone, series, delivery_hour UTC, value, unit); zeros are gaps."""
-    raw = pd.read_csv(path)
+    raw = _read_csv(path)
     stamp_col = raw.columns[0]
     local = _local_stamps(raw[stamp_col], path)
     utc, repeat = local_wall_clock_to_utc(local, timezone)

@@ -4,9 +4,11 @@ token elsewhere, answers that hold no token, and transport failures mapped onto 
 * Timeouts, connection errors, HTTP 5xx and 429 → `SiteDown` (a 429 keeps the server's
   Retry-After). Other statuses are handed back: the caller knows what they mean for its API
   (ENTSO-E's 400 may carry "no matching data").
-* `timeout_s` bounds the whole request, body included: `requests` alone bounds each read, so a
-  server that trickles one byte at a time could hold a pull for hours. (Connecting and the status
-  line plus headers are bounded by `timeout_s` per read only.)
+* `timeout_s` bounds the whole exchange, from connecting to the last byte of the body (redirects
+  included): `requests` alone bounds each socket operation, so a server that trickles its headers
+  or its body one byte at a time could hold a pull for hours. A watchdog (`_Deadline`) shuts the
+  socket of the connection the request is using when the time is up, and the body is read piece by
+  piece with each read bounded by the time left. (Name resolution is not bounded by it.)
 * A token (`QueryToken`) is put into the URL while `requests` prepares the request, so no dict,
   URL or frame of the feeds holds it; urllib3's log lines and the `Answer` handed back are
   scrubbed of it. Redirects of a token-bearing request are followed within the same origin only.
@@ -16,8 +18,11 @@ token elsewhere, answers that hold no token, and transport failures mapped onto 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +35,7 @@ from urllib.parse import parse_qsl, quote_plus, urlencode, urljoin, urlsplit, ur
 import requests
 import urllib3
 from pydantic import SecretStr
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from forecasting.config import ConfigError
@@ -122,6 +128,138 @@ class _DeadlinePassed(Exception):
     """The whole-request deadline passed while the answer was still coming."""
 
 
+# --- the whole-exchange deadline ------------------------------------------------------------------
+# `requests`' timeouts bound each socket operation, so a server sending its status line and headers
+# one byte a second holds a request as long as it likes. The connections a request uses register
+# with the deadline of the request running in their thread (`_Deadline`), whose timer shuts their
+# sockets when the time is up: the blocked read ends at once, and the request fails as timed out.
+
+_RUNNING = threading.local()  # .deadline: the `_Deadline` of the request this thread is making
+
+
+class _Deadline:
+    """A timer that shuts the sockets of the connections a request uses when `deadline` (a
+    `time.monotonic()` instant) passes; `passed` says whether it did."""
+
+    def __init__(self, deadline: float) -> None:
+        self._lock = threading.Lock()
+        self._connections: list[urllib3.connection.HTTPConnection] = []
+        self._over = False
+        self.passed = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _RUNNING.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._over = True
+            self._connections.clear()  # pooled connections are the pool's again
+        _RUNNING.deadline = None
+
+    def watch(self, connection: urllib3.connection.HTTPConnection) -> None:
+        with self._lock:
+            if self._over:
+                return
+            if self.passed:
+                _shut(connection)
+            elif not any(known is connection for known in self._connections):
+                self._connections.append(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._over:
+                return
+            self.passed = True
+            for connection in self._connections:
+                _shut(connection)
+
+
+def _shut(connection: urllib3.connection.HTTPConnection) -> None:
+    """End every read and write on the connection's socket (also one blocked in another thread;
+    `close` would not wake it). The pool drops the connection when the request fails."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the TCP socket, also under TLS
+
+
+def _watched(connection: urllib3.connection.HTTPConnection) -> None:
+    deadline = getattr(_RUNNING, "deadline", None)
+    if deadline is not None:
+        deadline.watch(connection)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    """A connection that joins the deadline of the request it serves: when it connects (a new one)
+    and when it sends a request (a reused one)."""
+
+    def connect(self) -> None:
+        _watched(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watched(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        _watched(self)  # the TLS handshake included
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watched(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """`requests`' adapter whose connections (direct, or through an http(s) proxy) join the deadline
+    of `http_get`. `http_get` mounts it on a session that has `requests`' default adapter."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS has connection classes of its own
+            manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
+
+
+def _with_deadline_adapter(session: requests.Session) -> None:
+    """Mount `DeadlineAdapter` where the session has `requests`' default adapter (keeping its
+    settings); an adapter of the caller's own is kept (its headers are then bounded per read only)."""
+    for prefix in ("https://", "http://"):
+        adapter = session.adapters.get(prefix)
+        if type(adapter) is HTTPAdapter:
+            session.mount(
+                prefix,
+                DeadlineAdapter(
+                    pool_connections=adapter._pool_connections,
+                    pool_maxsize=adapter._pool_maxsize,
+                    max_retries=adapter.max_retries,
+                    pool_block=adapter._pool_block,
+                ),
+            )
+
+
 def is_loopback(host: str | None) -> bool:
     if host is None:
         return False
@@ -171,15 +309,24 @@ def http_get(
 ) -> Answer:
     """GET `url` within `timeout_s` in all; `what` names the request in errors (e.g. "entsoe
     price_da NO1 [2024-01-01 00:00, ...)"). `token` is added to the query at send time."""
+    _with_deadline_adapter(session)
     deadline = time.monotonic() + timeout_s
+    watchdog = _Deadline(deadline)
+    timed_out = SiteDown(f"{what}: timed out, no complete answer within {timeout_s:g} s")
     try:
-        return _checked(_get_following(session, url, dict(params), token, deadline, what), what)
+        with watchdog:
+            answer = _get_following(session, url, dict(params), token, deadline, what)
+        if watchdog.passed:  # cut off: what was read of it is not the answer
+            raise _DeadlinePassed
+        return _checked(answer, what)
     except (_DeadlinePassed, requests.Timeout, urllib3.exceptions.TimeoutError):
-        failure = SiteDown(f"{what}: timed out, no complete answer within {timeout_s:g} s")
+        failure = timed_out
     except (requests.ConnectionError, urllib3.exceptions.ProtocolError) as exc:
-        failure = SiteDown(f"{what}: connection failed ({type(exc).__name__})")
+        failed = SiteDown(f"{what}: connection failed ({type(exc).__name__})")
+        failure = timed_out if watchdog.passed else failed
     except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-        failure = SiteDown(f"{what}: request failed ({type(exc).__name__})")
+        failed = SiteDown(f"{what}: request failed ({type(exc).__name__})")
+        failure = timed_out if watchdog.passed else failed
     raise failure  # outside the except blocks, so the caught exception is not its __context__
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -50,6 +51,28 @@ class IngestReport:
     def problems(self) -> list[PullOutcome]:
         return [o for o in self.outcomes if o.status not in ("ok", "empty")]
 
+    def not_landed(self, shown: int = 3) -> str:
+        """One short line on the pulls that did not land: how many of how many ("none of the N" when
+        none did), then the reasons, counted per distinct reason (the pull's own name taken out of
+        it), the `shown` most frequent first, each with the first pull it stopped."""
+        problems = self.problems()
+        total = len(self.outcomes)
+        if len(problems) == total:
+            head = f"none of the {total} pulls landed" if total > 1 else "the pull did not land"
+        else:
+            head = f"{len(problems)} of the {total} pulls did not land"
+        by_reason: dict[str, list[PullOutcome]] = {}
+        for outcome in problems:
+            by_reason.setdefault(_reason(outcome), []).append(outcome)
+        ranked = sorted(by_reason.items(), key=lambda item: -len(item[1]))  # stable: first seen first
+        parts = [
+            f"{len(stopped)} × {reason} (first: {stopped[0].plan.describe()})"
+            for reason, stopped in ranked[:shown]
+        ]
+        if len(ranked) > shown:
+            parts.append(f"{len(ranked) - shown} other reason(s), each pull's in the run log")
+        return f"{head}: " + "; ".join(parts)
+
     def table(self) -> pd.DataFrame:
         rows = []
         for i, o in enumerate(self.outcomes):
@@ -82,6 +105,17 @@ class IngestReport:
             newest_hour=("newest_hour", "max"),
         )
         return grouped.reset_index().to_string(index=False)
+
+
+# "entsoe price_da NO1 [2023-01-01 00:00, 2023-04-01 00:00) UTC: " in a pull's error: which pull, not why
+_PULL_NAME = re.compile(r"(?:\S+ ){1,3}\[\d{4}-\d\d-\d\d \d\d:\d\d, \d{4}-\d\d-\d\d \d\d:\d\d\) UTC:?\s*")
+REASON_CHARS = 160
+
+
+def _reason(outcome: PullOutcome) -> str:
+    """Why a pull did not land, without the pull's name (so equal reasons count together), short."""
+    reason = " ".join(_PULL_NAME.sub("", outcome.error or outcome.status).split()) or outcome.status
+    return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
 
 
 class Landing:

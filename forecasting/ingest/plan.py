@@ -79,21 +79,32 @@ def backfill_window(
 def check_backfill_range(
     settings: Settings, as_of: pd.Timestamp | None, start: date | None = None, end: pd.Timestamp | None = None
 ) -> None:
-    """UsageError when the range holds no hour for any zone × series (an end before the start, an
-    as-of instant before the history start): such a run would end in "0 pulls" and exit 0."""
+    """UsageError when the range holds no hour from the history start on for any zone × series (an
+    end before the start, a range wholly before history.start, an as-of instant before anything of
+    the history was published): such a run would end in "nothing to pull" and exit 0."""
+    history_start = _utc(settings.history.start)
     windows = [
         backfill_window(settings, series, zone, as_of, start, end)
         for series in series_sources(settings)
         for zone in settings.zones
     ]
-    if any(first < stop for first, stop in windows):
+    if any(max(first, history_start) < stop for first, stop in windows):
         return
     first = _utc(start or settings.history.start)
-    if end is not None:
+    if start is not None and end is not None and _utc(end) <= first:
         raise UsageError(
             f"nothing to backfill: the end {_utc(end):%Y-%m-%d %H:%M} UTC is not after the start "
             f"{first:%Y-%m-%d %H:%M} UTC"
         )
+    if end is not None:  # it ends by the history start
+        span = f"up to {_utc(end):%Y-%m-%d %H:%M} UTC"
+        if start is not None:
+            span = f"[{first:%Y-%m-%d %H:%M}, {_utc(end):%Y-%m-%d %H:%M}) UTC"
+        raise UsageError(
+            f"nothing to backfill: the range {span} lies before the history, which starts on "
+            f"{settings.history.start} (history.start); give an end after that"
+        )
+    first = max(first, history_start)
     raise UsageError(
         f"nothing to backfill: the as-of instant {as_of:%Y-%m-%d %H:%M} UTC is before anything from the "
         f"start {first:%Y-%m-%d} on was published (history.start is {settings.history.start})"

@@ -5,12 +5,18 @@ and *site down* each have their own interval, backoff and maximum attempts; a ma
 one whose rows break the lake's schema (non-finite values, duplicate hours), is not retried. After
 the last attempt the pull is marked unavailable and the run goes on without it. A rate limit's
 Retry-After lengthens the site-down delay, up to the longest delay of that policy.
+
+Stopping: `stop_pulls()` ends every pull of the process at once (status "stopped"): a wait between
+retries ends when it is called, and no new attempt starts. The command calls it on SIGTERM and
+SIGINT, the flows when anything leaves their body (`flows.ingest_tasks.pulls_stop_with_the_run`):
+the threads that run the pulls must end before the process can (a request in flight ends at its
+deadline, `timeout_s`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -24,8 +30,32 @@ from forecasting.schema import DELIVERY_HOUR, SchemaError
 log = logging.getLogger("spotcast.ingest")
 
 # ok: data fetched; empty: a range the source has no data for (a gap in history, not an error);
-# unavailable: retries used up; failed: an answer that no retry can mend (malformed)
-PullStatus = Literal["ok", "empty", "unavailable", "failed"]
+# unavailable: retries used up; failed: an answer that no retry can mend (malformed); stopped: the
+# run was stopped (SIGTERM, Ctrl-C, an error) before the pull could end otherwise
+PullStatus = Literal["ok", "empty", "unavailable", "failed", "stopped"]
+
+# Set: every pull of this process ends at its next wait or attempt (see `stop_pulls`).
+_STOP = threading.Event()
+
+
+def stop_pulls() -> None:
+    """End every pull of this process now: waits between retries end at once and no new attempt
+    starts; each such pull ends "stopped". The command calls it from its signal handler."""
+    _STOP.set()
+
+
+def allow_pulls() -> None:
+    """Let pulls run again (a new run in this process, after one was stopped)."""
+    _STOP.clear()
+
+
+def pulls_stopped() -> bool:
+    return _STOP.is_set()
+
+
+def wait_unless_stopped(seconds: float) -> None:
+    """The default wait between retries: `seconds`, or until `stop_pulls()` is called."""
+    _STOP.wait(seconds)
 
 
 class StaleData(DataNotAvailable):
@@ -106,12 +136,22 @@ def pull(
     plan: PullPlan,
     policies: RetryPolicies,
     tolerance_hours: int = 0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = wait_unless_stopped,
 ) -> PullOutcome:
-    """Fetch `plan` from `feed`, retrying each failure class by its own policy."""
+    """Fetch `plan` from `feed`, retrying each failure class by its own policy; "stopped" when
+    `stop_pulls()` is called before it ends otherwise (no attempt is started after that)."""
     tries: dict[str, int] = {}
     attempts = 0
     while True:
+        if _STOP.is_set():
+            # A pull that never started is not news (a stopped backfill has hundreds of them).
+            log.log(
+                logging.INFO if attempts else logging.DEBUG,
+                "%s: stopped before attempt %d: the run is stopping",
+                plan.describe(),
+                attempts + 1,
+            )
+            return PullOutcome(plan, "stopped", attempts, error="stopped: the run was stopped")
         attempts += 1
         try:
             frame = feed.fetch(plan.request)
@@ -147,7 +187,10 @@ def pull(
 
 
 def pull_planned(
-    feeds: dict[str, Feed], plan: PullPlan, settings: Settings, sleep: Callable[[float], None] = time.sleep
+    feeds: dict[str, Feed],
+    plan: PullPlan,
+    settings: Settings,
+    sleep: Callable[[float], None] = wait_unless_stopped,
 ) -> PullOutcome:
     """`pull` with the feed, retry policies and staleness tolerance the settings give for `plan`."""
     tolerance = settings.series[plan.request.series].staleness_tolerance_hours

@@ -20,6 +20,7 @@ from typing import Protocol
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.errors import UsageError
 from forecasting.feeds.base import Feed
 from forecasting.feeds.registry import build_feeds
 from forecasting.feeds.replay import ReplayFeed
@@ -43,14 +44,52 @@ class PullResult(Protocol):
 Submit = Callable[[dict[str, Feed], PullPlan, Settings], PullResult]
 Progress = Callable[[int, int, PullOutcome], None]
 
+# How far past the end of its recording a replay-only set-up may be run: its last values come out up
+# to a day after its last prices (the default as-of), and "as of when everything was out" is a fair
+# ask. Later than this the replay has nothing to serve: a mistyped year, not a replay.
+REPLAY_AS_OF_GRACE = pd.Timedelta(days=7)
+
+
+def _replay_only(settings: Settings) -> bool:
+    enabled = settings.enabled_feeds()
+    return bool(enabled) and all(feed.kind == "replay" for feed in enabled.values())
+
+
+def _recording_end(settings: Settings) -> pd.Timestamp:
+    enabled = settings.enabled_feeds()
+    return max(ReplayFeed.from_settings(settings, feed_name=name).recording_end() for name in enabled)
+
 
 def default_as_of(settings: Settings) -> pd.Timestamp:
     """ "Now" for a run: the wall clock for live feeds; for replay-only set-ups the end of the
     recording, so the offline default behaves like a daily run on its last recorded day."""
-    enabled = settings.enabled_feeds()
-    if enabled and all(feed.kind == "replay" for feed in enabled.values()):
-        return max(ReplayFeed.from_settings(settings, feed_name=name).recording_end() for name in enabled)
+    if _replay_only(settings):
+        return _recording_end(settings)
     return pd.Timestamp.now(tz="UTC").floor("min")
+
+
+def check_as_of(settings: Settings, as_of: pd.Timestamp) -> None:
+    """UsageError for a given as-of instant no run can have: after the wall clock (nothing is
+    published in the future; a run would stamp its pulls with that date), or, for a replay-only
+    set-up, more than REPLAY_AS_OF_GRACE after the end of the recording (nothing to replay there)."""
+    now = pd.Timestamp.now(tz="UTC")
+    if as_of > now:
+        raise UsageError(
+            f"the as-of instant {as_of:%Y-%m-%d %H:%M} UTC is in the future (now is {now:%Y-%m-%d %H:%M} "
+            "UTC): nothing is published by then yet; give a past instant, or leave --as-of out"
+        )
+    if not _replay_only(settings):
+        return
+    end = _recording_end(settings)
+    if as_of > end + REPLAY_AS_OF_GRACE:
+        sources = ", ".join(
+            f"feeds.{name}.source = {feed.source!r}" for name, feed in settings.enabled_feeds().items()
+        )
+        raise UsageError(
+            f"the as-of instant {as_of:%Y-%m-%d %H:%M} UTC is after the end of the replayed recording "
+            f"({end:%Y-%m-%d %H:%M} UTC, {sources}) by more than {REPLAY_AS_OF_GRACE.days} days: "
+            "the replay holds nothing published then; leave --as-of out to run as of its end"
+        )
 
 
 def as_utc(stamp: datetime | str | pd.Timestamp | None) -> pd.Timestamp | None:
@@ -62,8 +101,13 @@ def as_utc(stamp: datetime | str | pd.Timestamp | None) -> pd.Timestamp | None:
 
 
 def resolve_as_of(settings: Settings, as_of: datetime | str | pd.Timestamp | None) -> pd.Timestamp:
-    """The run's instant: as given, else `default_as_of`."""
-    return as_utc(as_of) or default_as_of(settings)
+    """The run's instant: as given (UsageError when no run can have it, see `check_as_of`), else
+    `default_as_of`."""
+    given = as_utc(as_of)
+    if given is None:
+        return default_as_of(settings)
+    check_as_of(settings, given)
+    return given
 
 
 def frozen_clock(as_of: pd.Timestamp) -> Callable[[], pd.Timestamp]:

@@ -16,6 +16,7 @@ from under a live writer.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -23,6 +24,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -59,6 +61,13 @@ LOCAL_WRITERS = 8
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _write_failure(path: str, exc: OSError) -> str:
+    """What went wrong writing `path`, in one line: a full disk (or quota) says so first."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{os.strerror(exc.errno)} writing {path}: free some space and run again"
+    return f"could not write {path}: {_one_line(exc)}"
 
 
 class LakeBusy(LakeError):
@@ -193,25 +202,48 @@ class LakeFS:
             self._put_in_order({path: _encoded(content) for path, content in files.items()})
             return
         temporaries: dict[str, str] = {}  # final path → its temporary, once written
+        # Writers running, and whether the write was given up: then no writer starts a file.
+        writers, running, given_up = threading.Condition(), 0, False
 
         def write(path: str, content: pa.Table | bytes) -> None:
-            temporaries[path] = self._write_temporary(content, path)
+            nonlocal running
+            with writers:
+                if given_up:
+                    return
+                running += 1
+            try:
+                temporaries[path] = self._write_temporary(content, path)
+            finally:
+                with writers:
+                    running -= 1
+                    writers.notify_all()
 
         current = ""
+        pool = ThreadPoolExecutor(max_workers=min(len(files), LOCAL_WRITERS) or 1)
         try:
-            with ThreadPoolExecutor(max_workers=min(len(files), LOCAL_WRITERS) or 1) as pool:
+            with pool:
                 futures = {path: pool.submit(write, path, content) for path, content in files.items()}
             for current in files:
                 futures[current].result()  # the first failure, in the order given
             for current in files:
                 os.replace(temporaries[current], current)
         except BaseException as exc:
-            for tmp in temporaries.values():
-                with contextlib.suppress(OSError):
-                    os.remove(tmp)
+            # Interrupted (SIGTERM, Ctrl-C: the signal lands in this thread wherever it is, even in
+            # the pool's start of a thread it then does not track) while writers still run: those
+            # finish their file first (seconds) and no other starts, so none adds a temporary after
+            # the clean-up. A second interruption during that wait still removes what is there.
+            try:
+                with writers:
+                    given_up = True
+                    writers.wait_for(lambda: running == 0)
+            finally:
+                for tmp in list(temporaries.values()):
+                    with contextlib.suppress(OSError):
+                        os.remove(tmp)
+                pool.shutdown(wait=False, cancel_futures=True)
             if isinstance(exc, OSError):
                 raise LakeWriteError(
-                    f"could not write {current}: {_one_line(exc)}; the lake keeps its previous files"
+                    f"{_write_failure(current, exc)}; the lake keeps its previous files"
                 ) from exc
             raise
 
@@ -226,7 +258,7 @@ class LakeFS:
                     else "nothing was replaced"
                 )
                 raise LakeWriteError(
-                    f"could not write {path}: {_one_line(exc)}; {done}, a re-run completes the write"
+                    f"{_write_failure(path, exc)}; {done}, a re-run completes the write"
                 ) from exc
 
     def _write_temporary(self, content: pa.Table | bytes, path: str) -> str:
@@ -316,10 +348,23 @@ class LakeFS:
         return pd.Timestamp.now(tz="UTC") - modified
 
 
+# The largest pid a process can have (pid_t is a signed 32-bit number; Linux allows up to 2**22).
+MAX_PID = 2**31 - 1
+
+
+def _is_pid(value: object) -> bool:
+    """A number a process can have as its pid: 0 and -1 name process groups to os.kill (and "look
+    alive"), larger numbers than pid_t overflow it; True is no pid."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_PID
+
+
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host; a number that is no pid (0, -1, 10**20) is none."""
+    if not _is_pid(pid):
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
@@ -327,20 +372,23 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _valid_holder(content: object) -> bool:
-    return (
-        isinstance(content, dict)
-        and isinstance(content.get("pid"), int)
-        and isinstance(content.get("host"), str)
-    )
+    return isinstance(content, dict) and _is_pid(content.get("pid")) and isinstance(content.get("host"), str)
 
 
 def _read_holder(lake: LakeFS, path: str) -> dict | str | None:
-    """The lock's holder record; the raw text when it is not one (empty, truncated, foreign);
-    None when the lock was released meanwhile."""
+    """The lock's holder record; the raw text when it is not one (empty, truncated, foreign, a pid
+    that is no process's); None when the lock was released meanwhile. A lock path that cannot be
+    read at all (a directory, no permission) is a LakeError naming it: it is not taken over, since
+    removing what someone put there is not ours to do."""
     try:
         raw = lake.fs.cat_file(path)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise LakeError(
+            f"the lake lock {path} cannot be read ({_one_line(exc)}); it must be a file Spotcast "
+            "writes: if no Spotcast run is writing to this lake, remove it"
+        ) from None
     text = raw.decode("utf-8", errors="replace")
     try:
         content = json.loads(text)
@@ -412,6 +460,11 @@ def _create(lake: LakeFS, path: str, holder: dict) -> bool:
     except FileExistsError:
         return False
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise LakeWriteError(
+                f"{os.strerror(exc.errno)} writing the lake lock {path}: free some space and run again; "
+                "nothing was written"
+            ) from exc
         raise LakeWriteError(f"could not create the lake lock {path}: {_one_line(exc)}") from exc
 
 

@@ -49,6 +49,24 @@ class NoChampion(SpotcastError):
     """No model has been promoted yet, or none by the instant asked for."""
 
 
+class CorruptPromotions(CorruptFile):
+    """The promotion history (`promotions.json`, or a legacy `champion.json`) cannot be read. No
+    command rewrites it while it is unreadable (a promotion reads it first; `backfill --repair` sets
+    series files aside only), and the run records do not say which runs were promoted: the remedy is
+    to move it aside and name the champion again."""
+
+    def __init__(self, path: str, reason: BaseException | str) -> None:
+        super().__init__(path, reason)
+        self.args = (
+            f"corrupt lake file {path} ({self.reason}): the champion history. Move it aside (the "
+            f"training runs in {RUNS}/ stay) and name the champion again: `spotcast models list`, then "
+            "`spotcast models promote RUN_ID --as-of T` (T: the run's as_of), or `spotcast train`",
+        )
+
+    def __reduce__(self) -> tuple[type[CorruptPromotions], tuple[str, str]]:  # pickled with its fields
+        return CorruptPromotions, (self.path, self.reason)
+
+
 @dataclass(frozen=True)
 class Champion:
     """One promotion: `model_id` (of run `run_id`) is the champion from `as_of` on (ISO UTC, the lake's
@@ -182,7 +200,7 @@ def _read_champions(lake: LakeFS, path: str, complete: Callable[[dict], dict]) -
         content = json.loads(lake.fs.cat_file(path))
         return [Champion(**complete(entry)) for entry in (content if isinstance(content, list) else [content])]
     except (ValueError, TypeError, KeyError) as exc:  # not JSON, or not promotion records
-        raise CorruptFile(path, exc) from exc
+        raise CorruptPromotions(path, exc) from exc
 
 
 def promote(lake: LakeFS, run_id: str, reason: str, as_of: pd.Timestamp) -> Champion:
