@@ -1,12 +1,13 @@
 # Spotcast: two commands on a fresh clone.
 #   make run    set up the environment, then the daily job on the bundled data (backfill, train, forecast)
 #   make test   set up the environment, then lint and the whole test suite
+#   make notebook  JupyterLab on top (the `notebook` extra), opening notebooks/explore.ipynb
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench clean-lake serve
+.PHONY: setup run test bench clean-lake serve notebook
 
 setup: $(STAMP)
 
@@ -32,6 +33,14 @@ bench: setup
 
 serve: setup
 	$(VENV)/bin/spotcast serve
+
+# JupyterLab (the `notebook` extra) on top of the set-up, then the exploration notebook.
+notebook: setup $(VENV)/.notebook
+	$(VENV)/bin/jupyter lab notebooks/explore.ipynb
+
+$(VENV)/.notebook: pyproject.toml
+	$(PY) -m pip install --quiet -e '.[notebook]'
+	touch $@
 
 clean-lake:
 	rm -rf data/lake data/models

@@ -8,7 +8,9 @@ demand, the Prefect UI to watch, trigger and inspect them.
 The server is the one PREFECT_API_URL names (environment or active Prefect profile). Without one,
 `serve` runs `prefect server start` on host:port for as long as it serves (SQLite in PREFECT_HOME,
 output in PREFECT_HOME/server.log) and stops it after the runner; a server already answering there
-is used instead. With workers of your own, deploy prefect.yaml instead (docs/operations.md).
+is used instead. A server `serve` started is recorded in PREFECT_HOME/spotcast-serve.json while it
+serves: one-shot commands of the same PREFECT_HOME and lake report to it (`recorded_server`). With
+workers of your own, deploy prefect.yaml instead (docs/operations.md).
 
 The temporary server of a single command (`spotcast backfill` etc., without a server to report to) is
 `start_temporary_server`: Prefect's own, started by Spotcast so that it ends with the command, also
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -34,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forecasting.config import DEFAULT_CONFIG, ConfigError, Schedule, load_settings
+from forecasting.config import ConfigError, Schedule, default_config, load_settings
 from forecasting.errors import SpotcastError
 
 if TYPE_CHECKING:
@@ -49,6 +52,8 @@ DEFAULT_API_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/api"
 HEALTH_TIMEOUT_S = 120.0  # a fresh SQLite database needs its migrations first; slow on 2 cores
 SERVER_LOG = "server.log"
 TEMPORARY_SERVER_LOG = "temporary-server.log"
+# $PREFECT_HOME/spotcast-serve.json: the server a running `spotcast serve` started, and its lake.
+SERVE_RECORD = "spotcast-serve.json"
 START_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"  # Prefect's own (flows/__init__.py)
 TETHER = Path(__file__).with_name("tether.py")
 # What Prefect's SubprocessASGIServer gives its server: no UI, the services of an ephemeral server.
@@ -69,6 +74,14 @@ def daily_cron(schedule: Schedule) -> str:
     return f"{schedule.daily_at.minute} {schedule.daily_at.hour} * * *"
 
 
+def daily_schedule_label(schedule: Schedule) -> str:
+    """What the Prefect UI shows for the daily schedule (its slug): the time *and* its zone. The UI
+    words a cron schedule without its time zone ("At 02:00 PM every day": the zone is in a tooltip
+    only) unless the schedule has a slug; the slug also names the schedule as the creator of the
+    runs it plans."""
+    return f"every day at {schedule.daily_at:%H:%M} {schedule.timezone}"
+
+
 def build_deployments(config: str | Path | None = None) -> list[RunnerDeployment]:
     """The two deployments, validated against the configuration (ConfigError if invalid): "daily" on
     the configured schedule and "backfill" without one. Both get the configuration file (absolute, so
@@ -80,12 +93,14 @@ def build_deployments(config: str | Path | None = None) -> list[RunnerDeployment
     from flows.daily import daily_flow
 
     settings = load_settings(config)
-    parameters = {"config": str(Path(config).resolve()) if config else str(DEFAULT_CONFIG)}
+    parameters = {"config": str(Path(config).resolve()) if config else str(default_config())}
     schedule = settings.schedule
     # The module path, not the file: runs import `flows.daily` from the installed package.
     daily = daily_flow.to_deployment(
         DAILY,
-        schedule=Cron(daily_cron(schedule), timezone=schedule.timezone),
+        schedule=Cron(
+            daily_cron(schedule), timezone=schedule.timezone, slug=daily_schedule_label(schedule)
+        ),
         parameters=parameters,
         description=(
             f"Every day at {schedule.daily_at:%H:%M} {schedule.timezone}, after the day-ahead auction "
@@ -156,10 +171,13 @@ def reporting_to(api_url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def prefect_server(host: str, port: int, timeout_s: float = HEALTH_TIMEOUT_S) -> Iterator[str]:
+def prefect_server(
+    host: str, port: int, timeout_s: float = HEALTH_TIMEOUT_S, lake_root: str | None = None
+) -> Iterator[str]:
     """`prefect server start` on host:port while inside (yields its API URL); one already answering
     there is used and left alone. Its own session: Ctrl-C reaches `serve`, which stops the runner
-    first and the server after it."""
+    first and the server after it. A server started here is recorded for `lake_root` (when given)
+    while inside (`serve_record`); one found answering is not: it is not this process's to offer."""
     api_url = f"http://{host}:{port}/api"
     if is_healthy(api_url):
         log.info("a Prefect server already answers at %s: using it", api_url)
@@ -184,13 +202,66 @@ def prefect_server(host: str, port: int, timeout_s: float = HEALTH_TIMEOUT_S) ->
                     f"the Prefect server at {api_url} did not start (exit code {server.poll()}):\n{last}"
                 )
             time.sleep(0.5)
-        yield api_url
+        with serve_record(api_url, lake_root) if lake_root else contextlib.nullcontext():
+            yield api_url
     finally:
         server.terminate()
         try:
             server.wait(20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def _prefect_home() -> Path:
+    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+
+
+@contextlib.contextmanager
+def serve_record(api_url: str, lake_root: str) -> Iterator[Path]:
+    """While inside, $PREFECT_HOME/spotcast-serve.json names the server at `api_url` that this
+    process (`spotcast serve`) started for the lake `lake_root`: one-shot commands of the same
+    PREFECT_HOME and lake report to it (`recorded_server`). Removed on the way out; a record left by
+    a killed `serve` names a process that is gone, and is ignored."""
+    path = _prefect_home() / SERVE_RECORD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"api_url": api_url, "pid": os.getpid(), "lake_root": lake_root}
+    staged = path.with_name(f".{SERVE_RECORD}.{os.getpid()}")
+    staged.write_text(json.dumps({**record, "started_at": datetime.now(UTC).isoformat()}) + "\n")
+    staged.replace(path)  # readers see a whole record or none
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("pid") == os.getpid():  # not a later serve's
+                path.unlink()
+
+
+def recorded_server(lake_root: str) -> tuple[str, int] | None:
+    """(API URL, pid of the `serve`) of the server that a running `spotcast serve` of this
+    PREFECT_HOME started for the lake `lake_root` (`serve_record`), when that process still runs and
+    its server answers; else None. A server that merely answers somewhere is never one."""
+    try:
+        record = json.loads((_prefect_home() / SERVE_RECORD).read_text())
+        api_url, pid, lake = str(record["api_url"]), int(record["pid"]), str(record["lake_root"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if lake != lake_root or not _running(pid) or not is_healthy(api_url):
+        return None
+    return api_url, pid
+
+
+def _running(pid: int) -> bool:
+    if pid <= 0:  # 0 and -1 would ask about process groups
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
 
 
 _START_YOURSELF = (
@@ -221,7 +292,7 @@ def start_temporary_server(timeout_s: float | None = None) -> str:
     if "url" in _temporary:
         return _temporary["url"]
     timeout_s = timeout_s or float(os.environ.get(START_TIMEOUT_ENV) or HEALTH_TIMEOUT_S)
-    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    home = _prefect_home()
     home.mkdir(parents=True, exist_ok=True)
     output = home / TEMPORARY_SERVER_LOG
     deadline = time.monotonic() + timeout_s
@@ -318,7 +389,9 @@ def serve(
     own = start_server or (start_server is None and configured is None)
     try:
         with (
-            prefect_server(host, port) if own else contextlib.nullcontext(configured) as api_url,
+            prefect_server(host, port, lake_root=load_settings(config).lake_root)
+            if own
+            else contextlib.nullcontext(configured) as api_url,
             reporting_to(api_url),
         ):
             for deployment in deployments:

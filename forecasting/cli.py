@@ -240,11 +240,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="the model registry: list and promote training runs")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    listing = model_commands.add_parser("list", help="training runs, filtered and sorted")
+    listing = model_commands.add_parser(
+        "list",
+        help="training runs, filtered and sorted (* marks the champion)",
+        description="Training runs, oldest first: run, training time, trigger, validation CRPS, rMAE and "
+        "p10-p90 coverage, the champion marked *. --wide: every column and tag; --json: everything.",
+    )
     listing.add_argument("--config", help="configuration file")
-    listing.add_argument("--where", action="append", metavar="COND", help="e.g. crps<5, trigger=manual")
-    listing.add_argument("--sort", metavar="METRIC", help="a metric (crps, rmae, coverage_10_90…) or column")
+    listing.add_argument(
+        "--where",
+        action="append",
+        metavar="COND",
+        help="a metric, column or tag compared with =, !=, <, <=, >, >= (e.g. crps<5, trigger=tune, "
+        "study=NAME, trial<10); repeat it: every condition must hold",
+    )
+    listing.add_argument(
+        "--sort", metavar="NAME", help="a metric (crps, rmae, coverage_10_90…), column or tag (trial)"
+    )
     listing.add_argument("--desc", action="store_true", help="sort descending")
+    shape = listing.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column, each metric and tag its own (wider than a screen)",
+    )
+    shape.add_argument(
+        "--json",
+        action="store_true",
+        help="a JSON array, one object per run (parameters and configuration too)",
+    )
     listing.set_defaults(handler=_run_models_list)
     promoting = model_commands.add_parser("promote", help="make a training run's model the champion")
     promoting.add_argument("run_id")
@@ -360,11 +384,23 @@ def _print_forecast_summary(issue_date: date, forecast: pd.DataFrame, model: str
 
 
 # Flows are imported when run: importing Prefect costs seconds that `--help` and `status` need not pay.
+def _loading(what: str, *packages: str) -> contextlib.AbstractContextManager[object]:
+    """A step a command waits on before its first result: importing `packages` (Prefect, and torch
+    and GluonTS for the model's flows: 4 to 10 s, more on a loaded machine), said on the console
+    (`progress`); nothing to say when they were imported already (the temporary server's start)."""
+    from forecasting import progress
+
+    if all(name in sys.modules for name in packages):
+        return contextlib.nullcontext()
+    return progress.task(f"loading {what}")
+
+
 def _run_daily(args: argparse.Namespace) -> int:
     # A bad configuration, zone or as-of fails here, before Prefect starts.
     _check_as_of(_settings(args), args)
     _begin_run(args)
-    from flows.daily import daily_flow
+    with _loading("Prefect and the model libraries", "prefect", "torch", "gluonts"):
+        from flows.daily import daily_flow
 
     state = daily_flow(config=args.config, as_of=args.as_of, zones=args.zones, return_state=True)
     code = _exit_code_of(state)
@@ -384,7 +420,8 @@ def _run_backfill(args: argparse.Namespace) -> int:
     # (`--start 2030-01-01`) is refused before Prefect starts.
     check_backfill_range(settings, resolve_as_of(settings, args.as_of), args.start, args.end)
     _begin_run(args)
-    from flows.backfill import backfill_flow
+    with _loading("Prefect", "prefect"):
+        from flows.backfill import backfill_flow
 
     state = backfill_flow(
         config=args.config,
@@ -404,7 +441,8 @@ def _run_backfill(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     _check_as_of(load_settings(args.config), args)
     _begin_run(args)
-    from flows.modelling import train_flow
+    with _loading("Prefect and the model libraries", "prefect", "torch", "gluonts"):
+        from flows.modelling import train_flow
 
     result = train_flow(config=args.config, as_of=args.as_of)
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
@@ -421,7 +459,8 @@ def _run_forecast(args: argparse.Namespace) -> int:
     if args.out:
         check_destination(args.out)  # before Prefect starts: a bad destination costs nothing
     _begin_run(args)
-    from flows.modelling import forecast_flow
+    with _loading("Prefect and the model libraries", "prefect", "torch", "gluonts"):
+        from flows.modelling import forecast_flow
 
     issued = forecast_flow(config=args.config, as_of=args.as_of, out=args.out)
     if args.out:
@@ -607,24 +646,47 @@ def _run_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# as_of: the instant whose published data trained the run (empty for runs recorded before it was kept)
-RUN_COLUMNS = ["run_id", "model_id", "trained_at", "as_of", "train_end", "training_seconds"]
-
-
 def _run_models_list(args: argparse.Namespace) -> int:
-    from forecasting.model.registry import list_runs, search_runs
+    """The registry's runs (forecasting.model.listing): a table that fits 120 columns, --wide or --json.
+    An unreadable promotion history leaves the champion unmarked (said on stderr, exit 3): this
+    listing is how the champion is named again."""
+    import json
+
+    from forecasting.lake.files import CorruptFile
+    from forecasting.model import listing
+    from forecasting.model.registry import NoChampion, champion, list_runs, promotions, search_runs
 
     settings = load_settings(args.config)
-    runs = search_runs(list_runs(LakeFS.of(settings)), args.where, args.sort, args.desc)
+    lake = LakeFS.of(settings)
+    everything = list_runs(lake)
+    runs = search_runs(everything, args.where, args.sort, args.desc)
+    current, former, since, unreadable = None, set(), None, False
+    try:
+        newest = champion(lake)
+        current, since = newest.run_id, newest.as_of
+        former = {p.run_id for p in promotions(lake)} - {current}
+    except NoChampion:
+        pass
+    except CorruptFile as exc:
+        print(f"spotcast: {exc}", file=sys.stderr)
+        unreadable = True
+    code = EXIT_DEGRADED if unreadable else EXIT_OK  # as `status` with a file it cannot read
+    if args.json:
+        print(json.dumps(listing.run_records(runs, current, former), indent=2, default=str))
+        return code
+    if everything.empty:
+        print(f"no training runs in the registry of {settings.lake_root}: `spotcast train` records one")
+        return code
     if runs.empty:
-        print("no training runs match")
-        return EXIT_OK
-    metrics = [c for c in runs.columns if c.startswith("metric_")]
-    table = runs.reindex(columns=RUN_COLUMNS + metrics + ["tags"]).rename(
-        columns=lambda c: c.removeprefix("metric_")
-    )
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return EXIT_OK
+        print(f"none of the {len(everything)} training runs match {' and '.join(args.where or [])}")
+        return code
+    render = listing.wide_table if args.wide else listing.compact_table
+    print(render(runs, current, former))
+    if unreadable:
+        print("no champion marked: the promotion history cannot be read (said above)")
+    else:
+        print(listing.legend(current, since, former, set(runs["run_id"])))
+    return code
 
 
 def _run_models_promote(args: argparse.Namespace) -> int:
@@ -647,6 +709,8 @@ def _run_lineage(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    load_settings(args.config)  # a bad or missing configuration fails here, before Prefect starts
+    _default_prefect_home(args.config)
     from flows.serve import ServeError, serve
 
     try:
@@ -687,26 +751,45 @@ def _run_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# Commands that run a Prefect flow: they report to a running Prefect server when there is one.
+# Commands that run a Prefect flow: they report to the Prefect server they were told of, else to one
+# of their own (`_choose_server`).
 FLOW_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest", "tune")
 
 
 _PROCESS_SCOPE = contextlib.ExitStack()  # held until the process exits
 
 
-def _choose_server() -> None:
-    """Without PREFECT_API_URL, a server of `spotcast serve` answering on its default address takes
-    the run (it shows in its UI, and the ~15 s start of a temporary server is saved); without one,
-    a temporary server is started now (`flows.serve.start_temporary_server`): Prefect's own, but one
-    that ends with this command also when the command is killed (`kill -9`), and whose slow start
-    is one line (ServeError). Called once the command's input is checked (`_begin_run`)."""
+def _default_prefect_home(config: str | None) -> None:
+    """PREFECT_HOME, unless the environment sets it: `.prefect/` in the configuration's project
+    (`forecasting.config.project_of`), next to its data, so that checkouts sharing one environment
+    keep their run history and their `serve` record apart. Before Prefect is imported."""
+    if os.environ.get("PREFECT_HOME"):
+        return
+    from forecasting.config import default_config, project_of
+
+    os.environ["PREFECT_HOME"] = str(project_of(config or default_config()) / ".prefect")
+
+
+def _choose_server(args: argparse.Namespace) -> None:
+    """The Prefect server the run reports to: only one the user named or started. In order:
+    PREFECT_API_URL (environment), `[prefect] api_url` of the configuration, the active Prefect
+    profile's PREFECT_API_URL, the server `spotcast serve` of this PREFECT_HOME started for this
+    lake and still serves (its record, `flows.serve.recorded_server`). Never a server that merely
+    answers on 127.0.0.1:4200: on a shared host that is another user's, and its UI would show this
+    run. Without one, a temporary server is started now (`flows.serve.start_temporary_server`):
+    Prefect's own, but one that ends with this command also when the command is killed
+    (`kill -9`), and whose slow start is one line (ServeError). Called once the command's input is
+    checked (`_begin_run`)."""
+    _default_prefect_home(args.config)
     if os.environ.get("PREFECT_API_URL"):
         return
-    from flows.serve import DEFAULT_API_URL, is_healthy
+    say = logging.getLogger("spotcast").info
+    settings = load_settings(args.config)
+    from flows.serve import recorded_server, reporting_to
 
-    if is_healthy(DEFAULT_API_URL):
-        os.environ["PREFECT_API_URL"] = DEFAULT_API_URL
-        logging.getLogger("spotcast").info("reporting to the Prefect server at %s", DEFAULT_API_URL)
+    if settings.prefect.api_url:
+        say("reporting to the Prefect server at %s ([prefect] api_url)", settings.prefect.api_url)
+        _PROCESS_SCOPE.enter_context(reporting_to(settings.prefect.api_url))
         return
     # Prefect starts a temporary server, which writes to this console: its services' errors while it
     # is stopped at the end of a run (a cancelled flush of run events) would end a good run with a
@@ -718,11 +801,19 @@ def _choose_server() -> None:
 
     if PREFECT_API_URL.value():  # the active Prefect profile names a server
         return
-    from flows.serve import reporting_to, start_temporary_server
+    served = recorded_server(settings.lake_root)
+    if served is not None:
+        say("reporting to the Prefect server at %s, which `spotcast serve` (pid %d) runs", *served)
+        _PROCESS_SCOPE.enter_context(reporting_to(served[0]))
+        return
+    from flows.serve import start_temporary_server
 
-    logging.getLogger("spotcast").info("starting a temporary Prefect server for this run")
+    from forecasting import progress
+
+    with progress.task("starting a temporary Prefect server for this run"):  # 10–30 s on 2 cores
+        url = start_temporary_server()
     # For the rest of the process: Prefect's clients send what they still hold as it exits.
-    _PROCESS_SCOPE.enter_context(reporting_to(start_temporary_server()))
+    _PROCESS_SCOPE.enter_context(reporting_to(url))
 
 
 # Commands whose runs keep their full log in the lake (logs/<date>/<command>-<time>.log).
@@ -756,7 +847,7 @@ def _begin_run(args: argparse.Namespace) -> None:
     if begin is not None:
         begin()
     if args.command in FLOW_COMMANDS:  # likewise, a refused command starts no Prefect server
-        _choose_server()
+        _choose_server(args)
 
 
 # The stop signal the command got (SIGTERM or SIGINT), while `main` runs.

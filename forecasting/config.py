@@ -28,12 +28,42 @@ from pydantic import (
 )
 
 from forecasting.errors import ConfigError, UsageError
-from forecasting.feeds.bundled import zone_from_filename
+from forecasting.feeds.bundled import HISTORY_SUFFIXES, unit_factors, zone_from_filename
 from forecasting.schema import SERIES
 
+# The folder of the running code (its git commit is a model's code version). Not where files go:
+# a configuration's relative paths are relative to its own project (`project_of`).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "spotcast.toml"
+CONFIG_FOLDER, CONFIG_NAME = "configs", "spotcast.toml"
+# The configuration shipped with the code (a template; without --config, `default_config` is used).
+DEFAULT_CONFIG = PROJECT_ROOT / CONFIG_FOLDER / CONFIG_NAME
 TOKEN_ENV = "ENTSOE_API_TOKEN"
+
+
+def project_of(config: str | Path) -> Path:
+    """The folder that the relative paths written in the configuration file `config` are relative
+    to: the folder holding it, or the one above when that folder is `configs/`
+    (`<checkout>/configs/spotcast.toml` → `<checkout>`, so `data/lake` is `<checkout>/data/lake`;
+    `~/study/spotcast.toml` → `~/study`). Never the working directory, never the installed code's."""
+    folder = Path(os.path.abspath(config)).parent
+    return folder.parent if folder.name == CONFIG_FOLDER else folder
+
+
+def default_config(start: str | Path | None = None) -> Path:
+    """The configuration used without --config: `configs/spotcast.toml` of the project worked in,
+    the nearest one in the working directory (`start`) or a folder above it (a checkout, also from
+    its `notebooks/`). ConfigError when there is none: the code's own copy would put this user's
+    files in the installed code's folder, shared by everyone who runs it."""
+    here = Path(os.path.abspath(start if start is not None else Path.cwd()))
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FOLDER / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no configuration: {CONFIG_FOLDER}/{CONFIG_NAME} is in neither {here} nor a folder above it; "
+        f"run from a Spotcast checkout, or give one with --config FILE (a copy of {DEFAULT_CONFIG} "
+        "writes its lake and models next to itself)"
+    )
 
 
 class _Strict(BaseModel):
@@ -46,6 +76,10 @@ def _check_timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {name!r}") from exc
     return name
+
+
+def _check_optional_timezone(name: str | None) -> str | None:
+    return None if name is None else _check_timezone(name)
 
 
 @cache
@@ -126,12 +160,87 @@ class RetryPolicies(_Strict):
     site_down: RetryPolicy = RetryPolicy(interval_s=3600, backoff=2.0, max_attempts=5)
 
 
+class SourceColumn(_Strict):
+    """A column of a replay file: the series it holds, and its unit when not the series' own (the
+    values are converted: GW → MW, EUR/kWh → EUR/MWh)."""
+
+    series: str
+    unit: str | None = None
+
+    @field_validator("series")
+    @classmethod
+    def _known_series(cls, value: str) -> str:
+        if value not in SERIES:
+            raise ValueError(f"unknown series {value!r}; known: {list(SERIES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _convertible_unit(self) -> SourceColumn:
+        if self.unit is not None and self.unit not in unit_factors(self.series):
+            raise ValueError(
+                f"unit {self.unit!r} of {self.series} is not one Spotcast converts; "
+                f"known: {list(unit_factors(self.series))}"
+            )
+        return self
+
+
+class SourceFormat(_Strict):
+    """How the CSV and Excel files of a replay source are read (docs/own_zone.md). Without
+    `columns`: the bundled (deepforkit) format — `Price_DA`, `Load_DA`, … and `3/26/2016 0:00`
+    stamps, where 0 means missing. With `columns`: the user's own file as it is."""
+
+    # source column (its header) → series, or {series = …, unit = …}
+    columns: dict[str, SourceColumn] = Field(default_factory=dict)
+    time_column: str | None = None  # default: the first column
+    # a strptime format ("%d.%m.%Y %H:%M") or "ISO8601"; default: ISO 8601 with `columns`, else the
+    # deepforkit "%m/%d/%Y %H:%M"
+    time_format: str | None = None
+    # the clock of stamps without an offset: default the zone's time zone (24 rows a local day, or
+    # true 23/25-hour days); "UTC" for UTC stamps. Stamps with an offset are read as they say.
+    timezone: str | None = None
+    missing: tuple[str, ...] = ()  # cell texts that mark a missing value (an empty cell always does)
+    zero_is_missing: bool | None = None  # default: true in the deepforkit format, false with `columns`
+    separator: str = Field(default=",", min_length=1, max_length=1)
+    decimal: str = Field(default=".", min_length=1, max_length=1)
+    sheet: str | int = 0  # the sheet of an Excel workbook (.xlsx): its name or number (0 = first)
+
+    _tz = field_validator("timezone")(_check_optional_timezone)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _series_names(cls, value: object) -> object:
+        """`Price = "price_da"` is short for `Price = { series = "price_da" }`."""
+        if not isinstance(value, dict):
+            return value
+        return {name: {"series": c} if isinstance(c, str) else c for name, c in value.items()}
+
+    @field_validator("columns")
+    @classmethod
+    def _one_column_per_series(cls, value: dict[str, SourceColumn]) -> dict[str, SourceColumn]:
+        seen: dict[str, str] = {}
+        for name, column in value.items():
+            if column.series in seen:
+                raise ValueError(f"columns {seen[column.series]!r} and {name!r} both hold {column.series}")
+            seen[column.series] = name
+        return value
+
+    @property
+    def mapped(self) -> bool:
+        """A user's own file, described by `columns` (not the deepforkit format)."""
+        return bool(self.columns)
+
+    @property
+    def zeros_missing(self) -> bool:
+        return self.zero_is_missing if self.zero_is_missing is not None else not self.mapped
+
+
 class FeedConfig(_Strict):
     kind: Literal["replay", "entsoe", "energy_charts"]
     series: tuple[str, ...]
     enabled: bool = True
     base_url: str | None = None
-    source: str | None = None  # replay: bundled Parquet dir, or a deepforkit-format CSV/dir
+    source: str | None = None  # replay: bundled Parquet dir, or CSV/Excel files (see `format`)
+    format: SourceFormat | None = None  # replay: how its CSV/Excel files are read
     timeout_s: float = Field(default=60.0, gt=0)
 
     @field_validator("series")
@@ -164,6 +273,16 @@ class FeedConfig(_Strict):
             raise ValueError(
                 "a replay feed needs `source`: the recorded history to replay (a folder or file)"
             )
+        if self.format is not None and self.kind != "replay":
+            raise ValueError(f"`format` describes the files of a replay feed; a feed of kind {self.kind!r} takes none")
+        if self.format is not None and self.format.mapped:
+            mapped = {column.series for column in self.format.columns.values()}
+            unmapped = [series for series in self.series if series not in mapped]
+            if unmapped:
+                raise ValueError(
+                    f"series {unmapped} is in no column of format.columns {list(self.format.columns)}; "
+                    "map a column to it or drop it from series"
+                )
         return self
 
 
@@ -297,6 +416,15 @@ class ForwardsConfig(_Strict):
     settlement_time: time = time(18, 0)
 
 
+class PrefectConfig(_Strict):
+    """The Prefect server a command's runs report to (`PREFECT_API_URL` in the environment wins).
+    Without either, a command reports to the server `spotcast serve` started for this PREFECT_HOME
+    while it serves, else to a temporary server of its own: never to a server it was not told of
+    (flows/serve.py, `server_for_runs`)."""
+
+    api_url: str | None = Field(default=None, pattern=r"^https?://[^/@]+(/.*)?$")  # …:4200/api
+
+
 class Settings(_Strict):
     lake_root: str
     # An S3-compatible server for an s3:// lake (MinIO, Ceph); default AWS, or AWS_ENDPOINT_URL.
@@ -316,6 +444,7 @@ class Settings(_Strict):
     tune: TuneConfig = TuneConfig()
     products: ProductsConfig = ProductsConfig()
     forwards: ForwardsConfig = ForwardsConfig()
+    prefect: PrefectConfig = PrefectConfig()
     entsoe_token: SecretStr | None = None  # from the environment only, never from the file
 
     @field_validator("series")
@@ -350,11 +479,18 @@ class Settings(_Strict):
         return {name: feed for name, feed in self.feeds.items() if feed.enabled}
 
 
+def _has_item_errors(loc: tuple, errors: list[dict]) -> bool:
+    return any(len(e["loc"]) > len(loc) and e["loc"][: len(loc)] == loc for e in errors)
+
+
 def _format_errors(path: Path, exc: ValidationError) -> str:
     """One line: every bad key with its value and what is wrong with it."""
     problems = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors:
         key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "too_short" and _has_item_errors(err["loc"], errors):
+            continue  # a list left empty by its bad items (zones.0.timezone): their errors say it
         if err["type"] == "missing":
             problems.append(f"{key}: missing")
         elif isinstance(err.get("input"), dict):  # a whole table: the message names the key
@@ -400,26 +536,75 @@ def _check_sources(settings: Settings, path: Path) -> None:
         if not source.exists():
             problem = "no such file or folder"
         elif source.is_dir():
-            names = {zone_from_filename(f) for f in source.iterdir() if f.suffix in (".csv", ".parquet")}
+            names = {zone_from_filename(f) for f in source.iterdir() if f.suffix in HISTORY_SUFFIXES}
             if not names & set(settings.zone_names):
-                problem = f"holds no .csv or .parquet file of the configured zones {settings.zone_names}"
+                problem = (
+                    f"holds no .csv or .parquet file of the configured zones {settings.zone_names} "
+                    "(nor an .xlsx workbook)"
+                )
         if problem:
             raise ConfigError(
                 f"invalid configuration {path}: feeds.{name}.source = {feed.source!r}: {problem}"
             )
 
 
-def _resolve_paths(raw: dict, base: Path) -> dict:
-    """Relative local paths in the file are relative to the project root, not the cwd."""
-    raw.setdefault("models_root", "data/models")
-    for key in ("lake_root", "models_root"):
-        root = raw.get(key)
-        if isinstance(root, str) and "://" not in root and not Path(root).is_absolute():
-            raw[key] = str(base / root)
-    for feed in raw.get("feeds", {}).values():
-        src = feed.get("source") if isinstance(feed, dict) else None
-        if isinstance(src, str) and "://" not in src and not Path(src).is_absolute():
-            feed["source"] = str(base / src)
+def _check_covariates(settings: Settings, path: Path) -> None:
+    """Covariates named in [model.params] or [tune.params] must be supplied by an enabled feed: a
+    model would otherwise learn without them, in silence. (The defaults, when none are named, are
+    checked when a model is trained: `forecasting.jobs.train.build_pipeline` warns.)"""
+    supplied = {series for feed in settings.enabled_feeds().values() for series in feed.series}
+    for table, params in (("model.params", settings.model.params), ("tune.params", settings.tune.params)):
+        named = params.get("covariates")
+        if named is None:
+            continue
+        named = [named] if isinstance(named, str) else list(named)
+        unsupplied = [series for series in named if series not in supplied]
+        if unsupplied:
+            raise ConfigError(
+                f"invalid configuration {path}: {table}.covariates = {named!r}: no enabled feed supplies "
+                f"{unsupplied}; add them to an enabled feed's series or drop them from covariates"
+            )
+
+
+OUTPUT_PATHS = ("lake_root", "models_root")  # where Spotcast writes
+
+
+def _local(path: object) -> bool:
+    return isinstance(path, str) and bool(path) and "://" not in path
+
+
+def _absolute(path: str, base: Path) -> str:
+    full = Path(path).expanduser()
+    return str(full if full.is_absolute() else base / full)
+
+
+def _resolve_inputs(raw: dict, base: Path) -> dict:
+    """`raw` with the relative local paths it reads from (replay sources, forwards files) made
+    absolute against `base`, the project of the file that writes them (`project_of`)."""
+    raw = dict(raw)
+    feeds = raw.get("feeds")
+    if isinstance(feeds, dict):
+        raw["feeds"] = {
+            name: {**feed, "source": _absolute(feed["source"], base)}
+            if isinstance(feed, dict) and _local(feed.get("source"))
+            else feed
+            for name, feed in feeds.items()
+        }
+    forwards = raw.get("forwards")
+    if isinstance(forwards, dict) and isinstance(forwards.get("files"), list | tuple):
+        files = [_absolute(f, base) if _local(f) else f for f in forwards["files"]]
+        raw["forwards"] = {**forwards, "files": files}
+    return raw
+
+
+def _resolve_outputs(raw: dict, base: Path) -> dict:
+    """`raw` with relative local lake and model folders made absolute against `base`: the project
+    of the configuration loaded, also where a file it extends wrote them (that file's owner's lake
+    changes only when a path says so, absolute)."""
+    raw = {"models_root": "data/models", **raw}
+    for key in OUTPUT_PATHS:
+        if _local(raw.get(key)):
+            raw[key] = _absolute(raw[key], base)
     return raw
 
 
@@ -454,18 +639,23 @@ def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if "entsoe_token" in raw:
         raise ConfigError(f"{path}: entsoe_token must not be written in a file; set {TOKEN_ENV} instead")
     base = raw.pop("extends", None)
+    raw = _resolve_inputs(raw, project_of(path))
     if base is None:
         return raw
     return _merged(_read_raw(path.parent / base, (*seen, path.resolve())), raw)
 
 
 def load_settings(path: str | Path | None = None, **overrides: object) -> Settings:
-    """Load and validate the TOML configuration; `overrides` replace top-level keys (tests, CLI).
-    A file may start from another one (`extends = "spotcast.toml"`) and change only some keys."""
-    path = Path(path) if path else DEFAULT_CONFIG
+    """Load and validate the TOML configuration (default: `default_config()`); `overrides` replace
+    top-level keys (tests, CLI). A file may start from another one (`extends = "spotcast.toml"`) and
+    change only some keys. Relative paths are relative to a file's project (`project_of`): sources
+    and forwards files to that of the file that writes them, lake_root and models_root always to
+    that of `path` (overrides: as if written in `path`)."""
+    path = Path(path) if path else default_config()
+    project = project_of(path)
     raw = _read_raw(path)
-    raw.update(overrides)
-    raw = _resolve_paths(raw, PROJECT_ROOT)
+    raw.update(_resolve_inputs(overrides, project))
+    raw = _resolve_outputs(raw, project)
     token = os.environ.get(TOKEN_ENV)
     if token:
         raw["entsoe_token"] = token
@@ -476,4 +666,5 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
     _check_lake_root(settings, path)
     _check_zones(settings, path)
     _check_sources(settings, path)
+    _check_covariates(settings, path)
     return settings

@@ -14,7 +14,7 @@ from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import read_forecast, read_forecast_inputs
 from forecasting.lake.series_store import FEED, read_series
 from forecasting.model.pipeline import DeepARPipeline, history_needed
-from forecasting.model.registry import list_runs
+from forecasting.model.registry import artifact_location, list_runs
 from forecasting.schema import DELIVERY_HOUR, ISSUED_AT, MODEL_ID, RETRIEVED_AT, SERIES_COL, ZONE
 
 
@@ -54,6 +54,13 @@ def _calibration_weeks(runs: pd.DataFrame) -> int:
     return int(json.loads(runs["params"].iloc[0]).get("calibration_weeks", default)) if len(runs) else default
 
 
+def _shown_artifact(settings: Settings, run: pd.Series) -> str:
+    path = artifact_location(settings, run)
+    if path is None:
+        return "(not kept)"
+    return str(path) if path.exists() else f"{path} (missing: moved or deleted)"
+
+
 def lineage(settings: Settings, issue_date: date, zone: str) -> Lineage:
     lake = LakeFS.of(settings)
     forecast = read_forecast(lake, issue_date, zones=[zone])
@@ -61,6 +68,8 @@ def lineage(settings: Settings, issue_date: date, zone: str) -> Lineage:
     model_id = str(forecast[MODEL_ID].iloc[0])
     runs = list_runs(lake)
     runs = runs[runs["model_id"] == model_id] if len(runs) else runs
+    if len(runs):  # where the artifact is now (records keep it relative to models_root)
+        runs = runs.assign(artifact=[_shown_artifact(settings, run) for _, run in runs.iterrows()])
     inputs = read_forecast_inputs(lake, issue_date)
     inputs = inputs[inputs[ZONE] == zone].drop(columns=[ZONE])
     rows = read_series(

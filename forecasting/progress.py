@@ -24,7 +24,12 @@ How it is shown:
   removed and one INFO line says what was done and how long it took.
 * Everywhere else (no terminal: CI, cron, a Prefect worker; or library use without the CLI): plain
   log lines on the `spotcast.progress` logger, no redraws: one INFO line when a task starts, one when
-  it ends; each advance is a DEBUG line (in the run's log file, not on the console).
+  it ends, and in between, at most once every PLAIN_INTERVAL_S, one of how far it is ("backfill
+  pulls: 120/500 (118 landed, 2 failed)"); each advance is a DEBUG line (in the run's log file).
+
+The end line carries the last advance's detail: "backfill pulls: done 500/500 in 41 min 10 s (498
+landed, 2 failed)". A task without a total that never advanced (a step: "loading the model") ends
+"loading the model: done in 3.1 s".
 """
 
 from __future__ import annotations
@@ -41,11 +46,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 log = logging.getLogger("spotcast.progress")
 
@@ -53,6 +60,8 @@ T = TypeVar("T")
 
 _display: Progress | None = None  # the attached rich display, None: plain log lines
 _display_lock = threading.Lock()
+# Without a display: how far a long task is, as an INFO line at most this often (a cron log, a worker).
+PLAIN_INTERVAL_S = 60.0
 
 
 class Step:
@@ -62,17 +71,26 @@ class Step:
         self.description = description
         self.total = total
         self.completed = 0
+        self.detail: str | None = None  # the last advance's
         self._bar = bar
         self._lock = threading.Lock()
+        self._said_at = time.monotonic()  # the last INFO line (plain lines only)
 
     def advance(self, n: int = 1, detail: str | None = None) -> None:
         with self._lock:
             self.completed += n
             done = self.completed
+            if detail:
+                self.detail = detail
+            now = time.monotonic()
+            say = self._bar is None and now - self._said_at >= PLAIN_INTERVAL_S
+            if say:
+                self._said_at = now
         display = _display
         if self._bar is not None and display is not None:
             display.update(self._bar, advance=n, detail=detail or "")  # thread-safe in rich
-        log.debug("%s: %s%s", self.description, self._count(done), f" ({detail})" if detail else "")
+        level = logging.INFO if say else logging.DEBUG
+        log.log(level, "%s: %s%s", self.description, self._count(done), f" ({detail})" if detail else "")
 
     def _count(self, done: int) -> str:
         return f"{done}/{self.total}" if self.total is not None else str(done)
@@ -113,8 +131,10 @@ def task(description: str, total: int | None = None) -> Iterator[Step]:
         if bar is not None:
             _remove_bar(bar)
         seconds = time.perf_counter() - began
-        outcome = "done %s in %s" if finished else "stopped at %s after %s"
-        log.info(f"%s: {outcome}", description, step._count(step.completed), _duration(seconds))
+        count = "" if step.total is None and step.completed == 0 else f" {step._count(step.completed)}"
+        outcome = f"done{count} in" if finished else f"stopped{' at' if count else ''}{count} after"
+        detail = f" ({step.detail})" if step.detail else ""
+        log.info("%s: %s %s%s", description, outcome, _duration(seconds), detail)
 
 
 def track(iterable: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
@@ -136,10 +156,9 @@ def console_display(console: Console) -> Iterator[None]:
     display = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        _Count(),
         TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
+        _Eta(),
         TextColumn("{task.fields[detail]}"),
         console=console,
         transient=True,  # nothing of the bars stays on screen: the end lines say what was done
@@ -156,6 +175,20 @@ def console_display(console: Console) -> Iterator[None]:
         with _display_lock:
             _display = None
             display.stop()
+
+
+class _Count(MofNCompleteColumn):
+    """done/total; nothing for a step without a total (a pulsing bar and the time it has taken)."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.total is None else super().render(task)
+
+
+class _Eta(TimeRemainingColumn):
+    """`eta 0:01:10` for a task with a total; nothing for a step without one."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.total is None else Text.assemble("eta ", super().render(task))
 
 
 def _duration(seconds: float) -> str:

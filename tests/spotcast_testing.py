@@ -67,9 +67,18 @@ def _tables(value: list) -> bool:
 
 
 def write_config(path: Path, **changes: object) -> Path:
-    """configs/spotcast.toml with top-level tables/keys replaced by `changes`."""
+    """configs/spotcast.toml with top-level tables/keys replaced by `changes`. Relative replay
+    sources (`data/bundled`) are the checkout's: written absolute, as a file outside the checkout
+    needs them (its own relative paths are relative to its own folder)."""
     raw = tomllib.loads(DEFAULT_CONFIG.read_text())
     raw.update(changes)
+    checkout = DEFAULT_CONFIG.parent.parent
+    raw["feeds"] = {
+        name: {**feed, "source": str(checkout / feed["source"])}
+        if isinstance(feed.get("source"), str) and "://" not in feed["source"]
+        else feed
+        for name, feed in raw["feeds"].items()
+    }
     path.write_text(dump_toml(raw) + "\n")
     return path
 

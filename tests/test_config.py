@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.config import DEFAULT_CONFIG, PROJECT_ROOT, TOKEN_ENV, ConfigError, load_settings
+from forecasting.config import (
+    DEFAULT_CONFIG,
+    PROJECT_ROOT,
+    TOKEN_ENV,
+    ConfigError,
+    default_config,
+    load_settings,
+    project_of,
+)
 from forecasting.errors import EXIT_USAGE, SpotcastError, UsageError
 
 
@@ -22,9 +30,55 @@ def test_default_configuration_loads_with_five_zones_and_replay_feed():
     assert settings.retry.site_down.backoff == 2.0
 
 
-def test_relative_lake_root_is_resolved_against_the_project_not_the_cwd(monkeypatch, tmp_path):
+def _checkout(folder: Path) -> Path:
+    """A checkout as a user has one: configs/spotcast.toml and the bundled history (linked)."""
+    (folder / "configs").mkdir(parents=True)
+    (folder / "configs" / "spotcast.toml").write_text(DEFAULT_CONFIG.read_text())
+    (folder / "data").mkdir()
+    (folder / "data" / "bundled").symlink_to(PROJECT_ROOT / "data" / "bundled")
+    return folder
+
+
+def test_relative_paths_are_relative_to_the_configurations_project_not_the_cwd(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    assert load_settings().lake_root == str(PROJECT_ROOT / "data" / "lake")
+    settings = load_settings(DEFAULT_CONFIG)  # configs/spotcast.toml: the folder above configs/
+    assert settings.lake_root == str(PROJECT_ROOT / "data" / "lake")
+    assert settings.models_root == str(PROJECT_ROOT / "data" / "models")
+    assert settings.feeds["replay"].source == str(PROJECT_ROOT / "data" / "bundled")
+    assert project_of(DEFAULT_CONFIG) == PROJECT_ROOT
+
+
+def test_without_config_the_checkout_worked_in_is_used_not_the_installed_codes(monkeypatch, tmp_path):
+    checkout = _checkout(tmp_path / "clone")
+    (checkout / "notebooks").mkdir()
+    monkeypatch.chdir(checkout / "notebooks")  # its configs/ is found from a folder below too
+
+    settings = load_settings()
+
+    assert default_config() == checkout / "configs" / "spotcast.toml"
+    assert settings.lake_root == str(checkout / "data" / "lake")
+    assert settings.models_root == str(checkout / "data" / "models")
+    assert settings.feeds["replay"].source == str(checkout / "data" / "bundled")
+
+
+def test_without_config_outside_a_checkout_is_refused_naming_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"no configuration: configs/spotcast\.toml .*--config FILE"):
+        load_settings()
+
+
+def test_a_configuration_of_ones_own_writes_next_to_itself(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "history").symlink_to(PROJECT_ROOT / "data" / "bundled")
+    path = study / "spotcast.toml"
+    path.write_text(DEFAULT_CONFIG.read_text().replace('source = "data/bundled"', 'source = "history"'))
+
+    settings = load_settings(path, models_root="models")  # an override is read as if in the file
+
+    assert settings.lake_root == str(study / "data" / "lake")
+    assert settings.models_root == str(study / "models")
+    assert settings.feeds["replay"].source == str(study / "history")
 
 
 def test_fsspec_url_lake_root_is_kept_as_is():
@@ -136,10 +190,11 @@ def test_the_lock_wait_cannot_be_negative():
 
 
 def test_a_file_extending_another_changes_only_its_own_keys(tmp_path):
-    base = load_settings()
-    (tmp_path / "base.toml").write_text(DEFAULT_CONFIG.read_text())
+    base = load_settings(DEFAULT_CONFIG)
     path = tmp_path / "small.toml"
-    path.write_text('extends = "base.toml"\n[tune]\nstudy = "small"\n[tune.space]\nhidden_size = { low = 16, high = 64 }\n')
+    path.write_text(
+        f'extends = "{DEFAULT_CONFIG}"\n[tune]\nstudy = "small"\n[tune.space]\nhidden_size = {{ low = 16, high = 64 }}\n'
+    )
 
     settings = load_settings(path)
 
@@ -147,7 +202,17 @@ def test_a_file_extending_another_changes_only_its_own_keys(tmp_path):
     assert (settings.tune.space["hidden_size"].low, settings.tune.space["hidden_size"].high) == (16, 64)
     assert settings.tune.space["num_layers"] == base.tune.space["num_layers"]  # tables merge key by key
     assert settings.tune.validation == base.tune.validation and settings.zones == base.zones
-    assert settings.lake_root == base.lake_root  # relative paths: still the project's
+    # What the base file reads stays its own (the checkout's history); where this one writes is its
+    # own project's: extending a shared file never writes into its owner's lake.
+    assert settings.feeds["replay"].source == base.feeds["replay"].source
+    assert (settings.lake_root, settings.models_root) == (str(tmp_path / "data" / "lake"), str(tmp_path / "data" / "models"))
+
+
+def test_the_prefect_server_of_a_configuration_is_an_http_url():
+    assert load_settings(prefect={"api_url": "http://127.0.0.1:4300/api"}).prefect.api_url.endswith(":4300/api")
+    assert load_settings().prefect.api_url is None  # none: the command's own server
+    with pytest.raises(ConfigError, match=r"prefect\.api_url = '127\.0\.0\.1:4200'"):
+        load_settings(prefect={"api_url": "127.0.0.1:4200"})
 
 
 def test_the_two_core_tuning_configuration_is_the_default_with_a_smaller_space():
@@ -208,3 +273,79 @@ def test_a_directory_or_binary_bytes_as_the_configuration_is_a_configuration_err
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     with pytest.raises(ConfigError, match=r"is not a text file \(TOML is UTF-8 text"):
         load_settings(binary)
+
+
+def test_an_unknown_time_zone_is_one_error_not_two():
+    """The zone list left empty by its one bad zone is not a second, confusing error."""
+    zones = [{"name": "DE", "eic": "10Y1001A1001A63L", "timezone": "Europe/Berlinn"}]
+    with pytest.raises(ConfigError) as bad:
+        load_settings(zones=zones)
+    message = str(bad.value)
+    assert message.endswith(": zones.0.timezone = 'Europe/Berlinn': unknown time zone 'Europe/Berlinn'")
+    assert "Tuple" not in message and message.count("zones") == 1
+
+
+def test_an_empty_zone_list_is_still_refused():
+    with pytest.raises(ConfigError, match=r"zones = \[\]: Tuple should have at least 1 item"):
+        load_settings(zones=[])
+
+
+def test_a_named_covariate_that_no_enabled_feed_supplies_is_refused():
+    with pytest.raises(ConfigError) as bad:
+        load_settings(model={"params": {"covariates": ["load_da", "solar_da"]}})
+    assert str(bad.value).endswith(
+        ": model.params.covariates = ['load_da', 'solar_da']: no enabled feed supplies ['solar_da']; "
+        "add them to an enabled feed's series or drop them from covariates"
+    )
+    assert bad.value.exit_code == EXIT_USAGE
+    with pytest.raises(ConfigError, match=r"tune\.params\.covariates = \['solar_da'\]"):
+        load_settings(tune={"params": {"covariates": ["solar_da"]}})
+
+
+def test_named_covariates_that_the_feeds_supply_load():
+    settings = load_settings(model={"params": {"covariates": ["load_da"]}})
+    assert settings.model.params["covariates"] == ["load_da"]
+
+
+REPLAY_FORMAT_ERRORS = {
+    "unknown series": ({"columns": {"Gas": "gas_price"}}, r"format\.columns\.Gas.*unknown series 'gas_price'"),
+    "unit not converted": (
+        {"columns": {"Price": {"series": "price_da", "unit": "DKK/MWh"}}},
+        r"unit 'DKK/MWh' of price_da is not one Spotcast converts; known: \['EUR/MWh', 'EUR/kWh', 'ct/kWh'\]",
+    ),
+    "two columns, one series": (
+        {"columns": {"Price": "price_da", "Preis": "price_da"}},
+        r"columns 'Price' and 'Preis' both hold price_da",
+    ),
+    "a series without a column": (
+        {"columns": {"Price": "price_da"}},
+        r"series \['load_da'\] is in no column of format\.columns \['Price'\]",
+    ),
+    "unknown time zone of the stamps": ({"timezone": "Europe/Berlinn"}, r"format\.timezone = 'Europe/Berlinn'"),
+}
+
+
+@pytest.mark.parametrize("case", list(REPLAY_FORMAT_ERRORS))
+def test_a_bad_replay_format_is_refused_at_load(case: str):
+    file_format, expected = REPLAY_FORMAT_ERRORS[case]
+    feeds = {"replay": {"kind": "replay", "source": "data/bundled", "series": ["price_da", "load_da"], "format": file_format}}
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(feeds=feeds)
+
+
+def test_only_a_replay_feed_takes_a_format():
+    feeds = {
+        "replay": {"kind": "replay", "source": "data/bundled", "series": ["price_da"]},
+        "entsoe": {"kind": "entsoe", "enabled": False, "series": ["load_da"], "format": {"time_format": "ISO8601"}},
+    }
+    with pytest.raises(ConfigError, match=r"feeds\.entsoe: `format` describes the files of a replay feed"):
+        load_settings(feeds=feeds)
+
+
+def test_zero_is_missing_defaults_on_for_the_bundled_format_and_off_for_a_column_map():
+    from forecasting.config import SourceFormat
+
+    assert SourceFormat().zeros_missing is True
+    assert SourceFormat(columns={"Price": "price_da"}).zeros_missing is False
+    assert SourceFormat(columns={"Price": "price_da"}, zero_is_missing=True).zeros_missing is True
+    assert SourceFormat(zero_is_missing=False).zeros_missing is False

@@ -65,6 +65,59 @@ def test_on_a_terminal_tasks_show_as_bars_that_leave_only_their_end_line(caplog)
     assert messages[0].startswith("training member 2/3: done 2/2 in ")  # no start line: the bar shows it
 
 
+def test_without_a_display_a_long_task_says_how_far_it_is_now_and_then(caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="spotcast")
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 0.0)  # every advance is "a while" later
+    with progress.task("backfill pulls", total=2) as step:
+        step.advance(detail="1 landed, 0 failed")
+        step.advance(detail="1 landed, 1 failed")
+
+    info = [r.getMessage() for r in caplog.records]
+    assert info[:3] == [
+        "backfill pulls …",
+        "backfill pulls: 1/2 (1 landed, 0 failed)",
+        "backfill pulls: 2/2 (1 landed, 1 failed)",
+    ]
+    assert info[3].startswith("backfill pulls: done 2/2 in ") and info[3].endswith(" (1 landed, 1 failed)")
+
+
+def test_a_step_without_a_total_ends_with_how_long_it_took(caplog):
+    caplog.set_level(logging.INFO, logger="spotcast")
+    with progress.task("loading the model deepar-1"):
+        pass
+    assert caplog.records[-1].getMessage().startswith("loading the model deepar-1: done in ")
+
+
+def test_a_backfill_on_a_terminal_shows_a_bar_of_pulls_landed_and_failed(
+    make_settings, replay_source, httpserver, monkeypatch, as_of, caplog
+):
+    """A real backfill of the small replay history (NO1, NO2 prices) beside an ENTSO-E feed that is
+    down: on a terminal the pulls are one bar, done/total, and its end line counts both."""
+    from forecasting.config import TOKEN_ENV
+    from forecasting.ingest.runs import backfill
+
+    caplog.set_level(logging.INFO, logger="spotcast")
+    monkeypatch.setenv(TOKEN_ENV, "test-token-0000")
+    httpserver.expect_request("/api").respond_with_data("Service Unavailable", status=503)
+    settings = make_settings(
+        feeds={
+            "replay": {"kind": "replay", "source": str(replay_source), "series": ["price_da"]},
+            "entsoe": {"kind": "entsoe", "base_url": httpserver.url_for("/api"), "series": ["load_actual"]},
+        }
+    )
+    terminal, out = _terminal()
+
+    with progress.console_display(terminal):
+        report = backfill(settings, as_of=as_of)
+
+    assert len(report.outcomes) == 4
+    shown = out.getvalue()
+    assert "backfill pulls" in shown and "━" in shown and "/4" in shown  # the bar, drawn
+    assert "\x1b[" in shown  # with a terminal's control sequences (redrawn, then removed)
+    end = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backfill pulls: done")]
+    assert len(end) == 1 and end[0].endswith("(2 landed, 2 failed)")
+
+
 def test_only_one_display_at_a_time():
     terminal, _ = _terminal()
     with progress.console_display(terminal), pytest.raises(RuntimeError), progress.console_display(terminal):

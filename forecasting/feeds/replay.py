@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecasting.config import Publication, Settings
+from forecasting.config import Publication, Settings, SourceFormat
 from forecasting.feeds.base import DataNotAvailable, NotCovered, SeriesRequest
 from forecasting.feeds.bundled import read_history_source
 from forecasting.publication import published_at
@@ -48,12 +48,15 @@ def _stamped_pairs(
     rules: tuple[tuple[str, Publication], ...],
     timezones: tuple[tuple[str, str], ...],
     modified: tuple[float, ...],
+    file_format: str | None = None,
 ) -> Pairs:
     """Read and stamp a recording once per process, split per zone × series and sorted by hour: a run
     builds several feeds over one source (the replay clock's end, then the pulls), reading 1.8 M rows
-    costs seconds each time, and a fetch then slices one pair instead of scanning all rows."""
+    costs seconds each time, and a fetch then slices one pair instead of scanning all rows.
+    `file_format`: the source's SourceFormat as JSON (a hashable key), None for the default."""
     zone_timezones, publication = dict(timezones), dict(rules)
-    history = read_history_source(source, zone_timezones)
+    parsed_format = SourceFormat.model_validate_json(file_format) if file_format else None
+    history = read_history_source(source, zone_timezones, parsed_format)
     pairs = {}
     for (zone, series), rows in history.dropna(subset=[VALUE]).groupby([ZONE, SERIES_COL], sort=True):
         if series not in publication:
@@ -82,11 +85,13 @@ class ReplayFeed:
         rules: dict[str, Publication],
         timezones: dict[str, str],
         clock: Callable[[], pd.Timestamp] = utc_now,
+        file_format: SourceFormat | None = None,
     ) -> None:
         self.source = source
         self.rules = rules
         self.timezones = timezones
         self.clock = clock
+        self.file_format = file_format
 
     @classmethod
     def from_settings(
@@ -100,6 +105,7 @@ class ReplayFeed:
             rules={name: rule.publication for name, rule in settings.series.items()},
             timezones={z.name: z.timezone for z in settings.zones},
             clock=clock,
+            file_format=feed.format,
         )
 
     @cached_property
@@ -110,6 +116,7 @@ class ReplayFeed:
             tuple(sorted(self.rules.items())),
             tuple(sorted(self.timezones.items())),
             _modified(self.source),
+            self.file_format.model_dump_json() if self.file_format else None,
         )
 
     @cached_property
@@ -125,6 +132,18 @@ class ReplayFeed:
         return min(
             rows[PUBLISHED_AT].iloc[-1] for (_, series), rows in self._pairs.items() if series == PRICE
         )
+
+    def rows_before(self, instant: pd.Timestamp, series: tuple[str, ...]) -> pd.DataFrame:
+        """Per zone (of `series`): how many recorded rows deliver before `instant`, and the first hour
+        of the recording; no row for a zone with none before it."""
+        counts = [
+            (zone, int(rows[DELIVERY_HOUR].searchsorted(instant)), rows[DELIVERY_HOUR].iloc[0])
+            for (zone, name), rows in self._pairs.items()
+            if name in series
+        ]
+        table = pd.DataFrame(counts, columns=[ZONE, "rows", "first_hour"])
+        table = table[table["rows"] > 0]
+        return table.groupby(ZONE, sort=True).agg(rows=("rows", "sum"), first_hour=("first_hour", "min")).reset_index()
 
     def fetch(self, request: SeriesRequest) -> pd.DataFrame:
         as_of = pd.Timestamp(self.clock()).tz_convert("UTC")

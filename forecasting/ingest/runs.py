@@ -19,8 +19,9 @@ from typing import Protocol
 
 import pandas as pd
 
-from forecasting.config import Settings
-from forecasting.errors import UsageError
+from forecasting import progress as shown_progress
+from forecasting.config import History, Settings
+from forecasting.errors import SpotcastError, UsageError
 from forecasting.feeds.base import Feed
 from forecasting.feeds.registry import build_feeds
 from forecasting.feeds.replay import ReplayFeed
@@ -135,18 +136,33 @@ def ingest(
 ) -> IngestReport:
     """Start every pull at once, then land them in plan order as they complete: each zone × series
     lands oldest chunk first, so after a crash the lake holds a gap-free prefix of its history that a
-    resumed backfill (which starts after the newest hour) continues."""
+    resumed backfill (which starts after the newest hour) continues. How far it is shows as one
+    progress task, "<purpose> pulls", done/total with the landed and failed counts (a bar on a
+    terminal, see forecasting.progress); `progress` is called after each landing too."""
     feeds = build_feeds(settings, clock=frozen_clock(as_of))
     log.info("%s: %d pull(s) as of %s", purpose, len(plans), as_of)
     landing = Landing(lake, purpose, settings.lake_lock_wait_s)
+    if not plans:
+        return landing.report
     with ExitStack() as stack:
         start = submit or stack.enter_context(thread_pool())
         futures = [start(feeds, plan, settings) for plan in plans]
+        step = stack.enter_context(shown_progress.task(f"{purpose} pulls", total=len(plans)))
+        counts = dict.fromkeys(("landed", "empty", "failed"), 0)
         for done, future in enumerate(futures, start=1):
             outcome = landing.add(future.result())
+            kind = {"ok": "landed", "empty": "empty"}.get(outcome.status, "failed")
+            counts[kind] += 1
+            step.advance(detail=_counts(counts))
             if progress:
                 progress(done, len(plans), outcome)
     return landing.report
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """`12 landed, 1 failed` (`, 3 empty` when a range had no data: a gap in the source)."""
+    empty = f", {counts['empty']} empty" if counts["empty"] else ""
+    return f"{counts['landed']} landed{empty}, {counts['failed']} failed"
 
 
 def backfill(
@@ -171,10 +187,42 @@ def backfill(
         holes, _ = find_holes(settings, lake, as_of, start, end)
         log.info("repair: %d hole(s), %d hour(s) missing", len(holes), sum(h.hours for h in holes))
         return ingest(settings, lake, plan_repair(settings, holes), as_of, "repair", submit, progress)
+    if start is None:
+        say_history_before_start(settings)
     landed = newest_landed(lake)
     landed.warn()
     plans = plan_backfill(settings, landed.table, end, start=start, resume=resume, as_of=as_of)
     return ingest(settings, lake, plans, as_of, "backfill", submit, progress)
+
+
+def say_history_before_start(settings: Settings) -> None:
+    """Say when a replayed recording reaches back before history.start: a backfill from it leaves
+    those rows out, which would otherwise go unsaid (the EPF German file starts in 2012). A warning
+    under the shipped default start (2015-01-01), an info line under a start the user chose."""
+    history_start = pd.Timestamp(settings.history.start, tz="UTC")
+    level = logging.WARNING if settings.history.start == History().start else logging.INFO
+    for name, feed in settings.enabled_feeds().items():
+        if feed.kind != "replay":
+            continue
+        try:
+            before = ReplayFeed.from_settings(settings, feed_name=name).rows_before(history_start, feed.series)
+        except (SpotcastError, OSError, KeyError, ValueError):
+            continue  # an unreadable recording: its pulls say what is wrong with it
+        # not the hours of the start's local day before UTC midnight (the bundled 2015-01-01 00:00 CET)
+        before = before[before["first_hour"] < history_start - pd.Timedelta(days=1)]
+        if before.empty:
+            continue
+        zones = ", ".join(f"{row.zone} from {row.first_hour:%Y-%m-%d %H:%M} UTC" for row in before.itertuples())
+        log.log(
+            level,
+            "feeds.%s: %s row(s) of the recording before history.start %s are not landed (%s); set "
+            '[history] start = "%s" to land them',
+            name,
+            f"{int(before['rows'].sum()):,}",
+            settings.history.start,
+            zones,
+            f"{before['first_hour'].min():%Y-%m-%d}",
+        )
 
 
 def daily(

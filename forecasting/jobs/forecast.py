@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecasting import progress
 from forecasting.config import Settings
 from forecasting.features.covariates import COVARIATE
 from forecasting.jobs.train import forecaster_of
@@ -69,16 +70,22 @@ def issue_forecast(
         check_destination(out)
     lake = LakeFS.of(settings)
     start = issued_at - model.history_needed - PRODUCT_LOOKBACK
-    history = read_series(lake, zones=list(model.zones_), start=start, as_of=issued_at)
-    record = forecaster_of(settings, model, LakeTrackRecord(lake)).predict(history, issued_at)
-    forecast = record.frame
-    inputs = input_status(record.input_status, ingest_table).assign(
-        issued_at=issued_at, model_id=model.model_id_
-    )
-    view = forward_view(record.products, read_forwards(lake, as_of=issued_at, zones=list(model.zones_)))
-    issue_date = issue_date_of(issued_at, settings.schedule.timezone)
-    stored = ProductForecast(view, record.products.samples)  # the view keeps the products' row order
-    files = write_forecast(lake, forecast, inputs, issue_date, paths=record.paths, products=stored)
+    zones = list(model.zones_)
+    # Three steps, each shown (a bar on a terminal): reading, sampling the paths, storing the issue.
+    with progress.task(f"forecasting {len(zones)} zone(s)", total=3) as step:
+        history = read_series(lake, zones=zones, start=start, as_of=issued_at)
+        step.advance(detail=f"read {len(history)} rows published by {issued_at:%Y-%m-%d %H:%M} UTC")
+        record = forecaster_of(settings, model, LakeTrackRecord(lake)).predict(history, issued_at)
+        step.advance(detail="sampled the paths")
+        forecast = record.frame
+        inputs = input_status(record.input_status, ingest_table).assign(
+            issued_at=issued_at, model_id=model.model_id_
+        )
+        view = forward_view(record.products, read_forwards(lake, as_of=issued_at, zones=zones))
+        issue_date = issue_date_of(issued_at, settings.schedule.timezone)
+        stored = ProductForecast(view, record.products.samples)  # the view keeps the products' row order
+        files = write_forecast(lake, forecast, inputs, issue_date, paths=record.paths, products=stored)
+        step.advance(detail=f"stored the issue of {issue_date}")
     if out is not None:
         files.append(str(export_table(forecast, out)))
     log.info("issued %s forecast of %s with %s", issue_date, ", ".join(model.zones_), model.model_id_)

@@ -52,9 +52,21 @@ def build_pipeline(settings: Settings) -> DeepARPipeline:
     """A new, unfitted pipeline for the configured zones and [model.params]."""
     pipeline = DeepARPipeline(zones={z.name: z.timezone for z in settings.zones})
     try:
-        return pipeline.set_params(**settings.model.params)
+        pipeline = pipeline.set_params(**settings.model.params)
     except ValueError as exc:
         raise ConfigError(f"[model.params]: {exc}") from None
+    if "covariates" not in settings.model.params:  # named ones are checked when the file is loaded
+        supplied = {series for feed in settings.enabled_feeds().values() for series in feed.series}
+        unsupplied = [series for series in pipeline.covariates if series not in supplied]
+        if unsupplied:
+            log.warning(
+                "the default covariates %s include %s, which no enabled feed supplies: the model learns "
+                "without them; set covariates = %s under [model.params], or add them to an enabled feed's series",
+                list(pipeline.covariates),
+                unsupplied,
+                [series for series in pipeline.covariates if series in supplied],
+            )
+    return pipeline
 
 
 def forecaster_of(

@@ -5,7 +5,8 @@ which model was the champion — the one the daily flow forecasts with — at ea
     <lake>/model_runs/run_id=<id>/data.parquet one row per training run: id, time, the instant whose
                                                published data trained it (`as_of`), code version,
                                                configuration, parameters, data range and hash,
-                                               metrics, tags, artifact location
+                                               metrics, tags, artifact location (relative
+                                               to models_root)
     <lake>/model_runs/promotions.json          every promotion: model, run, why, when (wall clock) and
                                                from which instant of the lake's as-of clock on
 
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
+from forecasting import progress
 from forecasting.config import PROJECT_ROOT, Settings
 from forecasting.errors import SpotcastError, UsageError
 from forecasting.lake.files import CorruptFile, LakeFS
@@ -98,6 +100,30 @@ def artifact_dir(settings: Settings, model_id: str) -> Path:
     return Path(settings.models_root) / model_id
 
 
+def stored_artifact(settings: Settings, artifact: Path | None) -> str:
+    """How a run records its artifact: relative to models_root (`deepar-…`), so the record stays
+    right when the models folder moves; a folder outside it absolute; "" when none was kept."""
+    if artifact is None:
+        return ""
+    try:
+        return Path(artifact).relative_to(settings.models_root).as_posix()
+    except ValueError:
+        return str(artifact)
+
+
+def artifact_location(settings: Settings, run: pd.Series) -> Path | None:
+    """Where run `run`'s artifact is now (a row of `list_runs`): its record under the configured
+    models_root. Records of before relative ones (an absolute path as it was when trained) name the
+    folder `artifact_dir` loads, when that path is gone (the models folder moved). None: not kept."""
+    stored = str(run.get("artifact") or "")
+    if not stored:
+        return None
+    path = Path(stored)
+    if not path.is_absolute():
+        return Path(settings.models_root) / path
+    return path if path.exists() else artifact_dir(settings, str(run["model_id"]))
+
+
 def save_artifact(settings: Settings, pipeline: DeepARPipeline) -> Path:
     """Save under a temporary name, then rename: a crash never leaves a half-written model behind."""
     final = artifact_dir(settings, pipeline.model_id_)
@@ -137,7 +163,7 @@ def record_run(
         "train_end": pipeline.training_range_[1],
         "data_hash": pipeline.training_data_hash_,
         "training_seconds": training_seconds,
-        "artifact": "" if artifact is None else str(artifact),
+        "artifact": stored_artifact(settings, artifact),  # relative to models_root
         "tags": json.dumps(tags, sort_keys=True),
         **{f"metric_{name}": float(value) for name, value in metrics.items()},
     }
@@ -270,7 +296,8 @@ def load_champion(lake: LakeFS, settings: Settings, as_of: pd.Timestamp | None =
             f"champion {current.model_id} has no artifact at {path}; retrain or promote another"
         )
     try:
-        return load_pipeline(path, zones=settings.zone_names)
+        with progress.task(f"loading the model {current.model_id}"):  # torch and GluonTS: seconds
+            return load_pipeline(path, zones=settings.zone_names)
     except ArtifactError:
         raise
     except UNREADABLE_ARTIFACT as exc:
@@ -292,29 +319,74 @@ def _split_condition(text: str) -> tuple[str, str, str]:
     raise UsageError(f"not a condition: {text!r} (use e.g. crps<5 or trigger=manual)")
 
 
+def _tags(text: object) -> dict:
+    try:
+        tags = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return tags if isinstance(tags, dict) else {}
+
+
 def _condition(runs: pd.DataFrame, text: str) -> pd.Series:
-    """`crps<5`, `rmae<=0.9`, `model_id=deepar-…`, `trigger=manual`: metrics need no `metric_`
-    prefix; names that are neither metrics nor columns are looked up in the run's tags."""
+    """`crps<5`, `rmae<=0.9`, `model_id=deepar-…`, `trigger=manual`, `study=x`, `trial<10`: metrics
+    need no `metric_` prefix; names that are neither metrics nor columns are looked up in the run's
+    tags (compared as numbers when the value and every tag value present are numbers). A name that
+    is none of these is a UsageError naming what there is."""
     name, method, value = _split_condition(text)
     column = f"metric_{name}" if f"metric_{name}" in runs.columns else name
     if column in runs.columns:
         values = runs[column]
     else:
-        values = runs["tags"].map(lambda tags: json.loads(tags).get(name))
+        tags = (
+            runs["tags"].map(_tags)
+            if "tags" in runs.columns
+            else pd.Series([{}] * len(runs), index=runs.index)
+        )
+        if len(runs) and not any(name in t for t in tags):
+            metrics = sorted(c.removeprefix("metric_") for c in runs.columns if c.startswith("metric_"))
+            known = sorted({k for t in tags for k in t})
+            raise UsageError(
+                f"--where {text!r}: no metric, column or tag {name!r} in the registry "
+                f"(metrics: {', '.join(metrics) or 'none'}; tags: {', '.join(known) or 'none'})"
+            )
+        values = tags.map(lambda t: t.get(name))
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers[values.notna()].notna().all() and _is_number(value):
+            values = numbers
     if pd.api.types.is_numeric_dtype(values):
+        if not _is_number(value):
+            raise UsageError(f"--where {text!r}: {name} is a number, {value!r} is not")
         return getattr(values, method)(float(value))
     return getattr(values.astype(str), method)(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def search_runs(
     runs: pd.DataFrame, where: list[str] | None = None, sort: str | None = None, descending: bool = False
 ) -> pd.DataFrame:
-    """Filter runs by conditions on metrics, columns or tags, and sort by any metric or column."""
+    """Filter runs by conditions on metrics, columns or tags (all must hold), and sort by any metric
+    or column."""
+    keep = pd.Series(True, index=runs.index)
     for text in where or []:
-        runs = runs[_condition(runs, text)]
-    if sort:
+        keep &= _condition(runs, text).fillna(False).astype(bool)
+    runs = runs[keep]
+    if sort and len(runs):
         column = f"metric_{sort}" if f"metric_{sort}" in runs.columns else sort
-        if column not in runs.columns:
-            raise UsageError(f"cannot sort by {sort!r}: no such metric or column")
-        runs = runs.sort_values(column, ascending=not descending, na_position="last")
+        if column in runs.columns:
+            runs = runs.sort_values(column, ascending=not descending, na_position="last")
+        else:  # a tag (`--sort trial`): as numbers when they all are
+            values = runs["tags"].map(lambda tags: _tags(tags).get(sort))
+            if values.isna().all():
+                raise UsageError(f"cannot sort by {sort!r}: no such metric, column or tag")
+            numbers = pd.to_numeric(values, errors="coerce")
+            key = numbers if numbers[values.notna()].notna().all() else values.astype("string")
+            order = key.sort_values(ascending=not descending, na_position="last").index
+            runs = runs.loc[order]
     return runs.reset_index(drop=True)

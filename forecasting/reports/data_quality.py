@@ -8,6 +8,10 @@ It joins five views of the same series, each optional except the lake's:
 * recent curated rows (a tidy series frame) in which missing hours are counted,
 * the forecast's covariate input status (zone, series — or `covariate` —, newest_published_hour,
   hours_extended, method), of which any column may be absent.
+
+`data_quality` is the whole table (data_quality.csv: every column, for a program); `quality_view` the
+same rows in few, short columns for a page (summary.md and the Prefect artifact), with
+`QUALITY_LEGEND` under it.
 """
 
 from __future__ import annotations
@@ -59,8 +63,10 @@ GAP_DAYS = 7
 # States, worst first.
 MISSING = "missing"  # nothing in the lake
 STALE = "stale"  # this run's pull did not land: the lake holds only older data
+ABSENT = "absent"  # late by more than ABSENT_AFTER: the source no longer publishes it (NO5 wind since 2016)
 LATE = "late"  # the newest hour is older than the publication rule allows (the feed stopped?)
 OK = "ok"
+ABSENT_AFTER = pd.Timedelta(days=30)
 LANDED = ("ok", "empty")  # pull statuses that are not a problem (`forecasting.ingest.pull.PullStatus`)
 
 
@@ -127,8 +133,10 @@ def data_quality(
     `gap_days` days in `recent`, this run's ingest status, and the covariate extension the forecast
     used. A series known to any input but `due` gets a row; a view not given leaves its columns empty.
 
-    State, worst first: missing (nothing in the lake), stale (this run's pull did not land), late (the
-    newest hour is older than its due hour: the feed stopped publishing), ok."""
+    State, worst first: missing (nothing in the lake), stale (this run's pull did not land), absent
+    (the newest hour is more than ABSENT_AFTER older than its due hour: the source stopped
+    publishing it long ago; `quality_view` says since when), late (older than its due hour: the feed
+    stopped publishing?), ok."""
     as_of = pd.Timestamp(as_of)
     table = lake_newest[[*KEYS, NEWEST_HOUR]]
     views = [
@@ -149,5 +157,91 @@ def data_quality(
     table[HOURS_AHEAD] = ((newest - as_of.floor("h")) // pd.Timedelta(hours=1)).astype("Int64")
     failed = table[INGEST_STATUS].notna() & ~table[INGEST_STATUS].isin(LANDED)
     late = (newest < table[DUE_HOUR]).fillna(False).astype(bool)
-    table[STATE] = np.select([newest.isna(), failed, late], [MISSING, STALE, LATE], OK)
+    absent = (newest < table[DUE_HOUR] - ABSENT_AFTER).fillna(False).astype(bool)
+    table[STATE] = np.select([newest.isna(), failed, absent, late], [MISSING, STALE, ABSENT, LATE], OK)
     return table.sort_values([ZONE, SERIES_COL, FEED], na_position="last").reset_index(drop=True)
+
+
+# The page view's columns (`quality_view`); those no row fills are left out.
+VIEW_COLUMNS = [FEED, ZONE, SERIES_COL, STATE, "newest (UTC)", "ahead", "gaps", "pull", "extended", ERROR]
+ERROR_WIDTH = 32  # the page cuts a longer error (…); data_quality.csv holds it whole
+QUALITY_LEGEND = (
+    "state: ok; late by N h (its newest hour is older than its publication rule allows); absent since "
+    f"DATE (nothing for over {ABSENT_AFTER.days} days: the source no longer publishes it); stale (this "
+    "run's pull did not land); missing (nothing in the lake). ahead: hours from the run's instant to "
+    "the newest hour (negative: behind). gaps: missing hours in the last 7 days. pull: this run's ingest "
+    "status (×N: attempts), +N new or revised rows. extended: hours the forecast filled in for the "
+    "covariate, and how. Every column, errors whole: data_quality.csv."
+)
+
+
+def _count(value: object) -> str:
+    return "" if pd.isna(value) else str(int(value))
+
+
+def _state_text(row: pd.Series) -> str:
+    if row[STATE] == ABSENT:
+        return f"absent since {row[NEWEST_HOUR]:%Y-%m-%d}"
+    if row[STATE] == LATE:
+        return f"late by {(row[DUE_HOUR] - row[NEWEST_HOUR]) // pd.Timedelta(hours=1)} h"
+    return str(row[STATE])
+
+
+def _pull_text(row: pd.Series) -> str:
+    if pd.isna(row[INGEST_STATUS]):
+        return ""
+    tries = f" ×{int(row[ATTEMPTS])}" if pd.notna(row[ATTEMPTS]) and row[ATTEMPTS] > 1 else ""
+    rows = f", +{int(row[NEW_ROWS])}" if pd.notna(row[NEW_ROWS]) and row[NEW_ROWS] > 0 else ""
+    return f"{row[INGEST_STATUS]}{tries}{rows}"
+
+
+def _extended_text(row: pd.Series) -> str:
+    hours, method = row[HOURS_EXTENDED], row[EXTENSION_METHOD]
+    method = "" if pd.isna(method) else str(method)
+    if pd.isna(hours) or hours == 0:
+        return method if method == "missing" else ""
+    return f"+{int(hours)} h {method}".rstrip()
+
+
+def _cut(text: object, width: int) -> str:
+    text = "" if pd.isna(text) else " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def quality_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `data_quality` (or of data_quality.csv, `read_quality`) for a page: short text
+    columns (VIEW_COLUMNS, legend QUALITY_LEGEND), each left out when no row fills it, the feed
+    too when there is only one. A long-dead series says `absent since 2016-03-06`, not how many
+    tens of thousands of hours it is behind; a late one how late it is."""
+    absent = table[STATE].isin([ABSENT, MISSING])
+    ahead = table[HOURS_AHEAD].where(~absent)
+    newest = table[NEWEST_HOUR]
+    view = pd.DataFrame(
+        {
+            FEED: table[FEED].fillna(""),
+            ZONE: table[ZONE],
+            SERIES_COL: table[SERIES_COL],
+            STATE: table.apply(_state_text, axis=1) if len(table) else [],
+            "newest (UTC)": [f"{t:%Y-%m-%d %H:%M}" if pd.notna(t) else "" for t in newest],
+            "ahead": [f"{int(h):+d}" if pd.notna(h) else "" for h in ahead],
+            "gaps": table[GAP_HOURS].map(_count),
+            "pull": table.apply(_pull_text, axis=1) if len(table) else [],
+            "extended": table.apply(_extended_text, axis=1) if len(table) else [],
+            ERROR: table[ERROR].map(lambda e: _cut(e, ERROR_WIDTH)),
+        },
+        columns=VIEW_COLUMNS,
+    )
+    keep = [c for c in VIEW_COLUMNS if (view[c] != "").any()]
+    if view[FEED].nunique() <= 1:
+        keep = [c for c in keep if c != FEED]
+    return view[keep].reset_index(drop=True)
+
+
+def read_quality(path: object) -> pd.DataFrame:
+    """data_quality.csv back as `data_quality` wrote it: hours as UTC timestamps, counts whole."""
+    table = pd.read_csv(path, keep_default_na=True).reindex(columns=QUALITY_COLUMNS)
+    for column in (NEWEST_HOUR, DUE_HOUR, NEWEST_PUBLISHED_HOUR):
+        table[column] = pd.to_datetime(table[column], utc=True)
+    for column in [*COUNTS, HOURS_AHEAD]:
+        table[column] = table[column].astype("Int64")
+    return table

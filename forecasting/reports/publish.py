@@ -23,7 +23,7 @@ from prefect.exceptions import MissingContextError
 from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL
 from forecasting.evaluation.report import markdown_table
 from forecasting.products import KIND
-from forecasting.reports.data_quality import data_quality
+from forecasting.reports.data_quality import QUALITY_LEGEND, data_quality, quality_view, read_quality
 from forecasting.reports.fan_chart import fan_chart
 from forecasting.reports.product_chart import CHART_KINDS, product_chart
 from forecasting.reports.product_tables import (
@@ -56,13 +56,16 @@ PRODUCT_CHARTS_NOTE = (
     "Per product, the p10–p90 band of its settlement, the median (|) and the mean (•); the forward as a "
     "red diamond where the desk gave one."
 )
-# Prefect artifact keys: lowercase letters, digits and dashes only.
-SUMMARY_KEY = "spotcast-summary"
-WEEKLY_KEY = "spotcast-weekly"
-QUALITY_KEY = "spotcast-data-quality"
-PRODUCTS_KEY = "spotcast-products"
-CHART_KEY_PREFIX = "spotcast-fan-chart-"
-PRODUCT_CHART_KEY_PREFIX = "spotcast-product-chart-"
+# Prefect artifact keys: lowercase letters, digits and dashes only. Numbered in reading order, so
+# that listed by key (`prefect artifact ls`, the UI's artifact search) the summary comes first, then
+# the tables, then each zone's charts together: spotcast-5-no1-fan-chart, spotcast-5-no1-product-chart…
+SUMMARY_KEY = "spotcast-1-summary"
+WEEKLY_KEY = "spotcast-2-weekly"
+QUALITY_KEY = "spotcast-3-data-quality"
+PRODUCTS_KEY = "spotcast-4-products"
+ZONE_KEY_PREFIX = "spotcast-5-"
+FAN_CHART = "fan-chart"
+PRODUCT_CHART = "product-chart"
 
 
 @dataclass(frozen=True)
@@ -112,10 +115,10 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def chart_key(zone: str, prefix: str = CHART_KEY_PREFIX) -> str:
-    """The artifact key of a zone's fan chart, or with PRODUCT_CHART_KEY_PREFIX its product chart
-    (keys: lowercase letters, digits and dashes)."""
-    return prefix + "".join(c if c.isalnum() else "-" for c in zone.lower())
+def chart_key(zone: str, chart: str = FAN_CHART) -> str:
+    """The artifact key of a zone's fan chart, or with PRODUCT_CHART its product chart, after the
+    tables and next to the zone's other chart (keys: lowercase letters, digits and dashes)."""
+    return f"{ZONE_KEY_PREFIX}{''.join(c if c.isalnum() else '-' for c in zone.lower())}-{chart}"
 
 
 def products_markdown(view: pd.DataFrame) -> str:
@@ -149,7 +152,7 @@ def summary_markdown(
 ) -> str:
     """summary.md without its chart sections: headline, four-week summary, the calendar products
     (`products`, a forward view, when given), ISO weeks, last week's actual daily means, data
-    quality (columns no input filled are left out) and the model's track record
+    quality (`quality_view`: short columns, those no input filled left out) and the model's track record
     (`forecasting.evaluation.track_record`), when it has delivered issues."""
     issued = pd.Timestamp(forecast[ISSUED_AT].max())
     models = ", ".join(sorted(forecast[MODEL_ID].unique()))
@@ -168,7 +171,8 @@ def summary_markdown(
         f"## Last 7 days, actual daily mean ({unit})",
         frame_markdown(last_days),
         "## Data quality",
-        frame_markdown(quality.dropna(axis="columns", how="all")),
+        frame_markdown(quality_view(quality)),
+        QUALITY_LEGEND,
     ]
     if track_record is not None:
         columns = [MODEL, HORIZON_WEEK, "issues", "rmae", "mae", "crps", "coverage_10_90", "width_10_90"]
@@ -254,8 +258,9 @@ def in_prefect_run() -> bool:
 def publish_prefect_artifacts(bundle: ReportBundle) -> list[UUID]:
     """Mirror `bundle` as Prefect artifacts when called inside a flow or task run; elsewhere do
     nothing and return []. Creates the markdown summary first, then table artifacts of the weekly
-    table, the data quality and the products (when the bundle has them), one image artifact per fan
-    chart (`chart_key(zone)`, the PNG as a data URI) and one per product chart."""
+    table, the data quality (`data_quality.quality_view`: narrow enough for the page) and the
+    products (when the bundle has them), then per zone an image artifact of its fan chart
+    (`chart_key(zone)`, the PNG as a data URI) and of its product chart (`artifact_keys`)."""
     if not in_prefect_run():
         return []
     body = bundle.summary.read_text().partition(CHARTS_HEADING)[0]
@@ -264,7 +269,10 @@ def publish_prefect_artifacts(bundle: ReportBundle) -> list[UUID]:
         create_markdown_artifact(body, key=SUMMARY_KEY, description="Forecast summary", _sync=True),
         create_table_artifact(_records(bundle.weekly), key=WEEKLY_KEY, description="ISO weeks", _sync=True),
         create_table_artifact(
-            _records(bundle.data_quality), key=QUALITY_KEY, description="Data quality", _sync=True
+            quality_view(read_quality(bundle.data_quality)).to_dict("records"),
+            key=QUALITY_KEY,
+            description=f"Data quality. {QUALITY_LEGEND}",
+            _sync=True,
         ),
     ]
     if bundle.products is not None:
@@ -273,16 +281,27 @@ def publish_prefect_artifacts(bundle: ReportBundle) -> list[UUID]:
                 _records(bundle.products), key=PRODUCTS_KEY, description="Calendar products", _sync=True
             )
         )
-    for zone, path in bundle.fan_charts.items():
-        description = f"{zone} fan chart. {CHARTS_NOTE}"
+    for zone, chart, path in _zone_charts(bundle):
+        note = CHARTS_NOTE if chart == FAN_CHART else PRODUCT_CHARTS_NOTE
+        description = f"{zone} {chart.replace('-', ' ')}. {note}"
         created.append(
-            create_image_artifact(png_data_uri(path), key=chart_key(zone), description=description)
+            create_image_artifact(png_data_uri(path), key=chart_key(zone, chart), description=description)
         )
-    for zone, path in bundle.product_charts.items():
-        key = chart_key(zone, PRODUCT_CHART_KEY_PREFIX)
-        description = f"{zone} product chart. {PRODUCT_CHARTS_NOTE}"
-        created.append(create_image_artifact(png_data_uri(path), key=key, description=description))
     return created
+
+
+def _zone_charts(bundle: ReportBundle) -> list[tuple[str, str, Path]]:
+    """(zone, FAN_CHART or PRODUCT_CHART, PNG) per zone in order, its fan chart first."""
+    charts = {FAN_CHART: bundle.fan_charts, PRODUCT_CHART: bundle.product_charts}
+    zones = sorted(set(bundle.fan_charts) | set(bundle.product_charts))
+    return [(z, chart, paths[z]) for z in zones for chart, paths in charts.items() if z in paths]
+
+
+def artifact_keys(bundle: ReportBundle) -> list[str]:
+    """The keys `publish_prefect_artifacts` creates, in the order it creates them: also their order
+    by key (the summary, the tables, then zone by zone its charts)."""
+    tables = [SUMMARY_KEY, WEEKLY_KEY, QUALITY_KEY] + ([PRODUCTS_KEY] if bundle.products is not None else [])
+    return tables + [chart_key(zone, chart) for zone, chart, _ in _zone_charts(bundle)]
 
 
 def _records(csv: Path) -> list[dict[str, object]]:

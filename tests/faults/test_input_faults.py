@@ -60,6 +60,27 @@ BAD_CONFIGURATIONS: dict[str, tuple[Callable[[Path, Lake], Path], str]] = {
         lambda folder, lake: _text(folder, 'entsoe_token = "abc"\n' + lake.config.read_text()),
         rf"entsoe_token must not be written in a file; set {TOKEN_ENV} instead",
     ),
+    "unknown time zone of the only zone: one error, not a second about the empty zone list": (
+        lambda folder, lake: lake_config(
+            folder,
+            str(lake.root),
+            [{"name": "DE", "eic": "10Y1001A1001A63L", "timezone": "Europe/Berlinn"}],
+            {"replay": {"kind": "replay", "source": lake.settings.feeds["replay"].source, "series": ["price_da"]}},
+        ),
+        r"^spotcast: invalid configuration \S+: zones\.0\.timezone = 'Europe/Berlinn': unknown time zone "
+        r"'Europe/Berlinn'$",
+    ),
+    "a covariate no enabled feed supplies": (
+        lambda folder, lake: lake_config(
+            folder,
+            str(lake.root),
+            [z.model_dump() for z in lake.settings.zones],
+            {"replay": {"kind": "replay", "source": lake.settings.feeds["replay"].source, "series": ["price_da"]}},
+            model={"params": {"covariates": ["load_da", "wind_onshore_da"]}},
+        ),
+        r"model\.params\.covariates = \['load_da', 'wind_onshore_da'\]: no enabled feed supplies "
+        r"\['load_da', 'wind_onshore_da'\]; add them to an enabled feed's series or drop them from covariates$",
+    ),
 }
 
 

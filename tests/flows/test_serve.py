@@ -10,6 +10,7 @@ under tmp_path, and every subprocess (and what it started) is killed in the fixt
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -30,6 +31,7 @@ from spotcast_testing import tiny_config, write_config
 from flows.serve import (
     BACKFILL,
     DAILY,
+    SERVE_RECORD,
     ServeError,
     build_deployments,
     is_healthy,
@@ -226,6 +228,8 @@ def test_deployments_are_built_from_the_configuration(tmp_path: Path) -> None:
         "Europe/Berlin",
         True,
     )
+    # The UI words a cron without its zone ("At 01:45 PM every day") unless the schedule has a slug
+    assert entry.slug == "every day at 13:45 Europe/Berlin"
     assert not backfill.schedules
     assert daily.parameters == backfill.parameters == {"config": str(config.resolve())}
     assert {"config", "as_of", "zones"} <= set(daily._parameter_openapi_schema.properties)
@@ -306,6 +310,7 @@ def test_server_schedules_daily_runs_at_the_configured_local_time(served, served
             "Europe/Oslo",
             True,
         )
+        assert entry.slug == "every day at 14:00 Europe/Oslo"  # the UI shows it, zone included
         assert deployment.parameters == {"config": str(served_config.resolve())}
         assert backfill.schedules == []
         deadline = time.monotonic() + 90
@@ -370,9 +375,9 @@ def test_daily_run_of_the_scheduled_deployment_backfills_trains_and_forecasts_vi
     assert flow_run.parameters["config"] == str(served_config.resolve())
 
     by_key = {a.key: a for a in artifacts}
-    assert {"daily-feed-status", "spotcast-summary", "spotcast-data-quality"} <= set(by_key)
+    assert {"daily-feed-status", "spotcast-1-summary", "spotcast-3-data-quality"} <= set(by_key)
     for zone in ZONES:  # the fan charts are images in the UI, not links to the worker's files
-        chart = by_key[f"spotcast-fan-chart-{zone.lower()}"]
+        chart = by_key[f"spotcast-5-{zone.lower()}-fan-chart"]
         assert chart.type == "image" and chart.data.startswith("data:image/png;base64,")
 
     names = {record.name for record in logs}
@@ -400,9 +405,14 @@ def test_serve_starts_its_own_server_and_stops_it_on_sigterm(served_config: Path
     try:
         wait_for_deployments(api_url, process, log, timeout_s=SERVER_START_S + 120)
         assert (tmp_path / "home" / "server.log").exists()
+        # One-shot commands of this PREFECT_HOME and lake report to it while it serves.
+        record = json.loads((tmp_path / "home" / SERVE_RECORD).read_text())
+        lake = tomllib.loads(served_config.read_text())["lake_root"]
+        assert (record["api_url"], record["pid"], record["lake_root"]) == (api_url, process.pid, lake)
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, tail(log)
         assert not is_healthy(api_url)
+        assert not (tmp_path / "home" / SERVE_RECORD).exists()
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as `prefect server start` does
             s.bind(("127.0.0.1", port))  # nobody listens there any more
@@ -442,7 +452,7 @@ def test_prefect_yaml_deploys_the_flows_on_the_configured_schedule() -> None:
     daily, _ = build_deployments()
     [entry] = daily.schedules
     assert deployments[DAILY]["schedules"] == [
-        {"cron": entry.schedule.cron, "timezone": entry.schedule.timezone}
+        {"cron": entry.schedule.cron, "timezone": entry.schedule.timezone, "slug": entry.slug}
     ]
     assert "schedules" not in deployments[BACKFILL]
     with contextlib.chdir(PROJECT_ROOT):  # loaded as a worker loads them: from the file

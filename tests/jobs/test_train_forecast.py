@@ -63,7 +63,8 @@ def test_first_model_is_recorded_and_promoted(settings, trained):
     run = registry.list_runs(lake).iloc[-1]
     newest_published_price = pd.Timestamp("2019-03-06 22:00", tz="UTC")  # Wednesday 23:00 CET
     assert pd.Timestamp(run["train_end"]) <= newest_published_price and len(run["data_hash"]) == 64
-    assert Path(run["artifact"]).is_dir()
+    assert run["artifact"] == run["model_id"]  # relative to models_root: right after the folder moves
+    assert registry.artifact_location(settings, run).is_dir()
     assert {"metric_crps", "metric_rmae", "metric_coverage_10_90"} <= set(run.index)
 
 
@@ -162,3 +163,19 @@ def test_lineage_chains_forecast_model_run_data_and_pulls(settings, trained, iss
     assert trained.run_id in text and "sha256" in text
     assert set(chain.pulls["series"]) >= {"price_da", "load_da"}
     assert (chain.pulls["feed"] == "replay").all()
+
+
+def test_default_covariates_that_no_feed_supplies_are_named_when_the_model_is_built(tmp_path, caplog):
+    """Named covariates are checked when the configuration loads (tests/test_config.py); the
+    defaults, when the feeds lack some, are said when a model is built."""
+    from forecasting.jobs.train import build_pipeline
+
+    feeds = {"replay": {"kind": "replay", "source": "data/bundled", "series": ["price_da", "load_da"]}}
+    with caplog.at_level("WARNING", logger="spotcast.train"):
+        build_pipeline(load_settings(lake_root=str(tmp_path / "lake"), feeds=feeds))
+        build_pipeline(load_settings(lake_root=str(tmp_path / "lake"), feeds=feeds, model={"params": {"covariates": ["load_da"]}}))
+    assert [r.getMessage() for r in caplog.records] == [
+        "the default covariates ['load_da', 'generation_da', 'wind_onshore_da'] include ['generation_da', "
+        "'wind_onshore_da'], which no enabled feed supplies: the model learns without them; set covariates = "
+        "['load_da'] under [model.params], or add them to an enabled feed's series"
+    ]

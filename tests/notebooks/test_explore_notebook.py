@@ -149,10 +149,32 @@ def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Pat
     track = texts(cell_with(notebook, "score_track_record("))  # the validation issues of the training
     assert "model, raw deciles" in track and "coverage_10_90" in track
 
+    # no stored backtest: the backtest section shows the champion's own track record, not baselines only
     metrics = texts(cell_with(notebook, "render_markdown("))
+    assert f"track record of {model_id}" in metrics and "delivered issues" in metrics
+    assert "seasonal-naive baselines" not in metrics
+    for column in ("rMAE", "CRPS", "cover 10–90", "days 1-7", "days 15-28", "model, raw deciles", "seasonal_naive"):
+        assert column in metrics
+    assert images(cell_with(notebook, "by horizon week: {source}")) == 1
+
+
+@pytest.mark.slow
+def test_explore_notebook_scores_the_baselines_without_a_model(tmp_path: Path, isolated_env: Path) -> None:
+    """History but no champion (so no track record): the backtest section runs the two baselines."""
+    from forecasting.ingest.runs import backfill
+
+    config = tiny_config(tmp_path, list(ZONES), HISTORY_START)
+    assert backfill(load_config(config, tmp_path), as_of=AS_OF).ok
+
+    notebook = run_notebook(config, "NO1", tmp_path)
+
+    assert "`spotcast train`" in texts(cell_with(notebook, "load_champion(lake, settings)"))
+    metrics = texts(cell_with(notebook, "render_markdown("))
+    assert "no delivered track record of a champion" in metrics
     assert "seasonal-naive baselines, 4 weekly issues" in metrics
     for column in ("rMAE", "CRPS", "cover 10–90", "days 1-7", "days 15-28", "seasonal_naive_empirical"):
         assert column in metrics
+    assert "model, raw deciles" not in metrics
     assert images(cell_with(notebook, "by horizon week: {source}")) == 1
 
 

@@ -11,9 +11,12 @@ from forecasting.lake.series_store import append_series, scan_lake
 from forecasting.publication import known_at
 from forecasting.reports.data_quality import (
     QUALITY_COLUMNS,
+    VIEW_COLUMNS,
     data_quality,
     due_hours,
     gap_hours,
+    quality_view,
+    read_quality,
 )
 
 AS_OF = pd.Timestamp("2023-03-20 12:00", tz="UTC")
@@ -167,24 +170,81 @@ def test_without_ingest_table_ingest_columns_are_empty(lake_newest):
     assert set(table["state"]) == {"ok"}
 
 
-def test_a_series_whose_newest_hour_is_long_past_its_rule_is_late_not_ok(lake_newest):
-    settings = load_settings()
-    due = due_hours({s: settings.series[s] for s in SERIES}, {"NO1": "Europe/Oslo"}, AS_OF)
-    # wind stopped in 2016 (as NO5's did): the lake holds it, but years behind its rule
+def _stopped_at(lake_newest: pd.DataFrame, series: str, newest_hour: str) -> pd.DataFrame:
+    """The lake's newest hours with `series` ending at `newest_hour` instead."""
     stopped = pd.DataFrame(
-        {"zone": ["NO1"], "series": ["load_da"], "newest_hour": [pd.Timestamp("2016-12-31 22:00", tz="UTC")]}
+        {"zone": ["NO1"], "series": [series], "newest_hour": [pd.Timestamp(newest_hour, tz="UTC")]}
     )
-    newest = pd.concat([lake_newest[lake_newest["series"] != "load_da"], stopped])
+    return pd.concat([lake_newest[lake_newest["series"] != series], stopped])
 
-    table = data_quality(None, newest, None, AS_OF, due=due)
+
+def _due() -> pd.DataFrame:
+    settings = load_settings()
+    return due_hours({s: settings.series[s] for s in SERIES}, {"NO1": "Europe/Oslo"}, AS_OF)
+
+
+def test_a_series_dead_for_years_is_absent_since_its_last_hour_not_late_by_50000_hours(lake_newest):
+    # wind stopped in 2016 (as NO5's did): the lake holds it, but years behind its rule
+    newest = _stopped_at(lake_newest, "load_da", "2016-12-31 22:00")
+
+    table = data_quality(None, newest, None, AS_OF, due=_due())
 
     load = _row(table, "load_da")
-    assert load["state"] == "late"
+    assert load["state"] == "absent"
     assert load["due_hour"] == pd.Timestamp(
         "2023-03-21 22:00", tz="UTC"
     )  # published 10:00 CET the day before
-    assert load["hours_ahead"] < -50_000
+    assert load["hours_ahead"] < -50_000  # data_quality.csv keeps the number, for a program
     assert set(table.loc[table["series"] != "load_da", "state"]) == {"ok"}
+    shown = _row(quality_view(table), "load_da")
+    assert shown["state"] == "absent since 2016-12-31"
+    assert shown["ahead"] == ""  # not "-54,950 hours ahead"
+
+
+def test_a_series_hours_behind_its_rule_is_late_by_that_many_hours(lake_newest):
+    newest = _stopped_at(lake_newest, "load_da", "2023-03-21 17:00")  # due 22:00
+
+    table = data_quality(None, newest, None, AS_OF, due=_due())
+
+    assert _row(table, "load_da")["state"] == "late"
+    shown = _row(quality_view(table), "load_da")
+    assert (shown["state"], shown["ahead"]) == ("late by 5 h", "+29")
+
+
+def test_the_page_view_is_narrow_and_the_csv_reads_back_to_it(tmp_path, recent, lake_newest):
+    error = "SiteDown: 503 Service Unavailable from https://web-api.tp.entsoe.eu/api after 5 attempts"
+    ingest = _ingest_table(
+        _ingest_row("price_da"), _ingest_row("load_da", "unavailable", error, 0), _ingest_row("load_actual")
+    )
+    status = pd.DataFrame(
+        {"zone": ["NO1"], "covariate": ["load_da"], "hours_extended": [671], "method": ["last_year_scaled"]}
+    )
+    newest = _stopped_at(lake_newest, "load_actual", "2016-12-31 22:00")
+    table = data_quality(ingest, newest, status, AS_OF, recent=recent, due=_due())
+    table.to_csv(tmp_path / "data_quality.csv", index=False, float_format="%.2f")
+
+    view = quality_view(table)
+
+    assert quality_view(read_quality(tmp_path / "data_quality.csv")).equals(view)
+    assert len(QUALITY_COLUMNS) == 15 and list(view.columns) == [c for c in VIEW_COLUMNS if c != "feed"]
+    widths = view.astype(str).apply(lambda c: max(c.str.len().max(), len(c.name)))
+    # 9 short columns of the 15: 130 characters of text a row (the CSV's are 190 and more)
+    assert widths.sum() <= 130 and widths.drop("error").sum() <= 100
+    load = _row(view, "load_da")
+    assert (load["state"], load["pull"], load["extended"]) == (
+        "stale",
+        "unavailable",
+        "+671 h last_year_scaled",
+    )
+    assert load["error"].startswith("SiteDown: 503") and load["error"].endswith("…")
+    assert len(load["error"]) == 32
+    assert _row(view, "load_actual")["state"] == "absent since 2016-12-31"
+    assert _row(view, "price_da")[["state", "ahead", "gaps", "pull"]].tolist() == [
+        "ok",
+        "+34",
+        "0",
+        "ok, +24",
+    ]
 
 
 def test_due_hour_allows_the_series_staleness_tolerance():

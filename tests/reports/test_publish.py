@@ -13,8 +13,11 @@ from forecasting.feeds.replay import ReplayFeed
 from forecasting.ingest.land import REPORT_COLUMNS
 from forecasting.publication import known_at
 from forecasting.reports import publish
+from forecasting.reports.data_quality import due_hours
 from forecasting.reports.publish import (
+    PRODUCT_CHART,
     ReportBundle,
+    artifact_keys,
     chart_key,
     publish_prefect_artifacts,
     write_report_bundle,
@@ -45,13 +48,16 @@ def forecast(known, timezones) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, known, forecast, timezones) -> ReportBundle:
+def bundle(tmp_path_factory, default_settings, known, forecast, timezones) -> ReportBundle:
     recent = known[known["delivery_hour"] >= AS_OF - pd.Timedelta(days=21)]
     lake_newest = known.groupby(["zone", "series"], as_index=False)["delivery_hour"].max()
     lake_newest = lake_newest.rename(columns={"delivery_hour": "newest_hour"})
     ingest = lake_newest.assign(feed="replay", status="ok", attempts=1, rows=24, new_rows=24, error="")
     dest = tmp_path_factory.mktemp("bundle") / "2023-06-20"
-    return write_report_bundle(dest, forecast, recent, ingest[REPORT_COLUMNS], None, lake_newest, timezones)
+    due = due_hours(default_settings.series, timezones, AS_OF)  # as the daily run's report has it
+    return write_report_bundle(
+        dest, forecast, recent, ingest[REPORT_COLUMNS], None, lake_newest, timezones, due=due
+    )
 
 
 def test_bundle_writes_charts_tables_and_summary(bundle):
@@ -101,10 +107,39 @@ def test_publish_outside_a_prefect_run_is_a_no_op(bundle):
     assert publish_prefect_artifacts(bundle) == []
 
 
+def test_summary_md_data_quality_is_a_narrow_table_with_its_legend(bundle):
+    section = bundle.summary.read_text().split("## Data quality")[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("|")]
+
+    assert table[0] == "| zone | series | state | newest (UTC) | ahead | gaps | pull |"
+    assert len(table) == 2 + 25 and max(len(line) for line in table) <= 100
+    assert "| NO5 | wind_onshore_da | absent since 2016-" in section  # not "late, -64,093 hours ahead"
+    assert "absent since DATE" in section  # the legend
+
+
 def test_chart_keys_are_valid_artifact_keys():
-    assert chart_key("NO1") == "spotcast-fan-chart-no1"
-    assert chart_key("DE-LU") == "spotcast-fan-chart-de-lu"
+    assert chart_key("NO1") == "spotcast-5-no1-fan-chart"
+    assert chart_key("DE-LU", PRODUCT_CHART) == "spotcast-5-de-lu-product-chart"
     assert ARTIFACT_KEY.match(chart_key("IT-Calabria_2"))
+
+
+def test_artifact_keys_sort_summary_first_then_tables_then_zone_by_zone(bundle):
+    fields = {**bundle.__dict__, "products": bundle.directory / "products.csv"}
+    fields["product_charts"] = {zone: bundle.directory / f"products_{zone}.png" for zone in ("NO2", "NO1")}
+    with_products = ReportBundle(**fields)
+
+    keys = artifact_keys(with_products)
+
+    assert keys == sorted(keys)  # created in the order a listing by key shows them
+    assert keys[:4] == [publish.SUMMARY_KEY, publish.WEEKLY_KEY, publish.QUALITY_KEY, publish.PRODUCTS_KEY]
+    assert keys[4:8] == [
+        "spotcast-5-no1-fan-chart",
+        "spotcast-5-no1-product-chart",
+        "spotcast-5-no2-fan-chart",
+        "spotcast-5-no2-product-chart",
+    ]
+    assert keys[8:] == [chart_key(f"NO{i}") for i in range(3, 6)]
+    assert all(ARTIFACT_KEY.match(key) for key in keys)
 
 
 @pytest.mark.slow
@@ -127,9 +162,12 @@ def test_publish_in_a_real_flow_run_stores_summary_tables_and_chart_images(bundl
     by_key = {a.key: a for a in stored}
     charts = {chart_key(f"NO{i}") for i in range(1, 6)}
     assert set(by_key) == {publish.SUMMARY_KEY, publish.WEEKLY_KEY, publish.QUALITY_KEY} | charts
+    assert sorted(by_key) == artifact_keys(bundle)  # by key: the summary first, then zone by zone
     assert by_key[publish.SUMMARY_KEY].data.startswith("# Spotcast")
     assert "fan_NO1.png" not in by_key[publish.SUMMARY_KEY].data  # the charts are their own artifacts
-    assert len(json.loads(by_key[publish.QUALITY_KEY].data)) == 25
+    quality = json.loads(by_key[publish.QUALITY_KEY].data)
+    assert len(quality) == 25 and len(quality[0]) <= 8  # the narrow view, not the CSV's 15 columns
+    assert "absent since" in by_key[publish.QUALITY_KEY].description  # its legend
     no3 = by_key[chart_key("NO3")]
     assert no3.type == "image"
     prefix = "data:image/png;base64,"
