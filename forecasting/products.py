@@ -144,14 +144,20 @@ Prices = pd.DataFrame | Mapping[str, pd.Series]
 @dataclass(frozen=True)
 class ProductForecast:
     """Products of one issue: `table` (the product frame) and `samples` (products × paths, float64:
-    each path's settlement of the product), row-aligned."""
+    each path's settlement of the product), row-aligned. `hourly_band`, where the products were made
+    from paths: per product, the width of the 10–90 band that averaging the paths' hourly p10s and
+    p90s gives (settled hours at their price) — the band if every hour sat at its own decile at once,
+    which the product spread stage scales."""
 
     table: pd.DataFrame
     samples: np.ndarray
+    hourly_band: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.samples.ndim != 2 or self.samples.shape[0] != len(self.table):
             raise ValueError(f"samples must be {len(self.table)} products × paths, got {self.samples.shape}")
+        if self.hourly_band is not None and self.hourly_band.shape != (len(self.table),):
+            raise ValueError(f"hourly_band must hold {len(self.table)} widths, got {self.hourly_band.shape}")
 
     def with_samples(self, samples: np.ndarray) -> ProductForecast:
         """The same products with new samples (e.g. rescaled by a calibration stage), stats recomputed."""
@@ -160,7 +166,7 @@ class ProductForecast:
             raise ValueError(f"samples must be {len(self.table)} products × paths, got {samples.shape}")
         table = self.table.copy()
         table[STAT_COLUMNS] = sample_stats(samples).to_numpy()
-        return ProductForecast(table, samples)
+        return ProductForecast(table, samples, self.hourly_band)
 
 
 def sample_stats(samples: np.ndarray) -> pd.DataFrame:
@@ -377,6 +383,7 @@ def product_forecast(
     keep = coverage.determined & coverage.forecast.any(axis=1)
     coverage, periods = coverage.rows(keep), periods[keep].reset_index(drop=True)
     samples = coverage.averages(paths.values)
+    low, high = coverage.averages(np.quantile(paths.values, [0.1, 0.9], axis=0)).T
     table = pd.DataFrame(
         {
             ZONE: paths.zone,
@@ -390,7 +397,7 @@ def product_forecast(
         },
         index=periods.index,
     )
-    return ProductForecast(table[PRODUCT_COLUMNS], samples)
+    return ProductForecast(table[PRODUCT_COLUMNS], samples, high - low)
 
 
 def probability_above(forecast: ProductForecast, x: float | np.ndarray) -> np.ndarray:
@@ -409,7 +416,9 @@ def concat_products(forecasts: Sequence[ProductForecast]) -> ProductForecast:
     if not forecasts:
         return ProductForecast(empty_product_table(), np.zeros((0, 0)))
     tables = [f.table for f in forecasts if len(f.table)] or [forecasts[0].table]
-    return ProductForecast(pd.concat(tables, ignore_index=True), np.vstack([f.samples for f in forecasts]))
+    bands = [f.hourly_band for f in forecasts]
+    band = None if any(b is None for b in bands) else np.concatenate(bands)
+    return ProductForecast(pd.concat(tables, ignore_index=True), np.vstack([f.samples for f in forecasts]), band)
 
 
 # --- Scoring: realised settlement, and the hourly-decile baseline --------------------------------

@@ -217,6 +217,13 @@ def test_running_week_blends_settled_prices_with_the_paths(running_week):
     assert peak[SETTLED_SHARE] == pytest.approx(36 / 60)
 
 
+def test_the_hourly_band_averages_hourly_p10_and_p90_with_settled_hours_at_no_width(running_week):
+    # Paths constant at 10, 20, 30: every forecast hour's band is p90 − p10 = 28 − 12 = 16.
+    band = dict(zip(running_week.table[PRODUCT], running_week.hourly_band, strict=True))
+    assert band["2023-W27 base"] == pytest.approx(96 / 168 * 16.0)  # 72 of its hours are settled
+    assert band["BOW 2023-W27 base"] == pytest.approx(16.0)
+
+
 def test_balance_of_week_starts_at_the_forecast(running_week):
     bow, samples = _product(running_week, "BOW 2023-W27 base")
     bow_peak, _ = _product(running_week, "BOW 2023-W27 peak")

@@ -121,6 +121,25 @@ def test_product_stage_round_trip_widens_a_too_narrow_band_to_hold_80_percent():
     np.testing.assert_allclose(applied.table["p50"], past.table["p50"])  # the median stays
 
 
+def test_product_stage_sets_the_band_to_a_factor_of_the_hourly_band_in_the_paths_shape():
+    rng = np.random.default_rng(4)
+    n = 200
+    samples = 50.0 + rng.gamma(2.0, 1.0, size=(n, 400))  # right-skewed, own band ≈ 3.4 wide
+    outcomes = np.quantile(samples, 0.5, axis=1) + rng.normal(0.0, 2.0, size=n)
+    table = pd.DataFrame({"kind": "week", "load": "base", "horizon_week": [2] * n})
+    hourly_band = rng.uniform(4.0, 12.0, size=n)  # the averaged hourly deciles' band, per product
+    past = ProductForecast(table, samples, hourly_band).with_samples(samples)
+    stage = ProductSpreadCalibration().fit(past, outcomes)
+    factor = stage.factors_["factor"].iloc[0]
+    applied = stage.apply(past)
+    np.testing.assert_allclose(applied.table["p90"] - applied.table["p10"], factor * hourly_band, rtol=1e-9)
+    np.testing.assert_allclose(applied.table["p50"], past.table["p50"])
+    skew = (applied.table["p90"] - applied.table["p50"]) / (applied.table["p50"] - applied.table["p10"])
+    np.testing.assert_allclose(skew, (past.table["p90"] - past.table["p50"]) / (past.table["p50"] - past.table["p10"]))
+    inside = (outcomes >= applied.table["p10"]) & (outcomes <= applied.table["p90"])
+    assert inside.mean() == pytest.approx(0.8, abs=0.03)
+
+
 def test_product_stage_falls_back_to_the_kind_then_to_the_paths_spread():
     rng = np.random.default_rng(3)
     samples = rng.normal(0.0, 1.0, size=(40, 300))
