@@ -35,7 +35,7 @@ from forecasting.lake.series_store import read_series
 from forecasting.lake.track_record import LakeTrackRecord, MemoryTrackRecord
 from forecasting.model import registry
 from forecasting.model.calibration import SpreadCalibration
-from forecasting.products import forward_view
+from forecasting.products import ProductForecast, forward_view
 from forecasting.publication import known_at
 from forecasting.schema import PRICE, SERIES_COL
 
@@ -81,7 +81,9 @@ def main() -> None:
         target = LakeFS.open(folder)
         inputs = history.iloc[:0]
         write_seconds, files = timed(
-            lambda: write_forecast(target, frame, inputs, as_of.date(), paths=calibrated, products=view)
+            lambda: write_forecast(
+                target, frame, inputs, as_of.date(), paths=calibrated, products=ProductForecast(view, products.samples)
+            )
         )
         sizes: dict[str, int] = {}
         for file in files:  # per lake area: forecasts, forecast_inputs, paths, products

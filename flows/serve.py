@@ -3,6 +3,8 @@ demand, the Prefect UI to watch, trigger and inspect them.
 
     serve()  →  deployments "daily/daily" (cron at schedule.daily_at, read in schedule.timezone) and
                 "backfill/backfill" (no schedule: manual runs with parameters)
+             →  the daily run's alerts, [alerts]: Prefect automations and a notification block
+                (flows/alerts.py), created or updated on the server
              →  prefect.serve(): Prefect's runner executes their runs as subprocesses
 
 The server is the one PREFECT_API_URL names (environment or active Prefect profile). Without one,
@@ -189,9 +191,11 @@ def prefect_server(
     output.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     log.info("starting a Prefect server at %s (output in %s)", api_url.removesuffix("/api"), output)
+    # Its UI address, for the links in alerts (flows/alerts.py), unless the environment names one.
+    env = {"PREFECT_UI_URL": api_url.removesuffix("/api"), **os.environ}
     with output.open("ab") as out:
         server = subprocess.Popen(
-            [*command, "--analytics-off"], stdout=out, stderr=out, start_new_session=True
+            [*command, "--analytics-off"], stdout=out, stderr=out, start_new_session=True, env=env
         )
     try:
         deadline = time.monotonic() + timeout_s
@@ -379,7 +383,11 @@ def serve(
     from prefect import serve as prefect_serve
     from prefect.settings import PREFECT_API_URL
 
+    from flows.alerts import late_after, set_up_alerts
+
     deployments = build_deployments(config)  # a bad configuration fails before anything starts
+    settings = load_settings(config)
+    late_after(settings)  # a bad [alerts] deadline too
     main_thread = threading.current_thread() is threading.main_thread()
     # Until Prefect's runner installs its own handler, SIGTERM unwinds: the server stops too.
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)) if main_thread else None
@@ -389,11 +397,14 @@ def serve(
     own = start_server or (start_server is None and configured is None)
     try:
         with (
-            prefect_server(host, port, lake_root=load_settings(config).lake_root)
+            prefect_server(host, port, lake_root=settings.lake_root)
             if own
             else contextlib.nullcontext(configured) as api_url,
             reporting_to(api_url),
         ):
+            # The daily deployment registered first (the runner registers it again, the same one):
+            # its alerts need its id, and are in place before its first run (flows/alerts.py).
+            set_up_alerts(settings, next(d for d in deployments if d.name == DAILY).apply())
             for deployment in deployments:
                 upcoming = ", ".join(f"{t:%Y-%m-%d %H:%M}Z" for t in next_runs(deployment))
                 log.info(

@@ -41,9 +41,10 @@ from forecasting.ingest.pull import stop_pulls
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import scan_lake
 from forecasting.products import KINDS
-from forecasting.reports.export import EXPORT_SUFFIXES, check_destination
+from forecasting.reports.export import EXPORT_FORMATS, EXPORT_SUFFIXES, check_destination
 
 if TYPE_CHECKING:
+    import numpy as np
     from prefect.states import State
 
     from forecasting.products import ProductForecast
@@ -71,7 +72,7 @@ def _export_file(text: str) -> Path:
     """`--out`: refused before anything is computed when its format is not one we write."""
     path = Path(text)
     if path.suffix.lower() not in EXPORT_SUFFIXES:
-        raise argparse.ArgumentTypeError(f"must end in .csv or .parquet, got {path.name!r}")
+        raise argparse.ArgumentTypeError(f"must end in {EXPORT_FORMATS}, got {path.name!r}")
     return path
 
 
@@ -116,6 +117,15 @@ def _add_as_of(parser: argparse.ArgumentParser) -> None:
         type=_timestamp,
         help="replay clock: run as if it were this UTC instant (default: now; for the offline replay "
         "feed, the end of the recording)",
+    )
+
+
+def _add_out(parser: argparse.ArgumentParser, table: str) -> None:
+    parser.add_argument(
+        "--out",
+        type=_export_file,
+        help=f"also write {table} to this .csv or .parquet file, or the issue to an .xlsx workbook (a "
+        "sheet per zone, Weekly, Products)",
     )
 
 
@@ -164,9 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     forecast = commands.add_parser("forecast", help="issue the four-week forecast with the champion model")
     _add_common(forecast, zones=False)
     _add_as_of(forecast)
-    forecast.add_argument(
-        "--out", type=_export_file, help="also write the forecast to this .csv or .parquet file"
-    )
+    _add_out(forecast, "the forecast")
     forecast.set_defaults(handler=_run_forecast)
 
     products = commands.add_parser(
@@ -180,9 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kinds", nargs="+", choices=KINDS, metavar="KIND", help=f"only these ({', '.join(KINDS)})"
     )
     products.add_argument("--above", type=_price, metavar="X", help="add P(settle > X EUR/MWh) per product")
-    products.add_argument(
-        "--out", type=_export_file, help="also write the product table to this .csv or .parquet file"
-    )
+    _add_out(products, "the product table")
     products.set_defaults(handler=_run_products)
 
     forwards = commands.add_parser(
@@ -295,7 +301,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="start a local Prefect server (default: only if PREFECT_API_URL is unset)",
     )
+    serve.add_argument(
+        "--api",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve the read-only HTTP API beside it, on HOST (default: on; `spotcast api`)",
+    )
+    serve.add_argument("--api-port", type=int, default=8000, metavar="PORT", help="the API's port (default 8000)")
     serve.set_defaults(handler=_run_serve)
+
+    api = commands.add_parser(
+        "api", help="the read-only HTTP API: forecasts, products, scores, lineage, status (docs at /docs)"
+    )
+    api.add_argument("--config", help="configuration file (default: configs/spotcast.toml)")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: a free one)")
+    api.set_defaults(handler=_run_api)
+
+    alerts = commands.add_parser(
+        "alerts",
+        help="set up or update the daily run's alerts ([alerts]) on the Prefect server, for deployments "
+        "of prefect.yaml (`serve` sets up its own)",
+    )
+    alerts.add_argument("--config", help="configuration file (default: configs/spotcast.toml)")
+    alerts.set_defaults(handler=_run_alerts)
 
     status = commands.add_parser("status", help="what the lake holds: rows and newest hour per zone × series")
     _add_common(status)
@@ -493,24 +522,17 @@ def _stored_issue(settings: Settings, lake: LakeFS, as_of: pd.Timestamp | None) 
 def _stored_products(
     lake: LakeFS, issue_date: date, zones: list[str] | None
 ) -> tuple[pd.Timestamp, ProductForecast]:
-    """The issue instant and products of a stored issue, the forward view recomputed from the stored
-    samples against the forwards the lake holds published by that instant (a file landed after the
-    forecast counts when its trade date settled before it); an issue stored without samples keeps
-    the view it was stored with."""
-    from forecasting.lake.forecast_store import read_forecast_inputs, read_product_forecast
-    from forecasting.lake.forward_store import read_forwards
-    from forecasting.products import ProductForecast, forward_view
+    """The issue instant and products of a stored issue, the forward view recomputed against the
+    forwards published by that instant (forecast_store.read_issued_products); MissingData saying how
+    to re-issue an issue stored without its products."""
+    from forecasting.lake.forecast_store import issued_at_of, read_issued_products
 
-    issued_at = pd.Timestamp(read_forecast_inputs(lake, issue_date)["issued_at"].iloc[0])
-    reissue = f"re-issue it with `spotcast forecast --as-of {issued_at:%Y-%m-%dT%H:%M}`"
+    issued_at = issued_at_of(lake, issue_date)
     try:
-        products = read_product_forecast(lake, issue_date, zones)
+        return issued_at, read_issued_products(lake, issue_date, issued_at, zones)
     except MissingData:
+        reissue = f"re-issue it with `spotcast forecast --as-of {issued_at:%Y-%m-%dT%H:%M}`"
         raise MissingData(f"the issue of {issue_date} was stored without its products: {reissue}") from None
-    if products.samples.shape[1] == 0:
-        return issued_at, products
-    forwards = read_forwards(lake, as_of=issued_at, zones=zones)
-    return issued_at, ProductForecast(forward_view(products, forwards), products.samples)
 
 
 def _run_products(args: argparse.Namespace) -> int:
@@ -544,11 +566,32 @@ def _run_products(args: argparse.Namespace) -> int:
     print(f"\n{PRODUCT_LEGEND}")
     print(FORWARD_LEGEND if has_forwards(view) else NO_FORWARD)
     if args.out:
-        from forecasting.reports.export import export_table
-
-        table = view if p_above is None else view.assign(**{_above_column(args.above): p_above})
-        print(f"written to {export_table(table, args.out)}")
+        print(f"written to {_export_products(settings, lake, issue_date, args, view, p_above)}")
     return EXIT_OK
+
+
+def _export_products(
+    settings: Settings,
+    lake: LakeFS,
+    issue_date: date,
+    args: argparse.Namespace,
+    view: pd.DataFrame,
+    p_above: np.ndarray | None,
+) -> Path:
+    """`products --out`: the product table as .csv/.parquet, or the issue as an .xlsx workbook (its
+    hourly forecast per zone and weekly, these products, P(settle > X) with --above)."""
+    from forecasting.reports.export import export_table, is_workbook
+
+    if not is_workbook(args.out):
+        table = view if p_above is None else view.assign(**{_above_column(args.above): p_above})
+        return export_table(table, args.out)
+    from forecasting.lake.forecast_store import read_forecast
+    from forecasting.reports.workbook import write_workbook
+
+    forecast = read_forecast(lake, issue_date, args.zones)
+    timezones = {zone.name: zone.timezone for zone in settings.zones}
+    above = None if p_above is None else (args.above, p_above)
+    return write_workbook(args.out, forecast, view, timezones, above, issue_date)
 
 
 def _above_column(level: float) -> str:
@@ -709,15 +752,60 @@ def _run_lineage(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    load_settings(args.config)  # a bad or missing configuration fails here, before Prefect starts
+    settings = load_settings(args.config)  # a bad or missing configuration fails here, before Prefect starts
     _default_prefect_home(args.config)
     from flows.serve import ServeError, serve
 
     try:
-        serve(config=args.config, host=args.host, port=args.port, start_server=args.start_server)
+        with _api_beside(args, settings):  # a bad token or a taken port fails here, before Prefect starts
+            serve(config=args.config, host=args.host, port=args.port, start_server=args.start_server)
     except ServeError as exc:
         print(f"spotcast: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    return EXIT_OK
+
+
+def _api_beside(args: argparse.Namespace, settings: Settings) -> contextlib.AbstractContextManager[object]:
+    """`serve`'s HTTP API (forecasting/api.py) on --host:--api-port while it serves, unless --no-api."""
+    if not args.api:
+        return contextlib.nullcontext()
+    from forecasting.api import api_in_background
+
+    return api_in_background(settings, args.host, args.api_port)
+
+
+def _run_alerts(args: argparse.Namespace) -> int:
+    """The daily run's alerts (flows/alerts.py) on the Prefect server of PREFECT_API_URL, else of
+    `[prefect] api_url`, else of the active Prefect profile, for the daily deployment it holds."""
+    settings = load_settings(args.config)
+    _default_prefect_home(args.config)
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.alerts import set_up_deployed_alerts
+    from flows.serve import reporting_to
+    from forecasting.config import ConfigError
+
+    api_url = os.environ.get("PREFECT_API_URL") or settings.prefect.api_url or PREFECT_API_URL.value()
+    if not api_url:
+        raise ConfigError(
+            "no Prefect server to set the alerts up on: set PREFECT_API_URL (or [prefect] api_url) to the "
+            "server of your deployments, e.g. http://127.0.0.1:4200/api"
+        )
+    with reporting_to(api_url):
+        setup = set_up_deployed_alerts(args.config)
+    if not setup.automations:
+        print(f"alerts off on {api_url}: {setup.reason}")
+    else:
+        print(f"alerts on {api_url}: {', '.join(setup.automations)}")
+    return EXIT_OK
+
+
+def _run_api(args: argparse.Namespace) -> int:
+    """The read-only HTTP API until Ctrl-C or SIGTERM (exit 0 then, as `serve`)."""
+    settings = load_settings(args.config)
+    from forecasting.api import run_api
+
+    run_api(settings, args.host, args.port)
     return EXIT_OK
 
 
@@ -807,7 +895,6 @@ def _choose_server(args: argparse.Namespace) -> None:
         _PROCESS_SCOPE.enter_context(reporting_to(served[0]))
         return
     from flows.serve import start_temporary_server
-
     from forecasting import progress
 
     with progress.task("starting a temporary Prefect server for this run"):  # 10–30 s on 2 cores

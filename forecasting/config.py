@@ -29,7 +29,7 @@ from pydantic import (
 
 from forecasting.errors import ConfigError, UsageError
 from forecasting.feeds.bundled import HISTORY_SUFFIXES, unit_factors, zone_from_filename
-from forecasting.schema import SERIES
+from forecasting.schema import SERIES, WEEKLY_SERIES
 
 # The folder of the running code (its git commit is a model's code version). Not where files go:
 # a configuration's relative paths are relative to its own project (`project_of`).
@@ -131,11 +131,14 @@ class Publication(_Strict):
 
     day_ahead: values for local delivery day D are published on D-1 at `local_time`.
     after_delivery: each hour is published `lag_hours` after the hour ends.
+    weekly: an ISO week's value (a weekly series, stored at the week's start hour) is published on
+    `weekday` (0 = Monday) of the following week at `local_time` (NVE: Wednesday 13:00).
     """
 
-    kind: Literal["day_ahead", "after_delivery"]
+    kind: Literal["day_ahead", "after_delivery", "weekly"]
     local_time: time = time(13, 0)
     lag_hours: int = Field(default=1, ge=0)
+    weekday: int = Field(default=2, ge=0, le=6)
 
 
 class SeriesRule(_Strict):
@@ -235,7 +238,7 @@ class SourceFormat(_Strict):
 
 
 class FeedConfig(_Strict):
-    kind: Literal["replay", "entsoe", "energy_charts"]
+    kind: Literal["replay", "entsoe", "energy_charts", "nve"]
     series: tuple[str, ...]
     enabled: bool = True
     base_url: str | None = None
@@ -425,6 +428,21 @@ class PrefectConfig(_Strict):
     api_url: str | None = Field(default=None, pattern=r"^https?://[^/@]+(/.*)?$")  # …:4200/api
 
 
+class AlertsConfig(_Strict):
+    """Notifications when the scheduled daily run fails, crashes, or has not finished by `deadline`
+    (local time, [schedule] timezone; measured from its start: deadline − daily_at), sent by Prefect's
+    own automations through a notification block that `spotcast serve` (or `spotcast alerts`) sets
+    up on its server (flows/alerts.py, docs/operations.md "Alerts"). The webhook URL comes from
+    SPOTCAST_ALERT_WEBHOOK_URL (it often holds a token), else `webhook_url`; `block` names a
+    notification block of your own instead ("slug/name": e-mail, Slack, Teams …). With neither, or
+    `enabled = false`, no alert is set up (and Spotcast's own automations are removed)."""
+
+    enabled: bool = True
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    block: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[^/\s]+$")  # e.g. "sendgrid-email/desk"
+    deadline: time | None = time(16, 0)  # None: no lateness alert
+
+
 class Settings(_Strict):
     lake_root: str
     # An S3-compatible server for an s3:// lake (MinIO, Ceph); default AWS, or AWS_ENDPOINT_URL.
@@ -445,6 +463,7 @@ class Settings(_Strict):
     products: ProductsConfig = ProductsConfig()
     forwards: ForwardsConfig = ForwardsConfig()
     prefect: PrefectConfig = PrefectConfig()
+    alerts: AlertsConfig = AlertsConfig()
     entsoe_token: SecretStr | None = None  # from the environment only, never from the file
 
     @field_validator("series")
@@ -453,6 +472,10 @@ class Settings(_Strict):
         unknown = [s for s in value if s not in SERIES]
         if unknown:
             raise ValueError(f"unknown series {unknown}; known: {list(SERIES)}")
+        for name, rule in value.items():  # a weekly series is stored once a week: its rule must say so
+            if (name in WEEKLY_SERIES) != (rule.publication.kind == "weekly"):
+                expected = "'weekly'" if name in WEEKLY_SERIES else "'day_ahead' or 'after_delivery'"
+                raise ValueError(f"{name}: publication kind {rule.publication.kind!r}; it must be {expected}")
         return value
 
     def zone(self, name: str) -> Zone:

@@ -6,7 +6,7 @@ Every observation in Spotcast is one row of the *tidy series frame*:
     series         str                one of SERIES, e.g. "price_da"
     delivery_hour  datetime64[ns, UTC] hour-beginning delivery interval
     value          float64            hourly mean (sub-hourly values are averaged)
-    unit           str                "EUR/MWh" or "MW"
+    unit           str                "EUR/MWh", "MW" or "TWh"
     published_at   datetime64[ns, UTC] when the value became public (what was known when)
     retrieved_at   datetime64[ns, UTC] when this process fetched it
 """
@@ -38,8 +38,21 @@ SERIES_UNITS: dict[str, str] = {
     "generation_da": "MW",  # day-ahead aggregated generation forecast (A71)
     "wind_onshore_da": "MW",  # day-ahead onshore wind forecast (A69, B19)
     "solar_da": "MW",  # day-ahead solar forecast (A69, B16)
+    # The hydro balance (weekly; see WEEKLY_SERIES): stored energy in the zone's reservoirs at the
+    # end of the ISO week (NVE Magasinstatistikk, ENTSO-E A72), and NVE's normal band for that ISO
+    # week of the year (min / median / max of its reference years).
+    "reservoir_filling": "TWh",
+    "reservoir_normal_min": "TWh",
+    "reservoir_normal_median": "TWh",
+    "reservoir_normal_max": "TWh",
 }
 SERIES = tuple(SERIES_UNITS)
+# Series with one value per ISO week, stored in the hourly lake at the week's start hour: Monday
+# 00:00 on the zone's wall clock, in UTC (`forecasting.weekly`). Their rows are not hours of a
+# continuous hourly series: gap counts and repairs expect one row per week.
+RESERVOIR_FILLING = "reservoir_filling"
+RESERVOIR_NORMAL = ("reservoir_normal_min", "reservoir_normal_median", "reservoir_normal_max")
+WEEKLY_SERIES = frozenset({RESERVOIR_FILLING, *RESERVOIR_NORMAL})
 
 _UTC_COLUMNS = (DELIVERY_HOUR, PUBLISHED_AT, RETRIEVED_AT)
 NS_PER_HOUR = 3_600_000_000_000

@@ -5,11 +5,14 @@ landed, P(settle > X) from the stored samples, exports, and the one-line refusal
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import openpyxl
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from forwards_testing import HEADER, write_csv
 from spotcast_testing import issue_tiny_forecast, tiny_config
@@ -133,6 +136,33 @@ def test_out_writes_the_product_view_with_the_probability_column(config, tmp_pat
     assert set(table["zone"]) == set(ZONES) and table["p_settle_above_40"].between(0, 1).all()
 
 
+def test_out_xlsx_writes_the_issue_as_a_workbook_with_the_probability_column(config, tmp_path, capsys):
+    """`products --out x.xlsx`: the stored issue's hourly sheet per asked zone, Weekly, and the shown
+    products with P(settle > X) from the stored samples, as a trader opens it."""
+    out = tmp_path / "products.xlsx"
+    args = ["products", "--config", config, "--zones", "NO1", "--kinds", "week", "month", "--above", "40"]
+
+    assert main([*args, "--out", str(out)]) == EXIT_OK
+    assert f"written to {out}" in capsys.readouterr().out
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["NO1", "Weekly", "Products", "About"]
+    products = read_product_forecast(_lake(config), zones=["NO1"])
+    shown = products.table["kind"].isin(["week", "month"]).to_numpy()
+    rows = list(book["Products"].iter_rows(values_only=True))
+    column = {header: i for i, header in enumerate(rows[0])}
+    assert [r[column["product"]] for r in rows[1:]] == list(products.table["product"][shown])
+    assert {r[column["kind"]] for r in rows[1:]} == {"week", "month"}
+    np.testing.assert_allclose(
+        [r[column["P(settle > 40 EUR/MWh)"]] for r in rows[1:]],
+        probability_above(products, 40.0)[shown],
+        rtol=1e-15,
+    )
+    assert book["Products"].cell(2, column["P(settle > 40 EUR/MWh)"] + 1).number_format == "0%"
+    hourly = list(book["NO1"].iter_rows(min_row=2, values_only=True))
+    assert len(hourly) == 672 and hourly[0][0] == datetime(2019, 3, 7, 0, 0)
+    assert {r[0] for r in book["Weekly"].iter_rows(min_row=2, values_only=True)} == {"NO1"}
+
+
 def test_a_bad_out_is_refused_in_one_line_before_anything_is_read(config, tmp_path, capsys):
     folder = tmp_path / "products.csv"
     folder.mkdir()
@@ -151,6 +181,25 @@ def test_an_instant_without_a_stored_issue_says_how_to_issue_one(config, capsys)
     assert main(["products", "--config", config, "--as-of", "2019-03-01T12:00"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "no forecast issued on 2019-03-01" in err and "spotcast forecast --as-of 2019-03-01T12:00" in err
+
+
+def test_an_issue_of_a_model_without_covariates_shows_its_products(config, capsys):
+    # Such a model has no input status rows: the issue instant is its forecast rows'.
+    inputs = Path(load_settings(config).lake_root, "forecast_inputs", "issue_date=2019-03-05", "data.parquet")
+    pq.write_table(pq.read_table(inputs).slice(0, 0), inputs)
+
+    assert main(["products", "--config", config]) == EXIT_OK
+    assert "products of the issue of 2019-03-05 (issued 2019-03-05 13:30 UTC)" in capsys.readouterr().out
+
+
+def test_an_issue_stored_without_its_products_says_how_to_reissue_it(config, capsys):
+    shutil.rmtree(Path(load_settings(config).lake_root) / "products")
+
+    assert main(["products", "--config", config]) == EXIT_ERROR
+    assert (
+        "spotcast: the issue of 2019-03-05 was stored without its products: re-issue it with "
+        "`spotcast forecast --as-of 2019-03-05T13:30`"
+    ) in capsys.readouterr().err
 
 
 def test_products_are_hive_partitioned_parquet_that_duckdb_reads(config):

@@ -172,26 +172,23 @@ def test_horizon_week_is_the_week_of_the_last_forecast_hour(monday_start):
     assert weeks["2023-W30 peak"] == 4
 
 
-def test_week_across_the_spring_dst_change_delivers_167_hours():
-    forecast = product_forecast(_local_hour_paths("2023-03-20"), NOTHING_SETTLED, PEAK)
-    week, _ = _product(forecast, "2023-W12 base")
-    day, day_samples = _product(forecast, "2023-03-26 base")
+@pytest.mark.parametrize(
+    ("monday", "week", "day", "week_hours", "local_hours"),
+    [
+        # Local 02:00 does not exist on 26 March: the hours 0 … 23 without 2.
+        pytest.param("2023-03-20", "2023-W12", "2023-03-26", 167, [*range(2), *range(3, 24)], id="spring"),
+        # Local 02:00 happens twice on 29 October.
+        pytest.param("2023-10-23", "2023-W43", "2023-10-29", 169, [*range(24), 2], id="autumn"),
+    ],
+)
+def test_week_across_a_dst_change_delivers_167_or_169_hours(monday, week, day, week_hours, local_hours):
+    forecast = product_forecast(_local_hour_paths(monday), NOTHING_SETTLED, PEAK)
+    week_row, _ = _product(forecast, f"{week} base")
+    day_row, day_samples = _product(forecast, f"{day} base")
 
-    assert week[HOURS] == 167
-    assert day[HOURS] == 23
-    # Local 02:00 does not exist on 26 March: the hours 0 … 23 without 2.
-    assert np.allclose(day_samples, (276 - 2) / 23 + np.array([0.0, 10.0, 20.0]))
-
-
-def test_week_across_the_autumn_dst_change_delivers_169_hours():
-    forecast = product_forecast(_local_hour_paths("2023-10-23"), NOTHING_SETTLED, PEAK)
-    week, _ = _product(forecast, "2023-W43 base")
-    day, day_samples = _product(forecast, "2023-10-29 base")
-
-    assert week[HOURS] == 169
-    assert day[HOURS] == 25
-    # Local 02:00 happens twice on 29 October.
-    assert np.allclose(day_samples, (276 + 2) / 25 + np.array([0.0, 10.0, 20.0]))
+    assert week_row[HOURS] == week_hours
+    assert day_row[HOURS] == len(local_hours)
+    assert np.allclose(day_samples, sum(local_hours) / len(local_hours) + np.array([0.0, 10.0, 20.0]))
 
 
 @pytest.mark.parametrize("week", ["2023-W12 peak", "2023-W13 peak"])

@@ -12,12 +12,13 @@ A feed answers a `SeriesRequest` (zone, series, UTC interval) with a tidy series
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import pandas as pd
 
-from forecasting.config import Zone
+from forecasting.config import ConfigError, FeedConfig, Settings, Zone
 from forecasting.errors import SpotcastError
 from forecasting.schema import (
     DELIVERY_HOUR,
@@ -90,6 +91,24 @@ class Feed(Protocol):
     def fetch(self, request: SeriesRequest) -> pd.DataFrame:
         """Return the tidy series frame for `request` (hours inside [start, end) only)."""
         ...
+
+
+def http_feed_config(
+    settings: Settings, feed_name: str, kind: str, publisher: str, supported: Sequence[str]
+) -> FeedConfig:
+    """`settings.feeds[feed_name]`, checked to be a feed of `kind` with a base_url, asking only for
+    series that `publisher` (as messages name it) serves; ConfigError says what is not so."""
+    config = settings.feeds.get(feed_name)
+    if config is None or config.kind != kind:
+        raise ConfigError(f"feeds.{feed_name}: no feed of kind '{kind}' configured")
+    if not config.base_url:
+        raise ConfigError(f"feeds.{feed_name}.base_url is required")
+    unsupported = [s for s in config.series if s not in supported]
+    if unsupported:
+        raise ConfigError(
+            f"feeds.{feed_name}.series: {unsupported} not served by {publisher}; supported: {list(supported)}"
+        )
+    return config
 
 
 def to_series_frame(

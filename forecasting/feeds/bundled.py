@@ -1,7 +1,8 @@
 """The bundled real history: reading deepforkit-format CSVs (local wall clock, 24 rows a day, 0 = missing)
 into UTC tidy rows, and the compressed Parquet copy that ships in `data/bundled/`; and a user's own
 CSV or Excel file as it is, described by the replay feed's `format` (config.SourceFormat: a column
-map, the time stamps' format and clock, what marks a missing value; docs/own_zone.md).
+map, the time stamps' format and clock, what marks a missing value; docs/own_zone.md). A source
+folder's `hydro/` subfolder (the bundled one has it) adds NVE's weekly reservoir statistics.
 
 The CSVs have 24 rows for every local day: on the spring-forward day the non-existent 02:00 row is a
 forward-filled copy (dropped here, giving a 23-hour day), on the autumn day the 02:00 row is the mean
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import DataError
+from forecasting.feeds.nve_tables import HYDRO_FOLDER, has_bundled_hydro, read_bundled_hydro
 from forecasting.schema import DELIVERY_HOUR, SERIES_COL, SERIES_UNITS, UNIT, VALUE, ZONE
 
 if TYPE_CHECKING:
@@ -305,7 +307,8 @@ def read_history_source(
     source: str | Path, zone_timezones: dict[str, str], file_format: SourceFormat | None = None
 ) -> pd.DataFrame:
     """Read a replay source: a bundled Parquet file/dir, or CSV/Excel files (a file or a dir) read
-    as `file_format` says (default: the deepforkit format)."""
+    as `file_format` says (default: the deepforkit format); a folder's `hydro/` subfolder holds
+    NVE's weekly reservoir statistics (`forecasting.feeds.nve_tables`)."""
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"replay source {source} does not exist")
@@ -327,6 +330,8 @@ def read_history_source(
         raise FileNotFoundError(
             f"replay source {source} holds no file for the configured zones {sorted(zone_timezones)}"
         )
+    if source.is_dir() and has_bundled_hydro(source):  # NVE's weekly hydro balance beside the prices
+        frames.append(read_bundled_hydro(source / HYDRO_FOLDER, zone_timezones))
     history = pd.concat(frames, ignore_index=True)
     history[DELIVERY_HOUR] = pd.to_datetime(history[DELIVERY_HOUR], utc=True)
     return history.astype({ZONE: str, SERIES_COL: str, UNIT: str})

@@ -32,9 +32,10 @@ from forecasting.feeds.base import (
     MalformedResponse,
     SeriesRequest,
     hourly_mean,
+    http_feed_config,
     to_series_frame,
 )
-from forecasting.feeds.http import Answer, http_get, looks_like_html
+from forecasting.feeds.http import Answer, http_get, json_body
 from forecasting.publication import published_at
 
 LOGGER = logging.getLogger("spotcast.feeds.energy_charts")
@@ -137,14 +138,7 @@ def check_status(response: Answer, what: str) -> None:
 
 def parse_body(response: Answer, what: str) -> dict:
     """The JSON object of a 200 answer; empty answers, HTML pages and broken JSON are malformed."""
-    if not response.content.strip():
-        raise MalformedResponse(f"{what}: empty answer")
-    if looks_like_html(response):
-        raise MalformedResponse(f"{what}: got an HTML page instead of JSON")
-    try:
-        body = response.json()
-    except ValueError as exc:  # json's JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise MalformedResponse(f"{what}: body is not valid JSON (truncated?): {exc}") from exc
+    body = json_body(response, what)
     if not isinstance(body, dict):
         raise MalformedResponse(f"{what}: expected a JSON object, got {type(body).__name__}")
     if body.get(DEPRECATED) is True:
@@ -234,17 +228,7 @@ class EnergyChartsFeed:
         cls, settings: Settings, feed_name: str = "energy_charts"
     ) -> EnergyChartsFeed:
         """Build the feed from `settings.feeds[feed_name]` and the rules of its series."""
-        config = settings.feeds.get(feed_name)
-        if config is None or config.kind != "energy_charts":
-            raise ConfigError(f"feeds.{feed_name}: no feed of kind 'energy_charts' configured")
-        if not config.base_url:
-            raise ConfigError(f"feeds.{feed_name}.base_url is required")
-        unsupported = [s for s in config.series if s not in ENDPOINTS]
-        if unsupported:
-            raise ConfigError(
-                f"feeds.{feed_name}.series: {unsupported} not served by Energy-Charts; "
-                f"supported: {list(SUPPORTED_SERIES)}"
-            )
+        config = http_feed_config(settings, feed_name, "energy_charts", "Energy-Charts", SUPPORTED_SERIES)
         unruled = [s for s in config.series if s not in settings.series]
         if unruled:
             raise ConfigError(f"feeds.{feed_name}.series: no publication rule for {unruled}")

@@ -13,6 +13,8 @@ Answers and what they become:
                                           made of those TimeSeries only
 * document whose TimeSeries are all of another zone or type (e.g. solar where wind was asked)
                                         → `MalformedResponse` naming what was found
+* weekly (P7D) periods for an hourly series, or hourly ones for the weekly reservoir filling (A72),
+  or an A72 quantity in a unit other than MWh/GWh/TWh → `MalformedResponse`
 * document without TimeSeries, or Acknowledgement "No matching data found" (HTTP 200 or 400)
                                         → `DataNotAvailable`
 * other Acknowledgement (bad parameters, range > 1 year, too many documents) → `RequestRejected`
@@ -26,6 +28,11 @@ publication rule (`rules`, passed by `from_settings`), published_at follows that
 zone's time zone, exactly as for the replay feed; without a rule it is the document's
 `createdDateTime` (the retrieval time when absent). Either way it is never later than
 retrieved_at: the value was evidently public when we held it.
+
+Reservoir filling (A72, process A16, the hydro balance of any zone with reservoirs): weekly points
+(stored energy at the end of each week, MWh) become one row per ISO week at the week's start hour
+on the zone's clock (`forecasting.weekly`), in TWh. ENTSO-E publishes them on the third working day
+after the week; the configured weekly rule (NVE's Wednesday 13:00) stamps them.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ from forecasting.feeds.base import (
 )
 from forecasting.feeds.entsoe_xml import (
     DOCUMENT_PROCESS_TYPE,
+    WEEK,
+    WEEKLY_RESOLUTION,
     Acknowledgement,
     MarketDocument,
     TimeSeries,
@@ -54,6 +63,8 @@ from forecasting.feeds.entsoe_xml import (
 )
 from forecasting.feeds.http import Answer, QueryToken, http_get, looks_like_html, require_https
 from forecasting.publication import published_at
+from forecasting.schema import RESERVOIR_FILLING
+from forecasting.weekly import week_starts_of
 
 # Query parameter names (case sensitive, per the API guide).
 TOKEN_PARAM = "securityToken"
@@ -92,6 +103,7 @@ class DocumentQuery:
     process_type: str | None = None  # processType; the answer's process.processType
     market_agreement: str | None = None  # contract_MarketAgreement.type; each TimeSeries' own
     psr_type: str | None = None  # psrType; each TimeSeries' MktPSRType/psrType
+    weekly: bool = False  # P7D points → one row per ISO week (reservoir filling), else hourly values
 
     def params(self) -> dict[str, str]:
         """The query parameters that select the document and its types (no zone, no period)."""
@@ -141,7 +153,13 @@ QUERIES: dict[str, DocumentQuery] = {
     "solar_da": DocumentQuery(
         "A69", ("in_Domain",), "inBiddingZone_Domain.mRID", process_type="A01", psr_type="B16"
     ),
+    RESERVOIR_FILLING: DocumentQuery(
+        "A72", ("in_Domain",), "inBiddingZone_Domain.mRID", process_type="A16", weekly=True
+    ),
 }
+# The A72 quantity's unit (quantity_Measure_Unit.name) → factor to TWh; a document that states none
+# is read as MWh, the unit ENTSO-E publishes it in.
+ENERGY_UNITS: dict[str, float] = {"MWH": 1e-6, "GWH": 1e-3, "TWH": 1.0}
 
 
 def query_params(request: SeriesRequest) -> dict[str, str]:
@@ -239,8 +257,10 @@ class EntsoeFeed:
         document = self._classify(self._get(query_params(chunk), what), what)
         if not document.time_series:
             raise DataNotAvailable(f"{what}: the document holds no TimeSeries")
-        ours = _matching_series(document, QUERIES[chunk.series], chunk.zone.eic, what)
-        values = hourly_values(ours)
+        query = QUERIES[chunk.series]
+        ours = _matching_series(document, query, chunk.zone.eic, what)
+        _check_resolutions(ours, query, what)
+        values = _weekly_values(ours, chunk.zone.timezone, what) if query.weekly else hourly_values(ours)
         # Prices come in whole local days: clip, or a day straddling two chunks would appear twice.
         inside = (values.index >= chunk.start) & (values.index < chunk.end)
         return values[inside], document.created_at
@@ -277,6 +297,34 @@ def _matching_series(
             f"{what}: no TimeSeries of the requested zone and type in the answer (found {found})"
         )
     return ours
+
+
+def _check_resolutions(ours: list[TimeSeries], query: DocumentQuery, what: str) -> None:
+    """Weekly periods only in the weekly series, and only weekly periods there."""
+    resolutions = {period.resolution for series in ours for period in series.periods}
+    if query.weekly and resolutions - {WEEK}:
+        raise MalformedResponse(f"{what}: expected weekly ({WEEKLY_RESOLUTION}) periods, found {sorted(resolutions)}")
+    if not query.weekly and WEEK in resolutions:
+        raise MalformedResponse(f"{what}: weekly ({WEEKLY_RESOLUTION}) periods in an hourly series")
+
+
+def _weekly_values(ours: list[TimeSeries], timezone: str, what: str) -> pd.Series:
+    """Weekly points in TWh by the start hour of their local ISO week (the week holding the middle
+    of the point's interval: a point stepped 7 × 24 h from a period start across a clock change is
+    an hour off the local week start). The first TimeSeries wins a week given twice."""
+    parts = []
+    for series in ours:
+        unit = (series.measure_unit or "MWH").upper()
+        if unit not in ENERGY_UNITS:
+            raise MalformedResponse(f"{what}: reservoir filling in {unit!r}; expected one of {list(ENERGY_UNITS)}")
+        for period in series.periods:
+            middle = pd.DatetimeIndex(period.values.index) + WEEK / 2
+            weeks = week_starts_of(middle, timezone)
+            parts.append(pd.Series(period.values.to_numpy() * ENERGY_UNITS[unit], index=weeks))
+    if not parts:
+        return pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz="UTC"))
+    values = pd.concat(parts)
+    return values[~values.index.duplicated(keep="first")].sort_index()
 
 
 def _acknowledgement_error(ack: Acknowledgement, status: int, what: str) -> FeedError:

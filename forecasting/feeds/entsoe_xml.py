@@ -9,6 +9,9 @@ for load and generation), and merging a document's TimeSeries into one hourly se
 * Hostile XML is refused by defusedxml before anything is expanded: no DTD is accepted at all,
   so entity expansion ("billion laughs") and external entities (XXE) never run.
 * Anything that is not a well-formed document of the expected shape raises `MalformedResponse`.
+* Resolutions: those that tile an hour (PT15M, PT30M, PT60M) and the week (P7D, reservoir filling
+  A72). A weekly period may be an hour short or long: ENTSO-E's weeks are local weeks, so one with
+  a clock change has 167 or 169 hours; its points step by 7 × 24 h from the period start.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ TIME_SERIES = "TimeSeries"
 MARKET_AGREEMENT = "contract_MarketAgreement.type"  # prices: A01 day-ahead, A07 intraday
 PSR = "MktPSRType"
 PSR_TYPE = "psrType"  # B16 solar, B19 wind onshore, ...
+MEASURE_UNIT = "quantity_Measure_Unit.name"  # GL documents: MAW (MW), MWH (A72 reservoir filling)
 CURVE_TYPE = "curveType"
 SEQUENCE_POSITION = "classificationSequence_AttributeInstanceComponent.position"
 DOMAIN_SUFFIX = "_Domain.mRID"  # in_Domain.mRID, outBiddingZone_Domain.mRID, ...
@@ -61,6 +65,8 @@ CURVE_BLOCKS = "A03"
 
 _RESOLUTION_PATTERN = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?$")
 _HOUR = pd.Timedelta(hours=1)
+WEEKLY_RESOLUTION = "P7D"
+WEEK = pd.Timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class TimeSeries:
     periods: tuple[Period, ...]
     market_agreement: str | None = None  # absent from older price documents
     psr_type: str | None = None  # production type of generation documents
+    measure_unit: str | None = None  # quantity_Measure_Unit.name of GL documents (MAW, MWH)
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,8 @@ def _utc(text: str) -> pd.Timestamp:
 
 
 def _resolution(text: str) -> pd.Timedelta:
+    if text == WEEKLY_RESOLUTION:
+        return WEEK
     match = _RESOLUTION_PATTERN.match(text)
     step = pd.Timedelta(hours=int(match[1] or 0), minutes=int(match[2] or 0)) if match else None
     # Hourly output needs intervals that tile the hour: PT15M, PT30M, PT60M (PT1H).
@@ -222,6 +231,7 @@ def _time_series(element: Element) -> TimeSeries:
         periods=tuple(_period(p, curve) for p in _children(element, PERIOD)),
         market_agreement=_optional_text(element, MARKET_AGREEMENT),
         psr_type=_psr_type(element),
+        measure_unit=_optional_text(element, MEASURE_UNIT),
     )
 
 
@@ -235,6 +245,9 @@ def _period(element: Element, curve: str) -> Period:
     start, end = _utc(_text(interval, START)), _utc(_text(interval, END))
     resolution = _resolution(_text(element, RESOLUTION))
     slots, rest = divmod(end - start, resolution)
+    if resolution == WEEK and rest:  # a local week with a clock change: 167 or 169 hours
+        slots, rest = round((end - start) / WEEK), min(rest, WEEK - rest)
+        rest = rest if rest > _HOUR else pd.Timedelta(0)
     if slots <= 0 or rest:
         raise ValueError(f"period {start}..{end} is not a whole number of {resolution} steps")
     points = _points(element, slots)

@@ -337,6 +337,19 @@ def looks_like_html(answer: Answer) -> bool:
     return "html" in content_type or head.startswith((b"<!doctype html", b"<html"))
 
 
+def json_body(answer: Answer, what: str) -> Any:
+    """The JSON of a 200 answer's body; an empty body, an HTML page and broken JSON are a
+    MalformedResponse that says which (JSON nested past Python's recursion limit is a RecursionError)."""
+    if not answer.content.strip():
+        raise MalformedResponse(f"{what}: empty answer")
+    if looks_like_html(answer):
+        raise MalformedResponse(f"{what}: got an HTML page instead of JSON")
+    try:
+        return answer.json()
+    except ValueError as exc:  # json's JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise MalformedResponse(f"{what}: body is not valid JSON (truncated?): {exc}") from exc
+
+
 def _checked(answer: Answer, what: str) -> Answer:
     if answer.status == 429:
         wait = retry_after_seconds(answer.headers.get("Retry-After"))

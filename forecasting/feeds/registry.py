@@ -10,6 +10,7 @@ from forecasting.config import ConfigError, Settings
 from forecasting.feeds import entsoe
 from forecasting.feeds.base import Feed
 from forecasting.feeds.energy_charts import EnergyChartsFeed
+from forecasting.feeds.nve import NveFeed
 from forecasting.feeds.replay import ReplayFeed, utc_now
 
 
@@ -37,6 +38,8 @@ def build_feed(settings: Settings, name: str, clock: Callable[[], pd.Timestamp] 
         return ReplayFeed.from_settings(settings, clock=clock, feed_name=name)
     if kind == "entsoe":
         return entsoe.from_settings(settings, feed_name=name)
+    if kind == "nve":
+        return NveFeed.from_settings(settings, feed_name=name)
     return EnergyChartsFeed.from_settings(settings, feed_name=name)
 
 

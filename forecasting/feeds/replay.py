@@ -1,6 +1,7 @@
-"""The offline default feed: serves recorded history (the bundled NO1–NO5 data, or any file in the
-same format) *as if live*. With a settable clock it returns only what had been published by then,
-so the daily flow can run for any past date and evaluation cannot peek ahead.
+"""The offline default feed: serves recorded history (the bundled NO1–NO5 data with NVE's weekly
+hydro balance, or any file in the same format) *as if live*. With a settable clock it returns only
+what had been published by then, so the daily flow can run for any past date and evaluation cannot
+peek ahead.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _stamped_pairs(
     pairs = {}
     for (zone, series), rows in history.dropna(subset=[VALUE]).groupby([ZONE, SERIES_COL], sort=True):
         if series not in publication:
-            raise KeyError(f"no publication rule configured for series {series!r}")
+            continue  # no feed can be asked for a series without a rule (registry.series_sources)
         rows = rows.sort_values(DELIVERY_HOUR).reset_index(drop=True)
         hours = pd.DatetimeIndex(rows[DELIVERY_HOUR])
         rows[PUBLISHED_AT] = published_at(hours, publication[series], zone_timezones[zone])

@@ -24,6 +24,7 @@ from forecasting.ingest.pull import PullPlan
 from forecasting.lake.check import corrupt_curated_files, quarantine
 from forecasting.lake.files import CorruptFile, LakeFS, write_lock
 from forecasting.lake.series_store import landed_hours
+from forecasting.weekly import expected_stamps
 
 # Holes closer than this are pulled in one request: fewer pulls, and re-pulled hours land unchanged.
 MERGE_GAP = pd.Timedelta(days=7)
@@ -95,7 +96,7 @@ def find_holes(
                 continue
             present, bad = landed_hours(lake, zone.name, series)
             unreadable += bad
-            expected = pd.date_range(first, stop, freq="h", inclusive="left")
+            expected = expected_stamps(series, first, stop, zone.timezone)  # a weekly series: its weeks
             holes += _runs(zone.name, series, expected.difference(present))
     return holes, unreadable
 

@@ -33,6 +33,7 @@ from forecasting.ingest.repair import find_holes, plan_repair, set_aside_corrupt
 from forecasting.lake.files import LakeFS
 from forecasting.lake.forward_store import LandedForwards, forward_files, land_forwards
 from forecasting.lake.series_store import newest_landed
+from forecasting.schema import WEEKLY_SERIES
 
 log = logging.getLogger("spotcast.ingest")
 
@@ -204,8 +205,10 @@ def say_history_before_start(settings: Settings) -> None:
     for name, feed in settings.enabled_feeds().items():
         if feed.kind != "replay":
             continue
+        # the weekly hydro balance reaches back to 1995 by nature: only the hourly series are news
+        hourly = tuple(series for series in feed.series if series not in WEEKLY_SERIES)
         try:
-            before = ReplayFeed.from_settings(settings, feed_name=name).rows_before(history_start, feed.series)
+            before = ReplayFeed.from_settings(settings, feed_name=name).rows_before(history_start, hourly)
         except (SpotcastError, OSError, KeyError, ValueError):
             continue  # an unreadable recording: its pulls say what is wrong with it
         # not the hours of the start's local day before UTC midnight (the bundled 2015-01-01 00:00 CET)

@@ -23,7 +23,7 @@ from forecasting.lake.series_store import read_series
 from forecasting.lake.track_record import LakeTrackRecord
 from forecasting.model.pipeline import DeepARPipeline
 from forecasting.products import ProductForecast, forward_view
-from forecasting.reports.export import check_destination, export_table
+from forecasting.reports.export import check_destination, export_table, is_workbook
 from forecasting.schema import SERIES_COL, ZONE
 
 log = logging.getLogger("spotcast.forecast")
@@ -65,7 +65,8 @@ def issue_forecast(
     out: Path | None = None,
 ) -> IssuedForecast:
     """Forecast from the rows published by `issued_at` and store the issue (replacing a re-issue).
-    `out` is checked before anything is computed, so a bad destination stores nothing."""
+    `out`: also the forecast frame as .csv/.parquet, or the issue as an .xlsx workbook (a sheet per
+    zone, Weekly, Products); checked before anything is computed, so a bad destination stores nothing."""
     if out is not None:
         check_destination(out)
     lake = LakeFS.of(settings)
@@ -86,7 +87,12 @@ def issue_forecast(
         stored = ProductForecast(view, record.products.samples)  # the view keeps the products' row order
         files = write_forecast(lake, forecast, inputs, issue_date, paths=record.paths, products=stored)
         step.advance(detail=f"stored the issue of {issue_date}")
-    if out is not None:
+    if out is not None and is_workbook(out):
+        from forecasting.reports.workbook import write_workbook
+
+        timezones = {zone.name: zone.timezone for zone in settings.zones}
+        files.append(str(write_workbook(out, forecast, view, timezones, issue_date=issue_date)))
+    elif out is not None:
         files.append(str(export_table(forecast, out)))
     log.info("issued %s forecast of %s with %s", issue_date, ", ".join(model.zones_), model.model_id_)
     return IssuedForecast(issue_date, forecast, inputs, files, record.products, view)

@@ -1,6 +1,6 @@
 """Report job: the analyst bundle of one issue (fan charts, tables, data quality, calendar products
-next to the forwards) in the lake's reports area, mirrored as Prefect artifacts when running inside a
-flow."""
+next to the forwards, the hydro balance) in the lake's reports area, mirrored as Prefect artifacts
+when running inside a flow."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from forecasting.lake.series_store import read_series, scan_lake
 from forecasting.lake.track_record import LakeTrackRecord
 from forecasting.reports.data_quality import due_hours
 from forecasting.reports.publish import publish_prefect_artifacts, write_report_bundle
-from forecasting.schema import ISSUED_AT, MODEL_ID, PRICE
+from forecasting.schema import ISSUED_AT, MODEL_ID, PRICE, WEEKLY_SERIES
 
 RECENT_DAYS = 28  # history drawn and gap-checked beside the forecast
+HYDRO_WEEKS = 53  # the hydro balance: the chart draws a year of weeks, the table the newest two
 
 
 def reports_folder(lake: LakeFS, issued: IssuedForecast) -> str:
@@ -47,6 +48,13 @@ def write_daily_report(
     recent = read_series(
         lake, zones=settings.zone_names, start=issued_at - pd.Timedelta(days=RECENT_DAYS), as_of=issued_at
     )
+    hydro = read_series(
+        lake,
+        series=sorted(WEEKLY_SERIES),
+        zones=settings.zone_names,
+        start=issued_at - pd.Timedelta(weeks=HYDRO_WEEKS),
+        as_of=issued_at,
+    )
     folder = reports_folder(lake, issued)
     with lake.staged(folder) as local:
         bundle = write_report_bundle(
@@ -61,6 +69,7 @@ def write_daily_report(
             due=due_hours(settings.series, timezones, issued_at),
             track_record=scored_track_record(lake, issued, timezones),
             products=issued.view,
+            hydro=hydro if not hydro.empty else None,
         )
         if publish:
             publish_prefect_artifacts(bundle)

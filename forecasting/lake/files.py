@@ -180,6 +180,14 @@ class LakeFS:
     def exists(self, path: str) -> bool:
         return self.fs.exists(path)
 
+    def partitions(self, folder: str, key: str) -> list[str]:
+        """The values of the `key=<value>` folders right below `folder`, as listed (none when
+        `folder` does not exist)."""
+        if not self.exists(folder):
+            return []
+        names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)]
+        return [n.split("=", 1)[1] for n in names if n.startswith(f"{key}=")]
+
     def shown(self, path: str) -> str:
         """`path` as a user finds it: a local path as it is, elsewhere its URL (s3://bucket/…)."""
         return path if self.is_local else self.fs.unstrip_protocol(path)

@@ -25,9 +25,10 @@ import pyarrow as pa
 
 from forecasting.errors import MissingData
 from forecasting.lake.files import LakeFS
+from forecasting.lake.forward_store import read_forwards
 from forecasting.lake.track_record import paths_of_table, paths_table
 from forecasting.paths import PATH_DTYPE, IssuePaths
-from forecasting.products import ProductForecast
+from forecasting.products import ProductForecast, forward_view
 from forecasting.schema import FORECAST_COLUMNS, ISSUED_AT, ZONE
 
 FORECASTS = "forecasts"
@@ -83,11 +84,7 @@ def write_forecast(
 
 
 def issue_dates(lake: LakeFS) -> list[date]:
-    folder = lake.path(FORECASTS)
-    if not lake.exists(folder):
-        return []
-    names = [p.rsplit("/", 1)[-1] for p in lake.fs.ls(folder, detail=False)]
-    return sorted(date.fromisoformat(n.split("=", 1)[1]) for n in names if n.startswith(f"{ISSUE_DATE}="))
+    return sorted(date.fromisoformat(day) for day in lake.partitions(lake.path(FORECASTS), ISSUE_DATE))
 
 
 def read_forecast(
@@ -148,6 +145,21 @@ def read_products(
     return read_product_forecast(lake, issue_date, zones).table
 
 
+def read_issued_products(
+    lake: LakeFS, issue_date: date, issued_at: pd.Timestamp, zones: list[str] | None = None
+) -> ProductForecast:
+    """The products issued on `issue_date` as `spotcast products` and the API show them: the forward
+    view recomputed from the stored samples against the forwards the lake holds published by
+    `issued_at`, the issue instant (a file landed after the forecast counts when its trade date
+    settled before it); an issue stored without samples keeps the view it was stored with.
+    MissingData when the issue was stored without products."""
+    products = read_product_forecast(lake, issue_date, zones)
+    if products.samples.shape[1] == 0:
+        return products
+    forwards = read_forwards(lake, as_of=issued_at, zones=zones)
+    return ProductForecast(forward_view(products, forwards), products.samples)
+
+
 def read_paths(lake: LakeFS, issue_date: date | None = None) -> IssuePaths:
     """The calibrated sample paths issued on `issue_date` (default: the latest issue)."""
     issue_date = issue_date or _latest(lake)
@@ -166,3 +178,11 @@ def _latest(lake: LakeFS) -> date:
 
 def read_forecast_inputs(lake: LakeFS, issue_date: date) -> pd.DataFrame:
     return lake.read_table(f"{_folder(lake, FORECAST_INPUTS, issue_date)}/{DATA_FILE}").to_pandas()
+
+
+def issued_at_of(lake: LakeFS, issue_date: date) -> pd.Timestamp:
+    """The instant of the issue of `issue_date`: its input status rows' `issued_at`, or its forecast
+    rows' for a model without covariates (which has no input rows)."""
+    inputs = read_forecast_inputs(lake, issue_date)
+    rows = inputs if len(inputs) else read_forecast(lake, issue_date)
+    return pd.Timestamp(rows[ISSUED_AT].iloc[0])

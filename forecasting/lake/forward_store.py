@@ -93,11 +93,7 @@ def trade_date_file(lake: LakeFS, trade_date: date) -> str:
 
 
 def landed_trade_dates(lake: LakeFS) -> list[date]:
-    folder = lake.path(FORWARDS)
-    if not lake.exists(folder):
-        return []
-    names = [p.rsplit("/", 1)[-1] for p in lake.fs.ls(folder, detail=False)]
-    return sorted(date.fromisoformat(n.split("=", 1)[1]) for n in names if n.startswith(f"{TRADE_DATE}="))
+    return sorted(date.fromisoformat(day) for day in lake.partitions(lake.path(FORWARDS), TRADE_DATE))
 
 
 def _read_trade_date(lake: LakeFS, trade_date: date) -> pd.DataFrame:

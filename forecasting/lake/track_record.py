@@ -113,11 +113,7 @@ class LakeTrackRecord:
 
     def issues(self, model_id: str) -> list[pd.Timestamp]:
         """Issue instants stored for `model_id`, oldest first."""
-        folder = self.lake.path(TRACK_RECORD, f"model_id={model_id}")
-        if not self.lake.exists(folder):
-            return []
-        names = [p.rsplit("/", 1)[-1] for p in self.lake.fs.ls(folder, detail=False)]
-        stamps = [n.split("=", 1)[1] for n in names if n.startswith(f"{ISSUED_AT}=")]
+        stamps = self.lake.partitions(self.lake.path(TRACK_RECORD, f"model_id={model_id}"), ISSUED_AT)
         return sorted(pd.to_datetime(stamps, format=STAMP, utc=True))
 
     def read(self, model_id: str) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import pandas as pd
 from forecasting.config import SeriesRule
 from forecasting.features.covariates import COVARIATE
 from forecasting.publication import newest_published_hour
-from forecasting.schema import DELIVERY_HOUR, SERIES_COL, ZONE
+from forecasting.schema import DELIVERY_HOUR, SERIES_COL, WEEKLY_SERIES, ZONE
 
 FEED = "feed"
 STATE = "state"
@@ -89,11 +89,12 @@ def due_hours(
 
 
 def gap_hours(recent: pd.DataFrame, as_of: pd.Timestamp, days: int = GAP_DAYS) -> pd.DataFrame:
-    """Per zone × series of `recent`: hours without a row between `as_of − days` and the series'
-    newest hour. Hours after the newest are not gaps: a late series is stale, which the ingest
-    status reports."""
+    """Per zone × hourly series of `recent`: hours without a row between `as_of − days` and the
+    series' newest hour. Hours after the newest are not gaps: a late series is stale, which the
+    ingest status reports. Weekly series (the hydro balance) are not gap-counted."""
     window_start = pd.Timestamp(as_of).floor("h") - pd.Timedelta(days=days)
-    rows = recent.loc[recent[DELIVERY_HOUR] >= window_start, [*KEYS, DELIVERY_HOUR]].drop_duplicates()
+    inside = ~recent[SERIES_COL].isin(WEEKLY_SERIES) & (recent[DELIVERY_HOUR] >= window_start)
+    rows = recent.loc[inside, [*KEYS, DELIVERY_HOUR]].drop_duplicates()
     counts = rows.groupby(KEYS)[DELIVERY_HOUR].agg(["size", "max"])
     expected = (counts["max"] - window_start) // pd.Timedelta(hours=1) + 1
     return (expected - counts["size"]).rename(GAP_HOURS).reset_index()

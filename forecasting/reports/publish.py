@@ -1,10 +1,11 @@
 """The report bundle of a daily run: one folder with a fan chart per zone (fan_<zone>.png), daily.csv,
 weekly.csv, data_quality.csv and summary.md (the tables in markdown, linking the charts); with the
 issue's products also products.csv (the forward view, every product) and a product chart per zone
-(products_<zone>.png). Its mirror as Prefect artifacts when the run is a Prefect flow run: the summary
-(markdown, created first), the weekly, data-quality and product tables, and each chart as an image
-artifact that carries the PNG itself (a data URI), so the UI shows it wherever the worker that drew it
-ran.
+(products_<zone>.png); with the hydro balance in the lake also hydro.csv (each zone's reservoir
+filling against its normal band) and hydro.png. Its mirror as Prefect artifacts when the run is a
+Prefect flow run: the summary (markdown, created first; the hydro table is in it), the weekly,
+data-quality and product tables, and each zone's chart as an image artifact that carries the PNG
+itself (a data URI), so the UI shows it wherever the worker that drew it ran.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from forecasting.evaluation.report import markdown_table
 from forecasting.products import KIND
 from forecasting.reports.data_quality import QUALITY_LEGEND, data_quality, quality_view, read_quality
 from forecasting.reports.fan_chart import fan_chart
+from forecasting.reports.hydro import HYDRO_HEADING, HYDRO_LEGEND, hydro_chart, hydro_table
 from forecasting.reports.product_chart import CHART_KINDS, product_chart
 from forecasting.reports.product_tables import (
     FORWARD_LEGEND,
@@ -51,6 +53,11 @@ CHARTS_NOTE = (
     "p70/p80); line: median (p50); black: actual prices; dashed: forecast start; local time."
 )
 PRODUCTS_HEADING = "## Calendar products"
+HYDRO_CHART_HEADING = "## Hydro balance chart"
+HYDRO_CHART_NOTE = (
+    "Per zone, the last year of weekly reservoir filling (line) against NVE's normal band for the same "
+    "ISO week (shaded min–max, dashed median), at the end of each week."
+)
 PRODUCT_CHARTS_HEADING = "## Product charts"
 PRODUCT_CHARTS_NOTE = (
     "Per product, the p10–p90 band of its settlement, the median (|) and the mean (•); the forward as a "
@@ -80,12 +87,15 @@ class ReportBundle:
     summary: Path
     products: Path | None = None  # the forward view of every product, when the issue has products
     product_charts: dict[str, Path] = field(default_factory=dict)  # zone → PNG
+    hydro: Path | None = None  # each zone's reservoir filling against its normal, when the lake has it
+    hydro_chart: Path | None = None
 
     @property
     def files(self) -> list[Path]:
         tables = [self.daily, self.weekly, self.data_quality, self.summary]
         products = [self.products] if self.products is not None else []
-        return [*self.fan_charts.values(), *tables, *products, *self.product_charts.values()]
+        hydro = [path for path in (self.hydro, self.hydro_chart) if path is not None]
+        return [*self.fan_charts.values(), *tables, *products, *self.product_charts.values(), *hydro]
 
 
 def frame_markdown(frame: pd.DataFrame) -> str:
@@ -141,6 +151,11 @@ def product_charts_markdown(charts: Mapping[str, str]) -> str:
     return f"{PRODUCT_CHARTS_HEADING}\n\n{PRODUCT_CHARTS_NOTE}\n\n{entries}\n"
 
 
+def hydro_chart_markdown(link: str) -> str:
+    """The hydro-balance chart section, the image at `link` (URL or relative path)."""
+    return f"{HYDRO_CHART_HEADING}\n\n{HYDRO_CHART_NOTE}\n\n![hydro balance]({link})\n"
+
+
 def summary_markdown(
     forecast: pd.DataFrame,
     summary: pd.DataFrame,
@@ -149,9 +164,11 @@ def summary_markdown(
     quality: pd.DataFrame,
     track_record: pd.DataFrame | None = None,
     products: pd.DataFrame | None = None,
+    hydro: pd.DataFrame | None = None,
 ) -> str:
     """summary.md without its chart sections: headline, four-week summary, the calendar products
-    (`products`, a forward view, when given), ISO weeks, last week's actual daily means, data
+    (`products`, a forward view, when given), ISO weeks, last week's actual daily means, the hydro
+    balance (`hydro`, a `reports.hydro.hydro_table`, when given), data
     quality (`quality_view`: short columns, those no input filled left out) and the model's track record
     (`forecasting.evaluation.track_record`), when it has delivered issues."""
     issued = pd.Timestamp(forecast[ISSUED_AT].max())
@@ -170,6 +187,7 @@ def summary_markdown(
         "Daily values: [daily.csv](daily.csv).",
         f"## Last 7 days, actual daily mean ({unit})",
         frame_markdown(last_days),
+        *([HYDRO_HEADING, frame_markdown(hydro), HYDRO_LEGEND] if hydro is not None else []),
         "## Data quality",
         frame_markdown(quality_view(quality)),
         QUALITY_LEGEND,
@@ -198,6 +216,7 @@ def write_report_bundle(
     due: pd.DataFrame | None = None,
     track_record: pd.DataFrame | None = None,
     products: pd.DataFrame | None = None,
+    hydro: pd.DataFrame | None = None,
 ) -> ReportBundle:
     """Write the bundle of `forecast` into the local folder `dest_dir` (created if needed).
 
@@ -208,7 +227,8 @@ def write_report_bundle(
     (`forecasting.lake.series_store.scan_lake(lake, as_of=…)`, `data_quality.due_hours`); `track_record` the model's
     scored past forecasts (`forecasting.evaluation.track_record.score_track_record`); `products` the
     issue's forward view (`forecasting.products.forward_view`): products.csv, a products section and
-    a product chart per zone.
+    a product chart per zone; `hydro` a tidy series frame of the weekly hydro series as known at the
+    issue (a year of weeks draws a year): hydro.csv, a hydro-balance section and hydro.png.
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
@@ -222,6 +242,9 @@ def write_report_bundle(
     if products is not None:
         product_zones = sorted(products.loc[products[KIND].isin(CHART_KINDS), ZONE].unique())
         product_charts = {z: product_chart(products, z, dest / f"products_{z}.png") for z in product_zones}
+    balance = hydro_table(hydro, timezones) if hydro is not None else None
+    if balance is not None and balance.empty:
+        balance = None  # the lake holds no filling of these zones (yet)
     bundle = ReportBundle(
         directory=dest,
         fan_charts=charts,
@@ -231,17 +254,23 @@ def write_report_bundle(
         summary=dest / "summary.md",
         products=None if products is None else dest / "products.csv",
         product_charts=product_charts,
+        hydro=None if balance is None else dest / "hydro.csv",
+        hydro_chart=None if balance is None else hydro_chart(hydro, timezones, dest / "hydro.png"),
     )
     daily_table(forecast).to_csv(bundle.daily, index=False, float_format="%.2f")
     weekly.to_csv(bundle.weekly, index=False, float_format="%.2f")
     quality.to_csv(bundle.data_quality, index=False, float_format="%.2f")
     if bundle.products is not None:
         products.to_csv(bundle.products, index=False, float_format="%.4f", date_format="%Y-%m-%dT%H:%M:%SZ")
+    if balance is not None:
+        balance.to_csv(bundle.hydro, index=False, float_format="%.3f")
     summary = summary_table(forecast, last_week)
-    body = summary_markdown(forecast, summary, weekly, last_week, quality, track_record, products)
+    body = summary_markdown(forecast, summary, weekly, last_week, quality, track_record, products, balance)
     sections = [charts_markdown({zone: path.name for zone, path in charts.items()})]
     if product_charts:
         sections.append(product_charts_markdown({zone: path.name for zone, path in product_charts.items()}))
+    if bundle.hydro_chart is not None:
+        sections.append(hydro_chart_markdown(bundle.hydro_chart.name))
     bundle.summary.write_text(body + "\n" + "\n".join(sections))
     return bundle
 

@@ -1,6 +1,6 @@
-"""The fault suite's fixtures: a small filled lake with its configuration file, the `spotcast` command
-run in this process, helper processes that hold the lake's lock or a temporary file, and the lake's
-content as file hashes (what "nothing already in the lake lost or changed" is checked against).
+"""The fault suite's fixtures: a small filled lake with its configuration file, a lake filled from a
+bring-your-own CSV, the `spotcast` command run in this process, helper processes that hold the
+lake's lock or a temporary file, and the lake's content as file hashes (what "nothing already in the lake lost or changed" is checked against).
 
 Every fault case ends with the same three checks: one clear line (`Outcome.message`), the
 documented exit code, and the lake's files unchanged (`Lake.hashes()` before and after).
@@ -16,8 +16,19 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from fault_kit import FILLED_AS_OF, HOLD, PROJECT_ROOT, Lake, Outcome, lake_config
+from fault_kit import (
+    BYO_AS_OF,
+    FILLED_AS_OF,
+    HOLD,
+    PROJECT_ROOT,
+    Lake,
+    Outcome,
+    byo_lake,
+    deepforkit_csv,
+    lake_config,
+)
 
 from forecasting.cli import main
 from forecasting.config import load_settings
@@ -47,6 +58,15 @@ def lake(tmp_path: Path, _filled_template: Path, zone_configs: list[dict], repla
     root = tmp_path / "lake"
     shutil.copytree(_filled_template, root)
     return Lake(root, lake_config(tmp_path, str(root), zone_configs, replay_feeds))
+
+
+@pytest.fixture
+def byo(tmp_path: Path, zone_configs: list[dict]) -> Lake:
+    """A lake of NO1 filled from a bring-your-own CSV (the replay source folder holds NO_1.csv)."""
+    lake = byo_lake(tmp_path, zone_configs)
+    deepforkit_csv(tmp_path / "byo" / "NO_1.csv")
+    assert backfill(lake.settings, as_of=pd.Timestamp(BYO_AS_OF, tz="UTC")).ok
+    return lake
 
 
 @pytest.fixture

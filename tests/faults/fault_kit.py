@@ -1,9 +1,15 @@
 """What the fault tests share (not a test module): the lake under test with its configuration file,
-its content as file hashes, and the outcome of a `spotcast` command."""
+its content as file hashes, a bring-your-own CSV lake, the outcome of a `spotcast` command, and a
+`spotcast` command run in a process of its own."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +20,11 @@ from forecasting.config import Settings, load_settings
 from forecasting.console import LOGS
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
+from forecasting.schema import DELIVERY_HOUR, SERIES_COL, VALUE
 
 HOLD = Path(__file__).with_name("hold.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = PROJECT_ROOT / "data" / "bundled"
 AS_OF = pd.Timestamp("2023-06-10 12:00", tz="UTC")  # the filled lake holds what was out 30 days before
 FILLED_AS_OF = AS_OF - pd.Timedelta(days=30)
 FAST_RETRY = {
@@ -86,3 +94,71 @@ class Outcome:
         lines = [line for line in self.err.splitlines() if line.startswith("spotcast")]
         assert len(lines) == 1, self.err
         return lines[0]
+
+
+def detached_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a `spotcast` command in a process of its own: a Prefect home of its own
+    below `tmp_path`, no telemetry, and no PREFECT_API_URL inherited from the test's shell."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "DO_NOT_TRACK": "1"}
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def run_detached(tmp_path: Path, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `python -m forecasting.cli *argv` as cron or a shell would, to its end; stdout and stderr
+    captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "forecasting.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=detached_env(tmp_path),
+        cwd=PROJECT_ROOT,
+    )
+
+
+# --- bring-your-own CSVs (the replay source) --------------------------------------------------------
+
+BYO_AS_OF = "2016-01-12T12:00"
+
+
+def deepforkit_csv(path: Path) -> pd.DataFrame:
+    """NO1's real prices and actual load of 1–10 January 2016 as a deepforkit-format CSV (local wall
+    clock, 24 rows a day); returns the rows written."""
+    history = pd.read_parquet(BUNDLED / "NO1.parquet")
+    hours = history[DELIVERY_HOUR].between(
+        pd.Timestamp("2015-12-31 23:00", tz="UTC"), pd.Timestamp("2016-01-10 22:00", tz="UTC")
+    )
+    wide = history[hours].pivot(index=DELIVERY_HOUR, columns=SERIES_COL, values=VALUE)[
+        ["price_da", "load_actual"]
+    ]
+    local = wide.index.tz_convert("Europe/Oslo")
+    rows = pd.DataFrame(
+        {
+            "": [f"{t.month}/{t.day}/{t.year} {t.hour}:00" for t in local],
+            "Price_DA": wide["price_da"].to_numpy(),
+            "Load_AC": wide["load_actual"].to_numpy(),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(path, index=False)
+    return rows
+
+
+def byo_lake(folder: Path, zones: list[dict]) -> Lake:
+    """An empty lake below `folder` of NO1 alone, whose replay source is the folder `folder/byo`
+    (where its NO_1.csv goes), history from 2016-01-01."""
+    replay = {"kind": "replay", "source": str(folder / "byo"), "series": ["price_da", "load_actual"]}
+    no1 = [z for z in zones if z["name"] == "NO1"]
+    config = lake_config(
+        folder, str(folder / "lake"), no1, {"replay": replay}, history={"start": "2016-01-01"}
+    )
+    return Lake(folder / "lake", config)
+
+
+def rewrite_byo_csv(lake: Lake, change: Callable[[str], str]) -> Path:
+    """Change the text of the lake's NO_1.csv and date it later (a new recording: read again)."""
+    path = Path(lake.settings.feeds["replay"].source) / "NO_1.csv"
+    path.write_text(change(path.read_text()))
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    return path

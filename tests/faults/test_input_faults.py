@@ -4,26 +4,21 @@ a spike. Each case ends with one clear line, the documented exit code, and the l
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from fault_kit import PROJECT_ROOT, Lake, lake_config
+from fault_kit import BYO_AS_OF, Lake, byo_lake, deepforkit_csv, lake_config, rewrite_byo_csv, run_detached
 
 from forecasting.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from forecasting.config import TOKEN_ENV
 from forecasting.errors import DataError
 from forecasting.ingest.runs import backfill
 from forecasting.lake.series_store import read_series
-from forecasting.schema import DELIVERY_HOUR, SERIES_COL, VALUE
-
-BUNDLED = PROJECT_ROOT / "data" / "bundled"
+from forecasting.schema import DELIVERY_HOUR, VALUE
 
 # --- a bad configuration: exit 2 when it is loaded, before anything runs -----------------------------
 
@@ -144,9 +139,9 @@ BAD_INPUT: dict[str, tuple[list[str], str]] = {
         ["lineage", "--config", "CONFIG", "2023-06-10", "NO9"],
         "spotcast: unknown zone(s) ['NO9']",
     ),
-    "forecast to a spreadsheet": (
-        ["forecast", "--config", "CONFIG", "--out", "x.xlsx"],
-        "spotcast forecast: error: argument --out: must end in .csv or .parquet, got 'x.xlsx'",
+    "forecast to an old spreadsheet format": (
+        ["forecast", "--config", "CONFIG", "--out", "x.xls"],
+        "spotcast forecast: error: argument --out: must end in .csv, .parquet or .xlsx, got 'x.xls'",
     ),
     "forecast of some zones": (
         ["forecast", "--config", "CONFIG", "--zones", "NO1"],
@@ -213,51 +208,9 @@ def test_a_forecast_lineage_that_does_not_exist_is_named(lake: Lake, spotcast) -
 
 # --- bring-your-own CSVs (the replay source) --------------------------------------------------------
 
-BYO_AS_OF = "2016-01-12T12:00"
-
-
-def deepforkit_csv(path: Path) -> pd.DataFrame:
-    """NO1's real prices and actual load of 1–10 January 2016 as a deepforkit-format CSV (local wall
-    clock, 24 rows a day); returns the rows written."""
-    history = pd.read_parquet(BUNDLED / "NO1.parquet")
-    hours = history[DELIVERY_HOUR].between(
-        pd.Timestamp("2015-12-31 23:00", tz="UTC"), pd.Timestamp("2016-01-10 22:00", tz="UTC")
-    )
-    wide = history[hours].pivot(index=DELIVERY_HOUR, columns=SERIES_COL, values=VALUE)[
-        ["price_da", "load_actual"]
-    ]
-    local = wide.index.tz_convert("Europe/Oslo")
-    rows = pd.DataFrame(
-        {
-            "": [f"{t.month}/{t.day}/{t.year} {t.hour}:00" for t in local],
-            "Price_DA": wide["price_da"].to_numpy(),
-            "Load_AC": wide["load_actual"].to_numpy(),
-        }
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows.to_csv(path, index=False)
-    return rows
-
-
-@pytest.fixture
-def byo(tmp_path: Path, zone_configs: list[dict]) -> Lake:
-    """A lake filled from a bring-your-own CSV of NO1 (the replay source folder holds NO_1.csv)."""
-    source = tmp_path / "byo"
-    deepforkit_csv(source / "NO_1.csv")
-    feeds = {"replay": {"kind": "replay", "source": str(source), "series": ["price_da", "load_actual"]}}
-    zones = [z for z in zone_configs if z["name"] == "NO1"]
-    config = lake_config(tmp_path, str(tmp_path / "lake"), zones, feeds, history={"start": "2016-01-01"})
-    lake = Lake(tmp_path / "lake", config)
-    assert backfill(lake.settings, as_of=pd.Timestamp(BYO_AS_OF, tz="UTC")).ok
-    return lake
-
 
 def edit_csv(lake: Lake, change: Callable[[list[str]], list[str]]) -> Path:
-    path = Path(lake.settings.feeds["replay"].source) / "NO_1.csv"
-    lines = path.read_text().splitlines()
-    path.write_text("\n".join(change(lines)) + "\n")
-    os.utime(path, (time.time() + 5, time.time() + 5))  # a new recording: read again
-    return path
+    return rewrite_byo_csv(lake, lambda text: "\n".join(change(text.splitlines())) + "\n")
 
 
 def _set(lines: list[str], line: int, column: int, text: str) -> list[str]:
@@ -317,27 +270,10 @@ def test_the_backfill_command_refuses_a_bad_csv_in_one_line_with_exit_1(
 def test_the_command_run_by_cron_prints_one_line_and_no_traceback(byo: Lake, tmp_path: Path) -> None:
     # Prefect logs every exception leaving a task or flow with its traceback; a handled one is one line.
     path = edit_csv(byo, BAD_CSVS["text in a number"][0])
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "DO_NOT_TRACK": "1"}
-    env.pop("PREFECT_API_URL", None)
     before = byo.hashes()
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "forecasting.cli",
-            "backfill",
-            "--config",
-            str(byo.config),
-            "--as-of",
-            BYO_AS_OF,
-            "--no-resume",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=PROJECT_ROOT,
+    done = run_detached(
+        tmp_path, "backfill", "--config", str(byo.config), "--as-of", BYO_AS_OF, "--no-resume"
     )
 
     assert done.returncode == EXIT_ERROR
@@ -350,20 +286,18 @@ def test_the_command_run_by_cron_prints_one_line_and_no_traceback(byo: Lake, tmp
 def test_a_missing_day_lands_the_rest_is_logged_and_listed_as_a_hole(
     tmp_path: Path, zone_configs: list[dict], spotcast, caplog: pytest.LogCaptureFixture
 ) -> None:
-    source = tmp_path / "byo"
-    deepforkit_csv(source / "NO_1.csv")
-    csv = source / "NO_1.csv"
+    lake = byo_lake(tmp_path, zone_configs)
+    csv = tmp_path / "byo" / "NO_1.csv"
+    deepforkit_csv(csv)
     lines = csv.read_text().splitlines()
     csv.write_text("\n".join(line for line in lines if not line.startswith("1/5/2016 ")) + "\n")
-    feeds = {"replay": {"kind": "replay", "source": str(source), "series": ["price_da", "load_actual"]}}
-    zones = [z for z in zone_configs if z["name"] == "NO1"]
-    config = lake_config(tmp_path, str(tmp_path / "lake"), zones, feeds, history={"start": "2016-01-01"})
 
-    report = backfill(Lake(tmp_path / "lake", config).settings, as_of=pd.Timestamp(BYO_AS_OF, tz="UTC"))
+    report = backfill(lake.settings, as_of=pd.Timestamp(BYO_AS_OF, tz="UTC"))
 
     assert report.ok and report.new_rows == 2 * (9 * 24 - 1)  # the first local hour is 2015 in UTC
     assert f"{csv}: no rows for 1 local day(s), first 2016-01-05: they stay gaps in the lake" in caplog.text
-    done = spotcast("check", "--config", str(config), "--as-of", "2016-01-10T09:00")  # all recorded is out
+    # as of when all that is recorded is out
+    done = spotcast("check", "--config", str(lake.config), "--as-of", "2016-01-10T09:00")
     assert done.code == EXIT_OK
     for series in ("price_da", "load_actual"):
         assert f"{series} NO1: 24 hour(s) missing, [2016-01-04 23:00, 2016-01-05 23:00) UTC" in done.out

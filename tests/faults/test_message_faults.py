@@ -5,16 +5,13 @@ Each case ends with one clear line, the documented exit code, and the lake uncha
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from fault_kit import AS_OF, Lake, lake_config
-from test_input_faults import BYO_AS_OF, deepforkit_csv
+from fault_kit import AS_OF, BYO_AS_OF, Lake, byo_lake, lake_config, rewrite_byo_csv
 
 from forecasting.cli import EXIT_DEGRADED, EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from forecasting.config import TOKEN_ENV
@@ -54,25 +51,9 @@ ODD_CSVS = {
 }
 
 
-@pytest.fixture
-def byo(tmp_path: Path, zone_configs: list[dict]) -> Lake:
-    """A lake filled from a bring-your-own NO_1.csv (the replay source folder holds it)."""
-    source = tmp_path / "byo"
-    deepforkit_csv(source / "NO_1.csv")
-    feeds = {"replay": {"kind": "replay", "source": str(source), "series": ["price_da", "load_actual"]}}
-    zones = [z for z in zone_configs if z["name"] == "NO1"]
-    config = lake_config(tmp_path, str(tmp_path / "lake"), zones, feeds, history={"start": "2016-01-01"})
-    lake = Lake(tmp_path / "lake", config)
-    assert backfill(lake.settings, as_of=pd.Timestamp(BYO_AS_OF, tz="UTC")).ok
-    return lake
-
-
 def replace_csv(lake: Lake, case: str) -> Path:
-    path = Path(lake.settings.feeds["replay"].source) / "NO_1.csv"
     change, _ = ODD_CSVS[case]
-    path.write_text(change(path.read_text()))
-    os.utime(path, (time.time() + 5, time.time() + 5))  # a new recording: read again
-    return path
+    return rewrite_byo_csv(lake, change)
 
 
 @pytest.mark.parametrize("case", list(ODD_CSVS))
@@ -91,13 +72,9 @@ def test_an_odd_csv_is_refused_in_one_line_naming_the_file_and_the_format_expect
 
 
 def test_an_odd_csv_in_a_new_lake_lands_nothing(tmp_path: Path, zone_configs: list[dict]) -> None:
-    source = tmp_path / "byo"
-    source.mkdir()
-    (source / "NO_1.csv").write_text(",Price_DA,Load_AC\n")
-    feeds = {"replay": {"kind": "replay", "source": str(source), "series": ["price_da", "load_actual"]}}
-    zones = [z for z in zone_configs if z["name"] == "NO1"]
-    config = lake_config(tmp_path, str(tmp_path / "lake"), zones, feeds, history={"start": "2016-01-01"})
-    lake = Lake(tmp_path / "lake", config)
+    lake = byo_lake(tmp_path, zone_configs)
+    (tmp_path / "byo").mkdir()
+    (tmp_path / "byo" / "NO_1.csv").write_text(",Price_DA,Load_AC\n")
 
     with pytest.raises(DataError, match=r"NO_1\.csv: a header line and no rows"):
         backfill(lake.settings, as_of=pd.Timestamp(BYO_AS_OF, tz="UTC"))
@@ -177,7 +154,7 @@ REFUSED = {
     "backfill of an unknown zone": ["backfill", "--zones", "NO9"],
     "daily of an unknown zone": ["daily", "--zones", "NO9"],
     "backtest end before start": ["backtest", "--start", "2023-03-01", "--end", "2023-02-01"],
-    "forecast to a spreadsheet": ["forecast", "--out", "x.xlsx"],
+    "forecast to an old spreadsheet format": ["forecast", "--out", "x.xls"],
 }
 
 

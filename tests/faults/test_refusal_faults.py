@@ -12,14 +12,13 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from fault_kit import AS_OF, PROJECT_ROOT, Lake, lake_config
+from fault_kit import AS_OF, Lake, lake_config, run_detached
 from test_lake_faults import fill_up, small_disk  # noqa: F401 - the 4 MiB tmpfs fixture
 
 from forecasting.cli import EXIT_ERROR, EXIT_USAGE
@@ -276,27 +275,9 @@ def test_a_backfill_on_a_full_disk_says_so_in_one_line_and_changes_nothing(
     full_lake: Lake, tmp_path: Path
 ) -> None:
     # Was: exit 1, ~400 lines of stderr, a "--- Logging error ---" traceback per log line, no spotcast line.
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "DO_NOT_TRACK": "1"}
-    env.pop("PREFECT_API_URL", None)
     before = full_lake.hashes()
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "forecasting.cli",
-            "backfill",
-            "--config",
-            str(full_lake.config),
-            "--as-of",
-            str(AS_OF),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=PROJECT_ROOT,
-    )
+    done = run_detached(tmp_path, "backfill", "--config", str(full_lake.config), "--as-of", str(AS_OF))
 
     assert done.returncode == EXIT_ERROR
     assert "Traceback" not in done.stderr and "Logging error" not in done.stderr, done.stderr[-3000:]

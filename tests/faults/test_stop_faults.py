@@ -12,7 +12,6 @@ own temporary server.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
@@ -28,7 +27,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fault_kit import AS_OF, PROJECT_ROOT, Lake, lake_config
+from fault_kit import AS_OF, PROJECT_ROOT, Lake, detached_env, lake_config
 from pytest_httpserver import HTTPServer
 from test_lake_faults import assert_kept
 from werkzeug import Response
@@ -92,18 +91,10 @@ def start_command(tmp_path: Path) -> Iterator:
     started: list[subprocess.Popen] = []
 
     def start(*argv: str, **env: str) -> Command:
-        environment = {
-            **os.environ,
-            "PREFECT_HOME": str(tmp_path / "prefect"),
-            "DO_NOT_TRACK": "1",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        }
-        environment.pop("PREFECT_API_URL", None)
-        environment.update(env)
         process = subprocess.Popen(
             [sys.executable, "-m", "forecasting.cli", *argv],
             cwd=PROJECT_ROOT,
-            env=environment,
+            env={**detached_env(tmp_path), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -14,28 +14,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import requests
 import trustme
+from test_http import API, BE_DAY, DE_MAY_4, FIXTURES, NOW, TOKEN  # the feeds' test requests and fixtures
 
-from forecasting.config import Zone, load_settings
-from forecasting.feeds.base import SeriesRequest, SiteDown
+from forecasting.config import load_settings
+from forecasting.feeds.base import SiteDown
 from forecasting.feeds.energy_charts import EnergyChartsFeed
 from forecasting.feeds.entsoe import EntsoeFeed
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-API = "/api"
-TOKEN = "5ecre7-t0ken-do-not-leak-9a8b7c6d"
-NOW = pd.Timestamp("2025-01-15 12:00", tz="UTC")
-BE = Zone(name="BE", eic="10YBE----------2", timezone="Europe/Brussels")
-DE_LU = Zone(name="DE-LU", eic="10Y1001A1001A82H", timezone="Europe/Berlin")
-BE_DAY = SeriesRequest(
-    BE, "price_da", pd.Timestamp("2024-10-07 22:00", tz="UTC"), pd.Timestamp("2024-10-08 22:00", tz="UTC")
-)
-DE_MAY_4 = SeriesRequest(
-    DE_LU, "price_da", pd.Timestamp("2024-05-03 22:00", tz="UTC"), pd.Timestamp("2024-05-04 22:00", tz="UTC")
-)
 TRICKLE_FOR_S = 8  # the server gives up after this: a client without the deadline fails, not hangs
 TIMEOUT_S = 2  # above the 1 s between bytes: no single read times out, only the whole exchange can
 ENTSOE_BODY = (FIXTURES / "entsoe" / "BE_60M.xml").read_bytes()

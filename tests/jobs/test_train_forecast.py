@@ -2,9 +2,11 @@
 lake, with a tiny real model on real bundled data."""
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 from spotcast_testing import TINY_PARAMS
@@ -179,3 +181,77 @@ def test_default_covariates_that_no_feed_supplies_are_named_when_the_model_is_bu
         "'wind_onshore_da'], which no enabled feed supplies: the model learns without them; set covariates = "
         "['load_da'] under [model.params], or add them to an enabled feed's series"
     ]
+
+
+def test_forecast_export_to_xlsx_is_the_issue_as_a_workbook_a_trader_opens(settings, trained, tmp_path):
+    """A sheet per zone (local hours across the March DST change), Weekly, Products, About: headers
+    with units, real Excel date-times, frozen headers, values equal to the issue's."""
+    model = registry.load_champion(LakeFS.open(settings.lake_root), settings)
+    out = tmp_path / "desk" / "forecast.xlsx"
+    issued = issue_forecast(settings, model, AS_OF, out=out)
+    assert str(out) in issued.files
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["NO1", "NO2", "Weekly", "Products", "About"]
+
+    sheet = book["NO1"]
+    deciles = [f"{q} (EUR/MWh)" for q in QUANTILE_COLUMNS]
+    assert [c.value for c in sheet[1]] == [
+        "local time (Europe/Oslo)",
+        "UTC offset",
+        "delivery hour (UTC)",
+        "horizon hour",
+        "mean (EUR/MWh)",
+        *deciles,
+    ]
+    assert sheet.freeze_panes == "B2"
+    assert (sheet["A2"].number_format, sheet["E2"].number_format) == ("yyyy-mm-dd hh:mm", "0.00")
+    assert sheet.column_dimensions["A"].width >= len("local time (Europe/Oslo)")
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    frame = issued.forecast[issued.forecast["zone"] == "NO1"].sort_values("delivery_hour")
+    assert len(rows) == HORIZON_HOURS
+    assert rows[0][:4] == (datetime(2019, 3, 7, 0, 0), "+01:00", datetime(2019, 3, 6, 23, 0), 1)
+    np.testing.assert_allclose(
+        np.array([r[4:] for r in rows]), frame[["mean", *QUANTILE_COLUMNS]].to_numpy(), rtol=1e-15
+    )
+    # Sunday 31 March 2019: 01:00 CET is followed by 03:00 CEST, one UTC hour later.
+    local = [r[0] for r in rows]
+    at = local.index(datetime(2019, 3, 31, 1, 0))
+    assert local[at + 1] == datetime(2019, 3, 31, 3, 0) and datetime(2019, 3, 31, 2, 0) not in local
+    assert (rows[at][1], rows[at + 1][1]) == ("+01:00", "+02:00")
+    assert rows[at + 1][2] - rows[at][2] == timedelta(hours=1)
+    assert all(isinstance(t, datetime) and t.tzinfo is None for t in local)
+
+    weekly = list(book["Weekly"].iter_rows(values_only=True))
+    assert weekly[0][:5] == ("zone", "horizon week", "first hour (local)", "last hour (local)", "hours")
+    assert weekly[0][5:] == tuple(f"mean of hourly {c}" for c in ("mean (EUR/MWh)", *deciles))
+    assert [(r[0], r[1], r[4]) for r in weekly[1:]] == [
+        (zone, week, 168) for zone in ("NO1", "NO2") for week in (1, 2, 3, 4)
+    ]
+    week4 = frame[frame["horizon_hour"] > 3 * 168]
+    assert weekly[4][2:4] == (datetime(2019, 3, 28, 0, 0), datetime(2019, 4, 4, 0, 0))  # 167 h + DST
+    np.testing.assert_allclose(weekly[4][5:], week4[["mean", *QUANTILE_COLUMNS]].mean().to_numpy())
+
+    products = list(book["Products"].iter_rows(values_only=True))
+    headers = products[0]
+    assert headers[:8] == (
+        "zone",
+        "product",
+        "kind",
+        "load",
+        "first delivery day",
+        "last delivery day",
+        "delivery hours",
+        "settled share",
+    )
+    assert {"mean (EUR/MWh)", "p10 (EUR/MWh)", "forward (EUR/MWh)", "P(settle > forward)"} <= set(headers)
+    assert len(products) - 1 == len(issued.view)
+    view = issued.view
+    column = {h: i for i, h in enumerate(headers)}
+    assert [r[column["product"]] for r in products[1:]] == list(view["product"])
+    np.testing.assert_allclose([r[column["mean (EUR/MWh)"]] for r in products[1:]], view["mean"], rtol=1e-15)
+    assert [r[column["first delivery day"]].date() for r in products[1:]] == list(view["delivery_start"])
+    assert all(r[column["forward (EUR/MWh)"]] is None for r in products[1:])  # no forward: empty cells
+    assert book["Products"].freeze_panes == "C2"
+
+    about = dict(book["About"].iter_rows(min_row=2, values_only=True))
+    assert about["model"] == model.model_id_ and about["issued at (UTC)"] == datetime(2019, 3, 5, 13, 30)

@@ -128,6 +128,10 @@ def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Pat
     assert images(cell_with(notebook, "SHOWN = {")) == 1
     dst = texts(cell_with(notebook, "expected_hours"))
     assert "2019-10-27" in dst and "1 clock-change days, 1 with the expected hour count" in dst
+    hydro = cell_with(notebook, "hydro_chart_figure(")  # the bundled NVE history, replayed
+    assert images(hydro) == 1
+    # as of Monday 2019-11-04 the newest published week is 2019-W43 (out on Wednesday 2019-10-30)
+    assert "2019-W43" in texts(hydro) and "deviation_twh" in texts(hydro) and "NO2" in texts(hydro)
 
     assert model_id in texts(cell_with(notebook, "load_champion(lake, settings)"))
     pca = cell_with(notebook, "explained_variance_ratio_")
@@ -188,4 +192,5 @@ def test_explore_notebook_explains_an_empty_lake(tmp_path: Path, isolated_env: P
     everything = "\n".join(texts(c) for c in notebook.cells if c.cell_type == "code")
     for hint in ("`spotcast backfill`", "`spotcast train`", "`spotcast daily`"):
         assert hint in everything
+    assert "No hydro balance in the lake" in texts(cell_with(notebook, "hydro_chart_figure("))
     assert sum(images(c) for c in notebook.cells if c.cell_type == "code") == 0

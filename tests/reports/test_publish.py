@@ -22,6 +22,7 @@ from forecasting.reports.publish import (
     publish_prefect_artifacts,
     write_report_bundle,
 )
+from forecasting.schema import WEEKLY_SERIES
 
 AS_OF = pd.Timestamp("2023-06-20 12:00", tz="UTC")
 ARTIFACT_KEY = re.compile(r"^[a-z0-9-]+$")
@@ -55,8 +56,10 @@ def bundle(tmp_path_factory, default_settings, known, forecast, timezones) -> Re
     ingest = lake_newest.assign(feed="replay", status="ok", attempts=1, rows=24, new_rows=24, error="")
     dest = tmp_path_factory.mktemp("bundle") / "2023-06-20"
     due = due_hours(default_settings.series, timezones, AS_OF)  # as the daily run's report has it
+    year = known["delivery_hour"] >= AS_OF - pd.Timedelta(weeks=53)
+    hydro = known[known["series"].isin(WEEKLY_SERIES) & year]  # as the daily run's report reads it
     return write_report_bundle(
-        dest, forecast, recent, ingest[REPORT_COLUMNS], None, lake_newest, timezones, due=due
+        dest, forecast, recent, ingest[REPORT_COLUMNS], None, lake_newest, timezones, due=due, hydro=hydro
     )
 
 
@@ -68,6 +71,8 @@ def test_bundle_writes_charts_tables_and_summary(bundle):
         "weekly.csv",
         "data_quality.csv",
         "summary.md",
+        "hydro.csv",
+        "hydro.png",
     }
     assert all(path.stat().st_size > 0 for path in bundle.files)
 
@@ -83,8 +88,10 @@ def test_data_quality_csv_has_every_zone_and_series(bundle):
 
     recent = pd.to_datetime(quality["newest_hour"]) >= AS_OF - pd.Timedelta(days=7)
 
-    assert len(quality) == 5 * 5
+    assert len(quality) == 5 * 9  # five hourly series and the four weekly ones of the hydro balance
     assert (quality.loc[recent, "gap_hours"] == 0).all()
+    weekly = quality[quality["series"].isin(WEEKLY_SERIES)]
+    assert (weekly["state"] == "ok").all() and weekly["gap_hours"].isna().all()  # weeks: no gap count
 
 
 def test_summary_md_embeds_every_fan_chart_by_relative_link(bundle):
@@ -103,6 +110,21 @@ def test_summary_md_holds_the_summary_weekly_and_quality_tables(bundle):
     assert "| NO5 | 2023-06-22 00:00 |" in text
 
 
+def test_summary_md_shows_the_hydro_balance_of_every_zone_with_its_chart(bundle):
+    text = bundle.summary.read_text()
+    section = text.split("## Hydro balance\n")[1].split("\n## ")[0]
+    rows = [line.split(" | ")[:3] for line in section.splitlines() if line.startswith("| NO")]
+
+    # as of 2023-06-20 the newest published week is 2023-W23 (out on Wednesday 2023-06-14)
+    assert rows == [[f"| NO{i}", "2023-W23", "2023-06-11"] for i in range(1, 6)]
+    assert "deviation = filling − median" in section
+    assert "![hydro balance](hydro.png)" in text
+    hydro = pd.read_csv(bundle.hydro)
+    assert list(hydro["zone"]) == [f"NO{i}" for i in range(1, 6)]
+    deviation = hydro["filling_twh"] - hydro["normal_median_twh"]
+    assert hydro["deviation_twh"].to_numpy() == pytest.approx(deviation.to_numpy(), abs=2e-3)
+
+
 def test_publish_outside_a_prefect_run_is_a_no_op(bundle):
     assert publish_prefect_artifacts(bundle) == []
 
@@ -112,7 +134,7 @@ def test_summary_md_data_quality_is_a_narrow_table_with_its_legend(bundle):
     table = [line for line in section.splitlines() if line.startswith("|")]
 
     assert table[0] == "| zone | series | state | newest (UTC) | ahead | gaps | pull |"
-    assert len(table) == 2 + 25 and max(len(line) for line in table) <= 100
+    assert len(table) == 2 + 45 and max(len(line) for line in table) <= 100
     assert "| NO5 | wind_onshore_da | absent since 2016-" in section  # not "late, -64,093 hours ahead"
     assert "absent since DATE" in section  # the legend
 
@@ -166,7 +188,7 @@ def test_publish_in_a_real_flow_run_stores_summary_tables_and_chart_images(bundl
     assert by_key[publish.SUMMARY_KEY].data.startswith("# Spotcast")
     assert "fan_NO1.png" not in by_key[publish.SUMMARY_KEY].data  # the charts are their own artifacts
     quality = json.loads(by_key[publish.QUALITY_KEY].data)
-    assert len(quality) == 25 and len(quality[0]) <= 8  # the narrow view, not the CSV's 15 columns
+    assert len(quality) == 45 and len(quality[0]) <= 8  # the narrow view, not the CSV's 15 columns
     assert "absent since" in by_key[publish.QUALITY_KEY].description  # its legend
     no3 = by_key[chart_key("NO3")]
     assert no3.type == "image"
