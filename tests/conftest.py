@@ -7,6 +7,7 @@ written once per session so every test that replays or backfills stays fast.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -106,3 +107,14 @@ def replay(_session_replay: ReplayFeed) -> Iterator[ReplayFeed]:
     """The session's replay feed (history read once); its clock is reset after each test."""
     yield _session_replay
     _session_replay.clock = lambda: LATE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_temporary_prefect_servers() -> Iterator[None]:
+    """Stop the temporary Prefect servers that in-process flows started while pytest's output
+    streams are open: Prefect's own exit hook logs "Stopping temporary server" to a closed stream."""
+    yield
+    server_module = sys.modules.get("prefect.server.api.server")  # only if a test started one
+    if server_module is not None:
+        for server in list(server_module.SubprocessASGIServer._instances.values()):
+            server.stop()
