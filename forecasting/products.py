@@ -11,7 +11,9 @@ change delivers 167 or 169 hours.
 
 Each path's average over a product's hours is one sample of its settlement (hours already settled
 count at their published price), so the product quantiles are quantiles of the settlement itself —
-narrower than the mean of hourly quantiles, which `hourly_decile_products` keeps as a baseline.
+narrower than the mean of hourly quantiles, which `hourly_decile_products` keeps as a baseline. The
+mean of the paths' own hourly deciles rides along (`ProductForecast.hourly_deciles`): the settlement's
+deciles if the hours moved together, which the product spread stage rescales by its track record.
 A product is priced only when every one of its hours is settled or forecast, and at least one is
 forecast.
 
@@ -46,6 +48,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from forecasting.clock import WEEK_HOURS
 from forecasting.config import CustomPeriod, PeakHours
 from forecasting.forwards import PRICE as FORWARD_PRICE
 from forecasting.forwards import TRADE_DATE
@@ -61,7 +64,6 @@ from forecasting.schema import (
     QUANTILE_LEVELS,
     SERIES_COL,
     VALUE,
-    WEEK_HOURS,
     ZONE,
     SchemaError,
 )
@@ -144,20 +146,25 @@ Prices = pd.DataFrame | Mapping[str, pd.Series]
 @dataclass(frozen=True)
 class ProductForecast:
     """Products of one issue: `table` (the product frame) and `samples` (products × paths, float64:
-    each path's settlement of the product), row-aligned. `hourly_band`, where the products were made
-    from paths: per product, the width of the 10–90 band that averaging the paths' hourly p10s and
-    p90s gives (settled hours at their price) — the band if every hour sat at its own decile at once,
-    which the product spread stage scales."""
+    each path's settlement of the product), row-aligned. `hourly_deciles`, where the products were
+    made from paths (products × 9, float64, p10 … p90): per product, the period average of the paths'
+    hourly deciles (settled hours at their price) — the deciles of the settlement if every hour sat
+    at the same decile at once (comonotone hours), which the product spread stage narrows or widens
+    around their p50."""
 
     table: pd.DataFrame
     samples: np.ndarray
-    hourly_band: np.ndarray | None = None
+    hourly_deciles: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.samples.ndim != 2 or self.samples.shape[0] != len(self.table):
             raise ValueError(f"samples must be {len(self.table)} products × paths, got {self.samples.shape}")
-        if self.hourly_band is not None and self.hourly_band.shape != (len(self.table),):
-            raise ValueError(f"hourly_band must hold {len(self.table)} widths, got {self.hourly_band.shape}")
+        deciles = (len(self.table), len(QUANTILE_LEVELS))
+        if self.hourly_deciles is not None and self.hourly_deciles.shape != deciles:
+            raise ValueError(
+                f"hourly_deciles must be {deciles[0]} products × {deciles[1]} deciles, "
+                f"got {self.hourly_deciles.shape}"
+            )
 
     def with_samples(self, samples: np.ndarray) -> ProductForecast:
         """The same products with new samples (e.g. rescaled by a calibration stage), stats recomputed."""
@@ -166,7 +173,7 @@ class ProductForecast:
             raise ValueError(f"samples must be {len(self.table)} products × paths, got {samples.shape}")
         table = self.table.copy()
         table[STAT_COLUMNS] = sample_stats(samples).to_numpy()
-        return ProductForecast(table, samples, self.hourly_band)
+        return ProductForecast(table, samples, self.hourly_deciles)
 
 
 def sample_stats(samples: np.ndarray) -> pd.DataFrame:
@@ -383,7 +390,7 @@ def product_forecast(
     keep = coverage.determined & coverage.forecast.any(axis=1)
     coverage, periods = coverage.rows(keep), periods[keep].reset_index(drop=True)
     samples = coverage.averages(paths.values)
-    low, high = coverage.averages(np.quantile(paths.values, [0.1, 0.9], axis=0)).T
+    hourly_deciles = coverage.averages(np.quantile(paths.values, QUANTILE_LEVELS, axis=0))
     table = pd.DataFrame(
         {
             ZONE: paths.zone,
@@ -397,7 +404,7 @@ def product_forecast(
         },
         index=periods.index,
     )
-    return ProductForecast(table[PRODUCT_COLUMNS], samples, high - low)
+    return ProductForecast(table[PRODUCT_COLUMNS], samples, hourly_deciles)
 
 
 def probability_above(forecast: ProductForecast, x: float | np.ndarray) -> np.ndarray:
@@ -416,9 +423,11 @@ def concat_products(forecasts: Sequence[ProductForecast]) -> ProductForecast:
     if not forecasts:
         return ProductForecast(empty_product_table(), np.zeros((0, 0)))
     tables = [f.table for f in forecasts if len(f.table)] or [forecasts[0].table]
-    bands = [f.hourly_band for f in forecasts]
-    band = None if any(b is None for b in bands) else np.concatenate(bands)
-    return ProductForecast(pd.concat(tables, ignore_index=True), np.vstack([f.samples for f in forecasts]), band)
+    deciles = [f.hourly_deciles for f in forecasts]
+    hourly_deciles = None if any(d is None for d in deciles) else np.vstack(deciles)
+    return ProductForecast(
+        pd.concat(tables, ignore_index=True), np.vstack([f.samples for f in forecasts]), hourly_deciles
+    )
 
 
 # --- Scoring: realised settlement, and the hourly-decile baseline --------------------------------

@@ -214,10 +214,18 @@ def test_running_week_blends_settled_prices_with_the_paths(running_week):
     assert peak[SETTLED_SHARE] == pytest.approx(36 / 60)
 
 
-def test_the_hourly_band_averages_hourly_p10_and_p90_with_settled_hours_at_no_width(running_week):
-    # Paths constant at 10, 20, 30: every forecast hour's band is p90 − p10 = 28 − 12 = 16.
-    band = dict(zip(running_week.table[PRODUCT], running_week.hourly_band, strict=True))
-    assert band["2023-W27 base"] == pytest.approx(96 / 168 * 16.0)  # 72 of its hours are settled
+def test_the_hourly_deciles_average_the_paths_hourly_deciles_with_settled_hours_at_their_price(running_week):
+    # Paths constant at 10, 20, 30: every forecast hour's decile at level q is 10 + 20 q (p10 12 … p90 28).
+    hourly = 10.0 + 20.0 * np.arange(1, 10) / 10
+    deciles = dict(zip(running_week.table[PRODUCT], running_week.hourly_deciles, strict=True))
+    assert running_week.hourly_deciles.shape == (len(running_week.table), 9)
+    # 72 of the week's hours are settled at 50 (36 of its 60 peak hours): they count at their price.
+    assert np.allclose(deciles["2023-W27 base"], (72 * SETTLED_PRICE + 96 * hourly) / 168)
+    assert np.allclose(deciles["2023-W27 peak"], (36 * SETTLED_PRICE + 24 * hourly) / 60)
+    assert np.allclose(deciles["BOW 2023-W27 base"], hourly)
+    # The band of the averaged hourly deciles: settled hours add no width.
+    band = {name: d[-1] - d[0] for name, d in deciles.items()}
+    assert band["2023-W27 base"] == pytest.approx(96 / 168 * 16.0)
     assert band["BOW 2023-W27 base"] == pytest.approx(16.0)
 
 
@@ -334,11 +342,19 @@ def test_with_samples_recomputes_the_stats_and_keeps_the_products(monday_start):
     pd.testing.assert_frame_equal(
         doubled.table.drop(columns=STAT_COLUMNS), monday_start.table.drop(columns=STAT_COLUMNS)
     )
+    assert doubled.hourly_deciles is monday_start.hourly_deciles
 
 
 def test_with_samples_needs_one_row_per_product(monday_start):
     with pytest.raises(ValueError, match="products"):
         monday_start.with_samples(monday_start.samples[:-1])
+
+
+def test_hourly_deciles_need_nine_per_product(monday_start):
+    with pytest.raises(ValueError, match="hourly_deciles"):
+        ProductForecast(monday_start.table, monday_start.samples, monday_start.hourly_deciles[:, :3])
+    with pytest.raises(ValueError, match="hourly_deciles"):
+        ProductForecast(monday_start.table, monday_start.samples, monday_start.hourly_deciles[:-1])
 
 
 def test_probability_above_counts_samples_strictly_above(monday_start):
@@ -362,6 +378,8 @@ def test_concat_products_stacks_zones_row_aligned(monday_start):
     assert list(both.table["zone"].unique()) == ["NO1", "NO2"]
     assert both.samples.shape == (2 * len(monday_start.table), 3)
     assert np.allclose(both.samples[len(monday_start.table) :], 2 * np.array(LEVELS))
+    assert np.array_equal(both.hourly_deciles, np.vstack([monday_start.hourly_deciles, other.hourly_deciles]))
+    assert concat_products([monday_start, ProductForecast(other.table, other.samples)]).hourly_deciles is None
 
 
 def test_concat_products_refuses_different_path_counts(monday_start):

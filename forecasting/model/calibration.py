@@ -8,12 +8,19 @@
   hours, which decides how wide a week's average is, stays the model's.
 * `ProductSpreadCalibration` (calendar products): the same rule for the period averages of the
   calibrated paths, per product kind, load and horizon week, since paths whose hourly marginals are
-  right can still under- or over-state how far a whole week's level moves. Its unit is the product's
-  *hourly band* (the 10–90 band of the averaged hourly deciles): the stage sets each product's band
-  to factor × hourly band, in the shape (median, skew) of the paths' own. The width of the paths'
-  own band swings from issue to issue with DeepAR's dependence across hours, more than the error it
-  should track (backtest of both report periods: its ratio to the hourly band varies by ±30–37 %,
-  and its correlation with the week products' error is lower), so scaling it costs CRPS.
+  right can still under- or over-state how far a whole week's level moves. Its unit is the
+  product's *hourly deciles* (`ProductForecast.hourly_deciles`: the period average of the paths'
+  hourly deciles). Averaging hourly quantiles gives the quantiles of the period average if the
+  hours move together (comonotone): the most spread-out average the calibrated hourly marginals
+  allow (largest in the convex order). The truth is usually narrower, as the hours' errors partly
+  cancel, and the stage learns how much from the track record: it sets each product's deciles to
+  the hourly deciles moved from their p50 by the factor, held by new samples in the rank order of
+  the product's own (ECC at product level; the tails beyond p10 and p90 keep the own samples' gaps,
+  scaled), so P(settle > X) follows. It takes neither the width nor the shape and center of the
+  paths' own period averages: they carry DeepAR's dependence across hours, which swings from issue
+  to issue more than the error it should track; in the validation backtest scaling them lost
+  2–10 % CRPS to the plain mean of hourly deciles, which the hourly deciles scaled by the factor
+  tie or beat.
 
 Working in EUR/MWh is exact: the model's anchored → price map is affine and increasing per hour, so
 quantiles, the median and these ratios are the same in either unit.
@@ -27,6 +34,7 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 
+from forecasting.clock import WEEK, WEEK_HOURS
 from forecasting.paths import ZonePaths
 from forecasting.products import HORIZON_WEEK as PRODUCT_HORIZON_WEEK
 from forecasting.products import KIND, LOAD, ProductForecast
@@ -35,31 +43,24 @@ from forecasting.schema import (
     HORIZON_HOUR,
     HORIZON_HOURS,
     ISSUED_AT,
+    QUANTILE_COLUMNS,
+    QUANTILE_LEVELS,
     VALUE,
     ZONE,
 )
 
-WEEK = 168
-HORIZON_WEEKS = HORIZON_HOURS // WEEK
+HORIZON_WEEKS = HORIZON_HOURS // WEEK_HOURS
 DELIVERED_AFTER = pd.Timedelta(hours=HORIZON_HOURS + 48)  # an issue's horizon is published by then
-NEWEST_CALIBRATION_WEEKS = -(-DELIVERED_AFTER // pd.Timedelta(days=7))  # weeks back to the newest delivered issue
+NEWEST_CALIBRATION_WEEKS = -(-DELIVERED_AFTER // WEEK)  # weeks back to the newest delivered issue
 COVERAGE = 0.8  # the band p10…p90
 MEDIAN, LOW, HIGH = "p50", "p10", "p90"
+_P10, _P50, _P90 = (QUANTILE_COLUMNS.index(column) for column in (LOW, MEDIAN, HIGH))  # in p10 … p90
 _TINY = 1e-6  # floor of a half band, EUR/MWh
 FACTOR, OUTCOMES = "factor", "outcomes"
 
 
-def weekly_issues_before(issued_at: pd.Timestamp, timezone: str, weeks_back: np.ndarray) -> pd.DatetimeIndex:
-    """Issue instants `weeks_back` weeks before `issued_at` on the local clock (same weekday and
-    local hour, minutes dropped), so a daily run at 14:00 finds last weeks' 14:00 issues whatever
-    the DST offset or the minute it started."""
-    local = pd.Timestamp(issued_at).tz_convert(timezone).floor("h").tz_localize(None)
-    days = local - pd.to_timedelta(7 * np.asarray(weeks_back), unit="D")
-    return pd.DatetimeIndex(days).tz_localize(timezone, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
-
-
 def horizon_week(frame: pd.DataFrame) -> np.ndarray:
-    return (frame[HORIZON_HOUR].to_numpy() - 1) // WEEK
+    return (frame[HORIZON_HOUR].to_numpy() - 1) // WEEK_HOURS
 
 
 class SpreadCalibration:
@@ -91,7 +92,7 @@ class SpreadCalibration:
         if not hasattr(self, "factors_"):
             raise NotFittedError("SpreadCalibration is not fitted yet: call fit(past_forecasts, prices)")
         raw = paths.values.astype("float64")
-        factor = self.factors_[np.arange(raw.shape[1]) // WEEK]
+        factor = self.factors_[np.arange(raw.shape[1]) // WEEK_HOURS]
         median = np.median(raw, axis=0)
         return paths.with_values(ensemble_copula_coupling(raw, median + factor * (raw - median)))
 
@@ -120,19 +121,18 @@ class ProductSpreadCalibration:
     """Spread factors of calendar products per kind, load and horizon week (`factors_`, a frame),
     from the product forecasts of past issues and their settlements. A group with fewer than
     `MIN_OUTCOMES` settled products takes its kind and load's factor over every horizon week; a kind
-    and load with fewer, or a product no past issue had, gets the hourly band itself (factor 1.0:
-    the width of the averaged hourly deciles, a little wide, never too narrow)."""
+    and load with fewer, or a product no past issue had, gets the averaged hourly deciles themselves
+    (factor 1.0: the mean of hourly deciles, as if the hours moved together — usually a little wide)."""
 
     MIN_OUTCOMES = 20  # a q80 of fewer outcomes moves by a tenth from one outcome to the next
 
     def fit(self, past: ProductForecast, settlements: np.ndarray) -> Self:
-        median = past.table[MEDIAN].to_numpy()
-        scale = _to_hourly_band(past)
+        """Each group's factor: the 80 % quantile of the past settlements' distance from the p50 of
+        their products' averaged hourly deciles, in units of those deciles' half band on its side
+        (what `apply` makes with factor 1; products not made from paths: their own deciles)."""
+        deciles = _unit_deciles(past)
         table = past.table.assign(ratio=_half_band_ratios(
-            median,
-            median - scale * (median - past.table[LOW].to_numpy()),
-            median + scale * (past.table[HIGH].to_numpy() - median),
-            np.asarray(settlements, dtype="float64"),
+            deciles[:, _P50], deciles[:, _P10], deciles[:, _P90], np.asarray(settlements, dtype="float64"),
         ))
         table = table[table["ratio"].notna()]
         by_kind = table.groupby([KIND, LOAD])["ratio"]
@@ -146,24 +146,62 @@ class ProductSpreadCalibration:
         return self
 
     def apply(self, products: ProductForecast) -> ProductForecast:
-        """The product forecasts with each product's period-average samples moved from their median
-        so that their 10–90 band is its group's factor × its hourly band (× their own band for
-        products not made from paths, which have none)."""
+        """The product forecasts with each product's deciles set to its averaged hourly deciles moved
+        from their p50 by its group's factor (q_k = p50 + factor × (hourly q_k − p50)), held by new
+        samples (`_holding_deciles`) in the rank order of its own (`ensemble_copula_coupling`, the
+        products in place of the hours). Beyond p10 and p90 the own samples' gaps are scaled by the
+        new band ÷ the own band. Products not made from paths, which have no hourly deciles,
+        have their own samples moved from their median by the factor."""
         if not hasattr(self, "factors_"):
             raise NotFittedError("ProductSpreadCalibration is not fitted yet: call fit(past, settlements)")
         keys = [KIND, LOAD, PRODUCT_HORIZON_WEEK]
         factor = products.table[keys].merge(self.factors_, on=keys, how="left")[FACTOR].fillna(1.0).to_numpy()
-        factor = factor * _to_hourly_band(products)
         samples = products.samples
-        median = np.median(samples, axis=1, keepdims=True)
-        return products.with_samples(median + factor[:, None] * (samples - median))
+        if products.hourly_deciles is None:
+            median = np.median(samples, axis=1, keepdims=True)
+            return products.with_samples(median + factor[:, None] * (samples - median))
+        hourly = products.hourly_deciles
+        center = hourly[:, [_P50]]
+        deciles = center + factor[:, None] * (hourly - center)
+        own_band = products.table[HIGH].to_numpy() - products.table[LOW].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_hourly = np.where(own_band > _TINY, (hourly[:, _P90] - hourly[:, _P10]) / own_band, 1.0)
+        tail = factor * to_hourly
+        held = _holding_deciles(deciles, np.sort(samples, axis=1), tail)
+        return products.with_samples(ensemble_copula_coupling(samples.T, held.T).T)
 
 
-def _to_hourly_band(products: ProductForecast) -> np.ndarray:
-    """Per product, hourly band ÷ the width of its own 10–90 band (1 where either is unknown or nil)."""
-    own = products.table[HIGH].to_numpy() - products.table[LOW].to_numpy()
-    if products.hourly_band is None:
-        return np.ones(len(own))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(own > _TINY, products.hourly_band / own, 1.0)
+def _unit_deciles(products: ProductForecast) -> np.ndarray:
+    """The deciles the product stage scales (products × 9): the averaged hourly deciles, or the
+    products' own where they were not made from paths."""
+    if products.hourly_deciles is None:
+        return products.table[list(QUANTILE_COLUMNS)].to_numpy(dtype="float64")
+    return products.hourly_deciles
 
+
+def _holding_deciles(deciles: np.ndarray, own: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    """Sorted samples (products × paths) whose deciles (np.quantile, linear) are exactly `deciles`
+    (products × 9, ascending), with tails from the products' own sorted samples `own`.
+
+    The j-th lowest of n samples is np.quantile's level j / (n − 1): between p10 and p90 the samples
+    interpolate the deciles linearly at their levels. np.quantile interpolates linearly between the
+    two samples around a decile's level, which straddle the kink there, so those two lie on one line
+    through the decile instead, of the flatter slope of its two pieces (no steeper than either, so
+    the samples stay sorted; a whole number (n − 1) × level needs no such pair). Below the pair
+    around p10 and above the one around p90, the tails keep the own samples' gaps times `tail`
+    (per product)."""
+    paths = own.shape[1]
+    at = (paths - 1) * np.asarray(QUANTILE_LEVELS)  # each decile's virtual position
+    position = np.arange(paths)
+    piece = np.clip(np.searchsorted(at, position, side="right") - 1, 0, len(at) - 2)
+    slopes = np.diff(deciles, axis=1) / np.diff(at)  # per product and piece, per position
+    held = deciles[:, piece] + slopes[:, piece] * (position - at[piece])  # the end pieces extended
+    end = np.full((len(deciles), 1), np.inf)
+    slope = np.minimum(np.hstack([end, slopes]), np.hstack([slopes, end]))  # per decile: the flatter piece
+    below, above = np.floor(at).astype(np.int64), np.ceil(at).astype(np.int64)
+    held[:, below] = deciles + slope * (below - at)
+    held[:, above] = deciles + slope * (above - at)
+    first, last = below[0], above[-1]
+    held[:, :first] = held[:, [first]] + tail[:, None] * (own[:, :first] - own[:, [first]])
+    held[:, last + 1:] = held[:, [last]] + tail[:, None] * (own[:, last + 1:] - own[:, [last]])
+    return held

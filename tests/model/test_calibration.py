@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
+from forecasting.clock import weekly_issues_before
 from forecasting.forecast_frame import forecast_hours, make_forecast_frame
 from forecasting.model.calibration import (
     HORIZON_WEEKS,
     ProductSpreadCalibration,
     SpreadCalibration,
     ensemble_copula_coupling,
-    weekly_issues_before,
 )
 from forecasting.paths import ZonePaths
 from forecasting.products import ProductForecast
@@ -121,23 +121,79 @@ def test_product_stage_round_trip_widens_a_too_narrow_band_to_hold_80_percent():
     np.testing.assert_allclose(applied.table["p50"], past.table["p50"])  # the median stays
 
 
-def test_product_stage_sets_the_band_to_a_factor_of_the_hourly_band_in_the_paths_shape():
+def hourly_deciles_of(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Averaged hourly deciles (products × 9) of varied level, width and skew."""
+    center = rng.uniform(40.0, 60.0, size=(n, 1))
+    offsets = np.sort(rng.normal(0.0, 1.0, size=(n, 9)), axis=1)
+    offsets -= offsets[:, [4]]
+    skew = np.where(offsets > 0, rng.uniform(1.0, 2.0, size=(n, 1)), 1.0)  # a longer right tail
+    return center + rng.uniform(2.0, 6.0, size=(n, 1)) * skew * offsets
+
+
+def test_product_stage_sets_the_deciles_to_a_factor_of_the_hourly_deciles_in_the_paths_rank_order():
     rng = np.random.default_rng(4)
-    n = 200
-    samples = 50.0 + rng.gamma(2.0, 1.0, size=(n, 400))  # right-skewed, own band ≈ 3.4 wide
-    outcomes = np.quantile(samples, 0.5, axis=1) + rng.normal(0.0, 2.0, size=n)
+    n, paths = 200, 400
+    samples = 50.0 + rng.gamma(2.0, 1.0, size=(n, paths))  # right-skewed, own band ≈ 3.4 wide
+    hourly = hourly_deciles_of(rng, n)  # the averaged hourly deciles, per product
+    center, band = hourly[:, 4], hourly[:, 8] - hourly[:, 0]
+    outcomes = center + rng.normal(0.0, 2.0, size=n)
     table = pd.DataFrame({"kind": "week", "load": "base", "horizon_week": [2] * n})
-    hourly_band = rng.uniform(4.0, 12.0, size=n)  # the averaged hourly deciles' band, per product
-    past = ProductForecast(table, samples, hourly_band).with_samples(samples)
+    past = ProductForecast(table, samples, hourly).with_samples(samples)
     stage = ProductSpreadCalibration().fit(past, outcomes)
     factor = stage.factors_["factor"].iloc[0]
     applied = stage.apply(past)
-    np.testing.assert_allclose(applied.table["p90"] - applied.table["p10"], factor * hourly_band, rtol=1e-9)
-    np.testing.assert_allclose(applied.table["p50"], past.table["p50"])
-    skew = (applied.table["p90"] - applied.table["p50"]) / (applied.table["p50"] - applied.table["p10"])
-    np.testing.assert_allclose(skew, (past.table["p90"] - past.table["p50"]) / (past.table["p50"] - past.table["p10"]))
+    deciles = applied.table[list(QUANTILE_COLUMNS)].to_numpy()
+    np.testing.assert_allclose(applied.table["p90"] - applied.table["p10"], factor * band, rtol=1e-9)
+    np.testing.assert_allclose(deciles, center[:, None] + factor * (hourly - center[:, None]), rtol=1e-9)
+    np.testing.assert_allclose(applied.table["p50"], center, rtol=1e-9)
+    # The raw rank order: the path with a product's k-th lowest raw average keeps its k-th lowest.
+    in_raw_order = np.take_along_axis(applied.samples, np.argsort(samples, axis=1), axis=1)
+    assert (np.diff(in_raw_order, axis=1) > 0).all()
+    # Beyond the positions around p10 and p90 (39.9 and 359.1 of 0 … 399) the own gaps, scaled as
+    # the own band is to factor × the hourly band.
+    own, new = np.sort(samples, axis=1), np.sort(applied.samples, axis=1)
+    tail = factor * band / (past.table["p90"] - past.table["p10"]).to_numpy()
+    np.testing.assert_allclose(np.diff(new[:, :40]), tail[:, None] * np.diff(own[:, :40]), atol=1e-12)
+    np.testing.assert_allclose(np.diff(new[:, 360:]), tail[:, None] * np.diff(own[:, 360:]), atol=1e-12)
     inside = (outcomes >= applied.table["p10"]) & (outcomes <= applied.table["p90"])
-    assert inside.mean() == pytest.approx(0.8, abs=0.03)
+    assert inside.mean() == pytest.approx(0.8, abs=0.01)
+
+
+@pytest.mark.parametrize("paths", [20, 200, 201])
+def test_product_stage_round_trip_learns_known_ratios_and_holds_the_deciles_exactly(paths):
+    """Past settlements built to lie at known distances from the hourly p50, in half bands: the
+    factor is their 80 % quantile, and a new issue's deciles are its hourly deciles scaled by it."""
+    rng = np.random.default_rng(5)
+    n = 60
+    hourly = hourly_deciles_of(rng, n)
+    weeks = [1] * 30 + [2] * 30
+    known = {1: 0.6, 2: 1.3}
+    ratios = np.concatenate([rng.uniform(0.0, 2.0, 30) for _ in known])
+    for part, week in enumerate(known):
+        rows = slice(30 * part, 30 * (part + 1))
+        ratios[rows] *= known[week] / np.quantile(ratios[rows], 0.8)
+    above = rng.random(n) < 0.5
+    settlements = np.where(
+        above,
+        hourly[:, 4] + ratios * (hourly[:, 8] - hourly[:, 4]),
+        hourly[:, 4] - ratios * (hourly[:, 4] - hourly[:, 0]),
+    )
+    samples = rng.normal(50.0, 3.0, size=(n, paths))
+    table = pd.DataFrame({"kind": "week", "load": "peak", "horizon_week": weeks})
+    past = ProductForecast(table, samples, hourly).with_samples(samples)
+    stage = ProductSpreadCalibration().fit(past, settlements)
+    factors = stage.factors_.set_index("horizon_week")["factor"]
+    assert factors.to_dict() == pytest.approx(known, rel=1e-12)
+
+    new_hourly = hourly_deciles_of(rng, n)
+    new_samples = rng.normal(45.0, 5.0, size=(n, paths))
+    applied = stage.apply(ProductForecast(table, new_samples, new_hourly).with_samples(new_samples))
+    factor = np.array([known[week] for week in weeks])[:, None]
+    expected = new_hourly[:, [4]] + factor * (new_hourly - new_hourly[:, [4]])
+    deciles = applied.table[list(QUANTILE_COLUMNS)].to_numpy()
+    np.testing.assert_allclose(deciles, expected, rtol=1e-9)
+    in_raw_order = np.take_along_axis(applied.samples, np.argsort(new_samples, axis=1), axis=1)
+    assert (np.diff(in_raw_order, axis=1) >= 0).all()
 
 
 def test_product_stage_falls_back_to_the_kind_then_to_the_paths_spread():

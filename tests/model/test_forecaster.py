@@ -99,15 +99,16 @@ def test_products_come_from_the_same_calibrated_paths(record):
     assert {"day", "week"} <= set(table["kind"])
     deciles = table[list(QUANTILE_COLUMNS)].to_numpy()
     assert (np.diff(deciles, axis=1) >= 0).all()
-    # a forecast day's base mean is the mean of its hours' means (one set of paths)
+    # a forecast day's base median is the mean of its hours' medians (one set of paths: the hourly
+    # deciles of the forecast), and its 10–90 band the product stage's factor × their averaged band
     day = table[(table["kind"] == "day") & (table["load"] == "base") & (table[ZONE] == "NO1")].iloc[0]
     hours = record.frame[(record.frame[ZONE] == "NO1") & record.frame["local_time"].str.startswith(str(day["delivery_start"]))]
     factors = record.product_factors
     factor = factors[(factors["kind"] == "day") & (factors["load"] == "base") & (factors["horizon_week"] == day["horizon_week"])]
-    if factor.empty or np.isclose(factor["factor"].iloc[0], 1.0):
-        assert day["mean"] == pytest.approx(hours["mean"].mean(), rel=1e-6)
-    else:  # the product stage moved the mean with the samples, around the product's median
-        assert day["p50"] == pytest.approx(np.median(record.products.samples[day.name]), rel=1e-9)
+    scale = 1.0 if factor.empty else factor["factor"].iloc[0]
+    assert day["p50"] == pytest.approx(hours["p50"].mean(), rel=1e-5)
+    assert day["p90"] - day["p10"] == pytest.approx(scale * (hours["p90"].mean() - hours["p10"].mean()), rel=1e-4)
+    assert day["p50"] == pytest.approx(np.median(record.products.samples[day.name]), rel=1e-9)
 
 
 def test_product_spread_stage_is_fitted_per_kind_load_and_horizon_week(record):
