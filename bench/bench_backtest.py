@@ -4,6 +4,7 @@ published by its training origins (at least once per period), next to the season
 
     .venv/bin/python bench/bench_backtest.py [--retrain-every once|N] [--out /tmp/spotcast-backtest]
                                              [--report docs/backtest.md] [--periods 2019 crisis]
+                                             (or --periods val2018 val2021h2: the validation periods)
                                              [--workers N] [--set PARAM=VALUE ...]
                                              (--set overrides [model.params]; --workers: worker
                                              processes, default the cores; 1 runs all in this one)
@@ -32,7 +33,7 @@ from measure import children_peak_mb, machine, param, peak_mb
 
 from forecasting.config import load_settings
 from forecasting.evaluation.backtest import BacktestResult, run_backtest
-from forecasting.evaluation.fanout import ProcessFanout, in_process
+from forecasting.fanout import ProcessFanout, in_process
 from forecasting.feeds.replay import ReplayFeed, forget_recordings
 from forecasting.jobs.train import build_pipeline, forecaster_of
 
@@ -40,8 +41,11 @@ MODEL_NAME = "deepar"
 PERIODS: dict[str, tuple[str, str]] = {
     "2019": ("2019-01-01", "2020-01-01"),
     "crisis": ("2022-07-01", "2023-07-01"),
+    # the validation periods of [tune] (configs/spotcast.toml): for choices, never for reported results
+    "val2018": ("2018-01-01", "2019-01-01"),
+    "val2021h2": ("2021-07-01", "2022-01-01"),
 }
-PERIOD_LABELS = {"2019": "2019", "crisis": "2022-07_2023-06"}
+PERIOD_LABELS = {"2019": "2019", "crisis": "2022-07_2023-06", "val2018": "2018", "val2021h2": "2021-07_2021-12"}
 
 
 def retrain_every(value: str) -> int | str:
@@ -91,7 +95,7 @@ def main() -> None:
     parser.add_argument("--retrain-every", type=retrain_every, default="once")
     parser.add_argument("--out", type=Path, default=Path("/tmp/spotcast-backtest"))
     parser.add_argument("--report", type=Path, default=Path("docs/backtest.md"))
-    parser.add_argument("--periods", nargs="+", choices=list(PERIODS), default=list(PERIODS))
+    parser.add_argument("--periods", nargs="+", choices=list(PERIODS), default=["2019", "crisis"])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--set", type=param, action="append", default=[], metavar="PARAM=VALUE",
                         help="override a [model.params] value of the configuration, e.g. ensemble_size=3")

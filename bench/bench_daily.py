@@ -34,10 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import peak_mb, reset_peak, timed
 
-from flows.serve import prefect_server
-from forecasting.config import DEFAULT_CONFIG, PROJECT_ROOT, load_settings
-from forecasting.lake.files import LakeFS
-from forecasting.lake.track_record import TRACK_RECORD
+from flows.defaults import apply_prefect_defaults
+
+apply_prefect_defaults()  # before Prefect loads, as the spotcast command does
+
+from flows.servers import prefect_server  # noqa: E402
+from forecasting.config import DEFAULT_CONFIG, PROJECT_ROOT, load_settings  # noqa: E402
+from forecasting.lake.files import LakeFS  # noqa: E402
+from forecasting.lake.track_record import TRACK_RECORD  # noqa: E402
 
 CONFIG_NAME = "spotcast.toml"
 
@@ -76,7 +80,7 @@ def library_daily(config: Path) -> None:
     report = runs.daily(settings, as_of)[-1]
     model = registry.load_champion(LakeFS.of(settings), settings, as_of)
     issued = issue_forecast(settings, model, as_of, report.table())
-    write_daily_report(settings, issued, report.table(), publish=True)
+    write_daily_report(settings, issued, report.table())
 
 
 def flow_daily(config: Path) -> None:

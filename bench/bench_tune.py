@@ -29,14 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import pandas as pd
 from measure import machine
-from prefect import flow
 
-from flows.cluster import cluster_size, current_fanout, run_on_cluster
-from forecasting.config import Settings, load_settings
-from forecasting.evaluation.backtest import run_backtest
-from forecasting.feeds.replay import ReplayFeed
-from forecasting.jobs.train import build_pipeline, forecaster_of
-from forecasting.tuning.study import open_study, optimize
+from flows.defaults import apply_prefect_defaults
+
+apply_prefect_defaults()  # before Prefect loads, as the spotcast command does
+
+from prefect import flow  # noqa: E402
+
+from flows.cluster import cluster_size, current_fanout, run_on_cluster  # noqa: E402
+from forecasting.config import Settings, load_settings  # noqa: E402
+from forecasting.evaluation.backtest import run_backtest  # noqa: E402
+from forecasting.feeds.replay import ReplayFeed  # noqa: E402
+from forecasting.jobs.train import build_pipeline, forecaster_of  # noqa: E402
+from forecasting.tuning.study import open_study, optimize  # noqa: E402
 
 TINY_SPACE = {"hidden_size": {"low": 4, "high": 8}, "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}
 
@@ -72,7 +77,7 @@ def trials_flow(settings: Settings, trials: int) -> float:
 @flow(name="bench-backtest", validate_parameters=False)
 def backtest_flow(settings: Settings, start: str, end: str, retrain_every: int) -> float:
     history = history_of(settings)
-    timezones = {z.name: z.timezone for z in settings.zones}
+    timezones = settings.zone_timezones
     began = time.perf_counter()
     run_backtest(
         history, lambda: forecaster_of(settings, build_pipeline(settings)), start, end, timezones=timezones,

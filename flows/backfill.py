@@ -8,13 +8,14 @@ from datetime import date, datetime
 from prefect import flow
 from prefect.states import State
 
-from flows.ingest_tasks import finish, log_progress, pull_task, pulls_stop_with_the_run
-from forecasting.config import Settings, load_settings
+from flows.defaults import apply_prefect_defaults
+from flows.ingest_tasks import finish, log_progress, pull_task_for, pulls_stop_with_the_run
+from forecasting.config import settings_for
 from forecasting.ingest import runs
 
-
-def settings_for(config: str | None, zones: list[str] | None) -> Settings:
-    return load_settings(config).with_zones(zones)
+# A deployment's entrypoint (prefect.yaml, `serve`): the module a worker's flow-run process imports
+# of Spotcast, so Prefect's defaults are applied here for that process (flows/defaults.py).
+apply_prefect_defaults()
 
 
 @flow(name="backfill")
@@ -31,8 +32,9 @@ def backfill_flow(
     published by now, or by the end of the recording for replay) in chunks of at most a year; with
     `repair`, set corrupt series files aside and pull every hole in that range."""
     settings = settings_for(config, zones)
+    pulls = pull_task_for(settings)  # its Prefect retries are the settings' retry policies
     with pulls_stop_with_the_run():
         report = runs.backfill(
-            settings, as_of, start, end, resume, repair, submit=pull_task.submit, progress=log_progress
+            settings, as_of, start, end, resume, repair, submit=pulls.submit, progress=log_progress
         )
     return finish([report], "repair" if repair else "backfill")

@@ -11,9 +11,8 @@ into every task.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prefect import Flow, task
@@ -22,8 +21,8 @@ from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
 from prefect_dask import DaskTaskRunner
 
-from flows.serve import reporting_to
-from forecasting.evaluation.fanout import Fanout, Function, in_process
+from flows.servers import workers_report_here
+from forecasting.fanout import Fanout, Function, in_process
 
 R = TypeVar("R")
 
@@ -55,32 +54,13 @@ def task_runner(workers: int | None = None, address: str | None = None) -> DaskT
     )
 
 
-@contextlib.contextmanager
-def workers_report_here() -> Iterator[None]:
-    """A LocalCluster's workers are processes of their own, and Prefect's choice of server lives in
-    this process's settings: without a server in their environment each worker would start a
-    temporary server of its own for the task runs it executes. So the server (the configured one,
-    else the temporary one Prefect starts for this process, started now) goes into the environment
-    the workers inherit."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL
-
-    api_url = PREFECT_API_URL.value()
-    if not api_url:
-        server = SubprocessASGIServer()  # the one this process's client would start; stopped at exit
-        server.start()
-        api_url = server.api_url
-    with reporting_to(api_url):
-        yield
-
-
 def run_on_cluster(
     flow_: Flow[..., R], workers: int | None, address: str | None, *args: Any, **kwargs: Any
 ) -> R:
     """`flow_(*args, **kwargs)` on a Dask task runner when asked for a scheduler address or more than one
-    worker (a LocalCluster reporting to this process's Prefect server); else in this process (its
-    fan-outs run one item after the other). Workers of a scheduler at `address` report to the
-    server in their own environment."""
+    worker (a LocalCluster reporting to this process's Prefect server: `servers.workers_report_here`);
+    else in this process (its fan-outs run one item after the other). Workers of a scheduler at
+    `address` report to the server in their own environment."""
     if not address and (workers or 1) <= 1:
         return flow_(*args, **kwargs)
     on_cluster = flow_.with_options(task_runner=task_runner(workers, address))

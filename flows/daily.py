@@ -1,7 +1,7 @@
 """The scheduled daily run, as the desk's runbook reads:
 ingest the new delivery day(s) (backfilling first on an empty lake, as a sub-flow run) and land the
-desk's forwards files → load the champion model (training one if none exists) → issue the four-week
-forecast and its products → write them and the analyst report.
+desk's forwards files → load the champion model (training one first, as a task run of its own, if
+none exists) → issue the four-week forecast and its products → write them and the analyst report.
 
 A run that fails ends Failed with a message naming the step and the one-line reason
 (`step 'load champion' failed: NoChampion: …`): what the failure alert sends (flows/alerts.py)."""
@@ -14,14 +14,20 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.states import Failed, State
 
-from flows.backfill import backfill_flow, settings_for
-from flows.forecast_tasks import champion_task, forecast_task, report_task
-from flows.ingest_tasks import finish, log_progress, pull_task, pulls_stop_with_the_run, report_of
+from flows.backfill import backfill_flow
+from flows.defaults import apply_prefect_defaults
+from flows.forecast_tasks import champion, forecast_task, report_task
+from flows.ingest_tasks import finish, log_progress, pull_task_for, pulls_stop_with_the_run, report_of
+from forecasting.config import settings_for
 from forecasting.errors import SpotcastError
 from forecasting.ingest import runs
 from forecasting.ingest.land import IngestReport
 from forecasting.reports.product_tables import render_product_summary
 from forecasting.reports.tables import render_summary, summary_table
+
+# A deployment's entrypoint (prefect.yaml, `serve`): the module a worker's flow-run process imports
+# of Spotcast, so Prefect's defaults are applied here for that process (flows/defaults.py).
+apply_prefect_defaults()
 
 
 @flow(name="daily")
@@ -33,6 +39,10 @@ def daily_flow(
         settings = settings_for(config, zones)
         as_of_utc = runs.resolve_as_of(settings, as_of)
 
+        def enter(name: str) -> None:
+            nonlocal step
+            step = name
+
         def backfill_first(at: pd.Timestamp) -> IngestReport:
             nonlocal step
             step = "backfill"
@@ -41,13 +51,13 @@ def daily_flow(
             return report
 
         step = "ingest"
+        pulls = pull_task_for(settings)  # its Prefect retries are the settings' retry policies
         with pulls_stop_with_the_run():
             reports = runs.daily(
-                settings, as_of_utc, submit=pull_task.submit, progress=log_progress, backfill_first=backfill_first
+                settings, as_of_utc, submit=pulls.submit, progress=log_progress, backfill_first=backfill_first
             )
         ingest_table = reports[-1].table()
-        step = champion_task.name
-        model = champion_task(settings, as_of_utc)
+        model = champion(settings, as_of_utc, on_step=enter)  # "load champion", and "train" where it must
         step = forecast_task.name
         issued = forecast_task(settings, model, as_of_utc, ingest_table)
         step = report_task.name

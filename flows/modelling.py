@@ -7,9 +7,9 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.backfill import settings_for
 from flows.cluster import cluster_size, current_fanout
-from flows.forecast_tasks import champion_task, forecast_task, train_task
+from flows.forecast_tasks import champion, forecast_task, train_task
+from forecasting.config import settings_for
 from forecasting.evaluation.backtest import BacktestResult
 from forecasting.ingest.runs import resolve_as_of
 from forecasting.jobs.backtest import run_configured_backtest
@@ -30,7 +30,7 @@ def forecast_flow(
 ) -> IssuedForecast:
     settings = settings_for(config, None)
     as_of_utc = resolve_as_of(settings, as_of)
-    return forecast_task(settings, champion_task(settings, as_of_utc), as_of_utc, None, out)
+    return forecast_task(settings, champion(settings, as_of_utc), as_of_utc, None, out)
 
 
 @flow(name="backtest")

@@ -11,7 +11,7 @@ GRACE_S later if the module has not ended by then (a server that hangs in its sh
 Why: `spotcast`'s temporary Prefect server is a process of its own. Prefect starts its own temporary
 server (`prefect.server.api.server.SubprocessASGIServer`) with a plain Popen and stops it at exit
 (atexit): a `kill -9` of the command left it running, reparented to PID 1. Spotcast therefore starts
-that server itself through this file (`flows.serve.start_temporary_server`).
+that server itself through this file (`flows.servers.start_temporary_server`).
 
 The death signal of Linux follows the *thread* that started this process: start it from a thread
 that lives as long as its process (the main thread).

@@ -9,8 +9,8 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
-from flows.backfill import settings_for
 from flows.cluster import cluster_size, current_fanout, local_workers, run_on_cluster
+from forecasting.config import settings_for
 from forecasting.ingest.runs import as_utc
 from forecasting.jobs.tune import TuneResult, tune
 
@@ -24,7 +24,7 @@ def tune_flow(
     as_of: datetime | None = None,
 ) -> TuneResult:
     """Run (or resume) the configured study, as many trials at once as the cluster has workers."""
-    from forecasting.reports.publish import png_data_uri
+    from forecasting.reports.bundle import png_data_uri
 
     settings = settings_for(config, None)
     result = tune(settings, current_fanout(), cluster_size(), n_trials, timeout_s, retrain, as_utc(as_of))

@@ -69,10 +69,11 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from forecasting.clock import as_utc
 from forecasting.config import ConfigError, Settings, load_settings
 from forecasting.errors import LakeError, MissingData, SpotcastError
 from forecasting.evaluation.metrics import METRIC_COLUMNS
-from forecasting.evaluation.track_record import score_track_record
+from forecasting.evaluation.record_scores import score_track_record
 from forecasting.lake.files import LakeFS
 from forecasting.lake.forecast_store import (
     DATA_FILE,
@@ -249,7 +250,7 @@ class LakeReader:
             if key in self._scores:
                 self._scores.move_to_end(key)
                 return self._scores[key]
-        timezones = {zone.name: zone.timezone for zone in self.settings.zones}
+        timezones = self.settings.zone_timezones
         track = track_record.read(issue.model_id)
         track = track[track[ZONE].isin(list(timezones))]
         table = None
@@ -297,8 +298,7 @@ def resolve_issue(settings: Settings, stored: list[date], as_of: str | None) -> 
     try:
         issue_date = date.fromisoformat(text) if len(text) == 10 else None
         if issue_date is None:
-            stamp = pd.Timestamp(datetime.fromisoformat(text))
-            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+            stamp = as_utc(datetime.fromisoformat(text))
             issue_date = issue_date_of(stamp, settings.schedule.timezone)
             which = f" (the issue date of {stamp:%Y-%m-%d %H:%M} UTC on {settings.schedule.timezone} time)"
     except ValueError:

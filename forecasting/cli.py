@@ -26,6 +26,7 @@ import pandas as pd
 from rich.console import Console
 
 from forecasting import console
+from forecasting.clock import as_utc
 from forecasting.config import Settings, load_settings
 from forecasting.errors import (
     EXIT_DEGRADED,
@@ -55,10 +56,9 @@ __all__ = ["EXIT_DEGRADED", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser
 def _timestamp(text: str) -> pd.Timestamp:
     """`--as-of` values: ISO date or date-time; naive values are UTC."""
     try:
-        stamp = pd.Timestamp(text)
+        return as_utc(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a date or date-time: {text!r}") from exc
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _date(text: str) -> date:
@@ -589,9 +589,8 @@ def _export_products(
     from forecasting.reports.workbook import write_workbook
 
     forecast = read_forecast(lake, issue_date, args.zones)
-    timezones = {zone.name: zone.timezone for zone in settings.zones}
     above = None if p_above is None else (args.above, p_above)
-    return write_workbook(args.out, forecast, view, timezones, above, issue_date)
+    return write_workbook(args.out, forecast, view, settings.zone_timezones, above, issue_date)
 
 
 def _above_column(level: float) -> str:
@@ -753,15 +752,11 @@ def _run_lineage(args: argparse.Namespace) -> int:
 
 def _run_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)  # a bad or missing configuration fails here, before Prefect starts
-    _default_prefect_home(args.config)
-    from flows.serve import ServeError, serve
+    _prefect_defaults(args.config)
+    from flows.serve import serve
 
-    try:
-        with _api_beside(args, settings):  # a bad token or a taken port fails here, before Prefect starts
-            serve(config=args.config, host=args.host, port=args.port, start_server=args.start_server)
-    except ServeError as exc:
-        print(f"spotcast: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    with _api_beside(args, settings):  # a bad token or a taken port fails here, before Prefect starts
+        serve(config=args.config, host=args.host, port=args.port, start_server=args.start_server)
     return EXIT_OK
 
 
@@ -778,11 +773,11 @@ def _run_alerts(args: argparse.Namespace) -> int:
     """The daily run's alerts (flows/alerts.py) on the Prefect server of PREFECT_API_URL, else of
     `[prefect] api_url`, else of the active Prefect profile, for the daily deployment it holds."""
     settings = load_settings(args.config)
-    _default_prefect_home(args.config)
+    _prefect_defaults(args.config)
     from prefect.settings import PREFECT_API_URL
 
     from flows.alerts import set_up_deployed_alerts
-    from flows.serve import reporting_to
+    from flows.servers import reporting_to
     from forecasting.config import ConfigError
 
     api_url = os.environ.get("PREFECT_API_URL") or settings.prefect.api_url or PREFECT_API_URL.value()
@@ -847,60 +842,28 @@ FLOW_COMMANDS = ("daily", "backfill", "train", "forecast", "backtest", "tune")
 _PROCESS_SCOPE = contextlib.ExitStack()  # held until the process exits
 
 
-def _default_prefect_home(config: str | None) -> None:
-    """PREFECT_HOME, unless the environment sets it: `.prefect/` in the configuration's project
-    (`forecasting.config.project_of`), next to its data, so that checkouts sharing one environment
-    keep their run history and their `serve` record apart. Before Prefect is imported."""
-    if os.environ.get("PREFECT_HOME"):
-        return
-    from forecasting.config import default_config, project_of
+def _prefect_defaults(config: str | None) -> None:
+    """Prefect's settings for this command, before Prefect is imported. PREFECT_HOME, unless the
+    environment sets it: `.prefect/` in the configuration's project (`forecasting.config.project_of`),
+    next to its data, so that checkouts sharing one environment keep their run history and their
+    `serve` record apart; then Spotcast's other defaults (`flows.defaults.apply_prefect_defaults`)."""
+    if not os.environ.get("PREFECT_HOME"):
+        from forecasting.config import default_config, project_of
 
-    os.environ["PREFECT_HOME"] = str(project_of(config or default_config()) / ".prefect")
+        os.environ["PREFECT_HOME"] = str(project_of(config or default_config()) / ".prefect")
+    from flows.defaults import apply_prefect_defaults
+
+    apply_prefect_defaults()
 
 
 def _choose_server(args: argparse.Namespace) -> None:
-    """The Prefect server the run reports to: only one the user named or started. In order:
-    PREFECT_API_URL (environment), `[prefect] api_url` of the configuration, the active Prefect
-    profile's PREFECT_API_URL, the server `spotcast serve` of this PREFECT_HOME started for this
-    lake and still serves (its record, `flows.serve.recorded_server`). Never a server that merely
-    answers on 127.0.0.1:4200: on a shared host that is another user's, and its UI would show this
-    run. Without one, a temporary server is started now (`flows.serve.start_temporary_server`):
-    Prefect's own, but one that ends with this command also when the command is killed
-    (`kill -9`), and whose slow start is one line (ServeError). Called once the command's input is
-    checked (`_begin_run`)."""
-    _default_prefect_home(args.config)
-    if os.environ.get("PREFECT_API_URL"):
-        return
-    say = logging.getLogger("spotcast").info
-    settings = load_settings(args.config)
-    from flows.serve import recorded_server, reporting_to
+    """The Prefect server the run reports to, for the rest of the process: only one the user named
+    or started, else a temporary one of its own (`flows.servers.point_runs_at_server`). Called once
+    the command's input is checked (`_begin_run`)."""
+    _prefect_defaults(args.config)
+    from flows.servers import point_runs_at_server
 
-    if settings.prefect.api_url:
-        say("reporting to the Prefect server at %s ([prefect] api_url)", settings.prefect.api_url)
-        _PROCESS_SCOPE.enter_context(reporting_to(settings.prefect.api_url))
-        return
-    # Prefect starts a temporary server, which writes to this console: its services' errors while it
-    # is stopped at the end of a run (a cancelled flush of run events) would end a good run with a
-    # traceback. What the run needs from the server, the client reports.
-    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-    if "prefect" in sys.modules:  # Prefect ran in this process before (`main` called by a test): it
-        return  # keeps to its settings and its own temporary server
-    from prefect.settings import PREFECT_API_URL
-
-    if PREFECT_API_URL.value():  # the active Prefect profile names a server
-        return
-    served = recorded_server(settings.lake_root)
-    if served is not None:
-        say("reporting to the Prefect server at %s, which `spotcast serve` (pid %d) runs", *served)
-        _PROCESS_SCOPE.enter_context(reporting_to(served[0]))
-        return
-    from flows.serve import start_temporary_server
-    from forecasting import progress
-
-    with progress.task("starting a temporary Prefect server for this run"):  # 10–30 s on 2 cores
-        url = start_temporary_server()
-    # For the rest of the process: Prefect's clients send what they still hold as it exits.
-    _PROCESS_SCOPE.enter_context(reporting_to(url))
+    point_runs_at_server(load_settings(args.config), _PROCESS_SCOPE)
 
 
 # Commands whose runs keep their full log in the lake (logs/<date>/<command>-<time>.log).

@@ -28,8 +28,7 @@ from pydantic import (
 )
 
 from forecasting.errors import ConfigError, UsageError
-from forecasting.feeds.bundled import HISTORY_SUFFIXES, unit_factors, zone_from_filename
-from forecasting.schema import SERIES, WEEKLY_SERIES
+from forecasting.schema import DERIVED_COVARIATES, SERIES, WEEKLY_SERIES, unit_factors
 
 # The folder of the running code (its git commit is a model's code version). Not where files go:
 # a configuration's relative paths are relative to its own project (`project_of`).
@@ -161,6 +160,15 @@ class RetryPolicies(_Strict):
     # Defaults of the reference design (Step Functions retry blocks).
     not_available: RetryPolicy = RetryPolicy(interval_s=3600, backoff=1.0, max_attempts=8)
     site_down: RetryPolicy = RetryPolicy(interval_s=3600, backoff=2.0, max_attempts=5)
+
+
+# The files a replay source folder may hold, one per zone (the file name is the zone).
+HISTORY_SUFFIXES = (".csv", ".parquet", ".xlsx")
+
+
+def zone_from_filename(path: Path) -> str:
+    """The zone a replay source file holds: `NO_1.csv` or `NO1.parquet` → `NO1`."""
+    return path.stem.replace("_", "").upper()
 
 
 class SourceColumn(_Strict):
@@ -423,7 +431,7 @@ class PrefectConfig(_Strict):
     """The Prefect server a command's runs report to (`PREFECT_API_URL` in the environment wins).
     Without either, a command reports to the server `spotcast serve` started for this PREFECT_HOME
     while it serves, else to a temporary server of its own: never to a server it was not told of
-    (flows/serve.py, `server_for_runs`)."""
+    (flows/servers.py, `point_runs_at_server`)."""
 
     api_url: str | None = Field(default=None, pattern=r"^https?://[^/@]+(/.*)?$")  # …:4200/api
 
@@ -487,6 +495,11 @@ class Settings(_Strict):
     @property
     def zone_names(self) -> list[str]:
         return [z.name for z in self.zones]
+
+    @property
+    def zone_timezones(self) -> dict[str, str]:
+        """Zone name → its time zone, in configured order (what the model, baselines and feeds take)."""
+        return {z.name: z.timezone for z in self.zones}
 
     def with_zones(self, names: list[str] | None) -> Settings:
         """These settings for only the zones `names` (all when None or empty); an unknown name is a
@@ -581,7 +594,8 @@ def _check_covariates(settings: Settings, path: Path) -> None:
         if named is None:
             continue
         named = [named] if isinstance(named, str) else list(named)
-        unsupplied = [series for series in named if series not in supplied]
+        needed = [source for series in named for source in DERIVED_COVARIATES.get(series, (series,))]
+        unsupplied = sorted(set(needed) - supplied)
         if unsupplied:
             raise ConfigError(
                 f"invalid configuration {path}: {table}.covariates = {named!r}: no enabled feed supplies "
@@ -691,3 +705,9 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
     _check_sources(settings, path)
     _check_covariates(settings, path)
     return settings
+
+
+def settings_for(config: str | Path | None, zones: list[str] | None) -> Settings:
+    """The configuration `config` (default: the project's) for only the zones `zones` (all when None
+    or empty): how a flow or job given those two run parameters reads its settings."""
+    return load_settings(config).with_zones(zones)

@@ -11,7 +11,8 @@ with. Any other exception is a bug and keeps its traceback.
     ├── MissingData        1  the lake holds nothing for what was asked yet
     ├── LakeError          1  a lake file cannot be read or written; the lock is held (lake/files.py)
     ├── FeedError          1  a feed failed (feeds/base.py; normally retried and reported, not raised)
-    └── ArtifactError      1  a model artifact is missing, unreadable or of another format (model/artifact.py)
+    ├── ArtifactError      1  a model artifact is missing, unreadable or of another format (model/artifact.py)
+    └── ServeError         1  a Prefect server could not be started or reached (flows/servers.py)
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from forecasting.clock import WEEK
 from forecasting.config import Publication
 from forecasting.schema import PUBLISHED_AT
-from forecasting.weekly import WEEK, week_starts_of
+from forecasting.weekly import week_starts_of
 
 
 def published_at(delivery_hours: pd.DatetimeIndex, rule: Publication, timezone: str) -> pd.DatetimeIndex:
@@ -51,10 +52,6 @@ def newest_published_week(as_of: pd.Timestamp, rule: Publication, timezone: str)
     a weekly series stores that week's value (`forecasting.weekly`)."""
     last_week, before = week_starts_of(pd.DatetimeIndex([as_of - WEEK, as_of - 2 * WEEK]), timezone)
     return last_week if published_at(pd.DatetimeIndex([last_week]), rule, timezone)[0] <= as_of else before
-
-
-def first_unpublished_hour(as_of: pd.Timestamp, rule: Publication, timezone: str) -> pd.Timestamp:
-    return newest_published_hour(as_of, rule, timezone) + pd.Timedelta(hours=1)
 
 
 def known_at(frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecasting.clock import WEEK_HOURS
 from forecasting.errors import DataError
 
 ZONE = "zone"
@@ -47,12 +48,28 @@ SERIES_UNITS: dict[str, str] = {
     "reservoir_normal_max": "TWh",
 }
 SERIES = tuple(SERIES_UNITS)
+# A file's unit → the factor to the series' own unit (SERIES_UNITS).
+UNIT_FACTORS: dict[str, dict[str, float]] = {
+    "MW": {"MW": 1.0, "GW": 1000.0, "kW": 0.001},
+    "EUR/MWh": {"EUR/MWh": 1.0, "EUR/kWh": 1000.0, "ct/kWh": 10.0},
+}
+
+
+def unit_factors(series: str) -> dict[str, float]:
+    """The units a file may give `series` in, each with its factor to the series' unit."""
+    return UNIT_FACTORS[SERIES_UNITS[series]]
+
+
 # Series with one value per ISO week, stored in the hourly lake at the week's start hour: Monday
 # 00:00 on the zone's wall clock, in UTC (`forecasting.weekly`). Their rows are not hours of a
 # continuous hourly series: gap counts and repairs expect one row per week.
 RESERVOIR_FILLING = "reservoir_filling"
 RESERVOIR_NORMAL = ("reservoir_normal_min", "reservoir_normal_median", "reservoir_normal_max")
 WEEKLY_SERIES = frozenset({RESERVOIR_FILLING, *RESERVOIR_NORMAL})
+# Model covariates computed from lake series, never stored (`forecasting.features.hydro`): each needs
+# its sources supplied by an enabled feed.
+RESERVOIR_DEVIATION = "reservoir_deviation"
+DERIVED_COVARIATES: dict[str, tuple[str, ...]] = {RESERVOIR_DEVIATION: (RESERVOIR_FILLING, *RESERVOIR_NORMAL)}
 
 _UTC_COLUMNS = (DELIVERY_HOUR, PUBLISHED_AT, RETRIEVED_AT)
 NS_PER_HOUR = 3_600_000_000_000
@@ -139,5 +156,4 @@ FORECAST_COLUMNS = [
     *QUANTILE_COLUMNS,
     MODEL_ID,
 ]
-WEEK_HOURS = 168
 HORIZON_HOURS = 4 * WEEK_HOURS  # four weeks

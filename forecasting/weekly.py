@@ -16,9 +16,6 @@ import pandas as pd
 
 from forecasting.schema import WEEKLY_SERIES
 
-WEEK = pd.Timedelta(days=7)
-HOUR = pd.Timedelta(hours=1)
-
 
 def _local_midnights(days: pd.DatetimeIndex, timezone: str) -> pd.DatetimeIndex:
     """Naive local dates (midnight) → that midnight on the zone's wall clock, in UTC. Midnight exists

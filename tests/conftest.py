@@ -14,9 +14,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from flows.defaults import apply_prefect_defaults
 from forecasting.config import Settings, load_settings
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.schema import DELIVERY_HOUR, SERIES_COL
+
+# The suite runs flows and Prefect in its own process, so it is one of the entry points of
+# flows/defaults.py: as the `spotcast` command does, Prefect's defaults are applied before any test
+# module loads Prefect. Values the environment sets (PREFECT_HOME, …) win.
+apply_prefect_defaults()
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = PROJECT_ROOT / "data" / "bundled"

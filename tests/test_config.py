@@ -349,3 +349,12 @@ def test_zero_is_missing_defaults_on_for_the_bundled_format_and_off_for_a_column
     assert SourceFormat(columns={"Price": "price_da"}).zeros_missing is False
     assert SourceFormat(columns={"Price": "price_da"}, zero_is_missing=True).zeros_missing is True
     assert SourceFormat(zero_is_missing=False).zeros_missing is False
+
+
+def test_a_derived_covariate_needs_the_series_it_is_computed_from():
+    settings = load_settings(model={"params": {"covariates": ["load_da", "reservoir_deviation"]}})
+    assert settings.model.params["covariates"] == ["load_da", "reservoir_deviation"]
+
+    no_hydro = {"replay": {"kind": "replay", "source": "data/bundled", "series": ["price_da", "load_da"]}}
+    with pytest.raises(ConfigError, match=r"no enabled feed supplies \['reservoir_filling', 'reservoir_normal_max'"):
+        load_settings(feeds=no_hydro, model={"params": {"covariates": ["reservoir_deviation"]}})

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from forecasting.evaluation.fanout import Fanout, InProcess, ProcessFanout
+from forecasting.fanout import Fanout, InProcess, ProcessFanout
 
 
 def label(index: int, seconds: float) -> str:

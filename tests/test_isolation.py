@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from spotcast_testing import dump_toml, issue_tiny_forecast, tiny_config
 
-from flows.serve import SERVE_RECORD, recorded_server, serve_record
+from flows.servers import SERVE_RECORD, recorded_server, serve_record
 from forecasting.cli import EXIT_OK, main
 from forecasting.config import DEFAULT_CONFIG, PROJECT_ROOT, load_settings
 from forecasting.lake.files import LakeFS
@@ -237,7 +237,7 @@ def test_a_server_on_port_4200_gets_nothing_from_a_command_not_pointed_at_it(tmp
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A real Prefect server (the one a command starts for itself, here this test module's)."""
-    from flows.serve import start_temporary_server
+    from flows.servers import start_temporary_server
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("server-home")))

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from forecasting import progress
+from forecasting.clock import weekly_origins
 from forecasting.config import PeakHours
 from forecasting.errors import MissingData, UsageError
 from forecasting.evaluation.baselines import (
@@ -34,10 +35,10 @@ from forecasting.evaluation.baselines import (
     SeasonalNaive,
     SeasonalNaiveEmpirical,
 )
-from forecasting.evaluation.fanout import Fanout, in_process
 from forecasting.evaluation.metrics import MODEL, score
 from forecasting.evaluation.product_scores import product_baselines, score_products
 from forecasting.evaluation.report import render_markdown, render_product_markdown
+from forecasting.fanout import Fanout, in_process
 from forecasting.forecast_frame import Forecaster, ForecastRecord, frame_of
 from forecasting.products import SETTLEMENT, settle_products
 from forecasting.publication import known_at
@@ -49,22 +50,6 @@ PERIOD = "period"
 NORDIC_PEAK = PeakHours()  # Monday–Friday 08:00–20:00 local, the exchanges' peak
 RetrainEvery = int | Literal["once"]
 ForecasterFactory = Callable[[], Forecaster]
-
-
-def weekly_origins(
-    start: date | str,
-    end: date | str,
-    weekday: int = 0,
-    local_time: time = time(12, 0),
-    timezone: str = "Europe/Oslo",
-) -> pd.DatetimeIndex:
-    """UTC issue instants: every `weekday` (0 = Monday) at `local_time` in `timezone`, for the local
-    dates in [start, end). The default, Monday 12:00 Oslo, is before that day's auction result, so
-    the forecast starts with Tuesday."""
-    days = pd.date_range(pd.Timestamp(start).date(), pd.Timestamp(end).date(), freq="D", inclusive="left")
-    days = days[days.weekday == weekday]
-    local = days + pd.Timedelta(hours=local_time.hour, minutes=local_time.minute)
-    return local.tz_localize(timezone, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
 
 
 def is_training_origin(position: int, retrain_every: RetrainEvery) -> bool:

@@ -21,6 +21,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
+from forecasting.clock import WEEK_HOURS
 from forecasting.errors import MissingData
 from forecasting.features.anchor import SHAPE_WEEKS, price_anchor
 from forecasting.features.covariates import pivot_zone
@@ -39,7 +40,6 @@ from forecasting.schema import (
 SEASONAL_NAIVE = "seasonal_naive"
 SEASONAL_NAIVE_EMPIRICAL = "seasonal_naive_empirical"
 LEVEL_SHAPE_NAIVE = "level_shape_naive"
-WEEK = 168  # hours
 
 
 def price_window(prices: pd.DataFrame, start: pd.Timestamp, hours: int) -> np.ndarray:
@@ -69,19 +69,19 @@ def past_errors(window: np.ndarray, issues: int, horizon: int = HORIZON_HOURS) -
     errors = np.full((issues, horizon), np.nan)
     end = len(window)
     for k in range(1, issues + 1):
-        start = end - k * WEEK
+        start = end - k * WEEK_HOURS
         outcome = window[start : start + horizon]
-        path = seasonal_naive_path(window[start - WEEK : start], horizon)
+        path = seasonal_naive_path(window[start - WEEK_HOURS : start], horizon)
         errors[k - 1, : len(outcome)] = outcome - path[: len(outcome)]
     return errors
 
 
 def error_deciles_by_week(errors: np.ndarray) -> np.ndarray:
     """(horizon weeks × 9) deciles of the known errors of each horizon week."""
-    weeks = -(-errors.shape[1] // WEEK)
+    weeks = -(-errors.shape[1] // WEEK_HOURS)
     deciles = np.empty((weeks, len(QUANTILE_LEVELS)))
     for week in range(weeks):
-        known = errors[:, week * WEEK : (week + 1) * WEEK]
+        known = errors[:, week * WEEK_HOURS : (week + 1) * WEEK_HOURS]
         known = known[~np.isnan(known)]
         if known.size == 0:
             raise ValueError(f"no past seasonal-naive errors known for horizon week {week + 1}")
@@ -128,19 +128,19 @@ class SeasonalNaive:
         self, prices: pd.DataFrame, zone: str, issued_at: pd.Timestamp, start: pd.Timestamp, window: np.ndarray
     ) -> np.ndarray:
         """The point forecast over the horizon from `start`; `window` holds the hours before it."""
-        path = seasonal_naive_path(window[-WEEK:])
+        path = seasonal_naive_path(window[-WEEK_HOURS:])
         if np.isnan(path).any():
             raise MissingData(f"{self.model_id}: no price of {zone} in the week before {start}")
         return path
 
     def _window_hours(self) -> int:
-        return WEEK
+        return WEEK_HOURS
 
     @property
     def history_needed(self) -> pd.Timedelta:
         """How far before an issue `predict` reads prices: its window, behind a forecast start up to
         a few days after the issue, with a week's margin (the backtest cuts each origin's copy to it)."""
-        return pd.Timedelta(hours=self._window_hours() + 2 * WEEK)
+        return pd.Timedelta(hours=self._window_hours() + 2 * WEEK_HOURS)
 
     def _deciles(self, path: np.ndarray, window: np.ndarray) -> np.ndarray:
         return np.repeat(path[:, None], len(QUANTILE_LEVELS), axis=1)
@@ -163,11 +163,11 @@ class SeasonalNaiveEmpirical(SeasonalNaive):
 
     def _window_hours(self) -> int:
         # The oldest past issue needs its own previous week as input.
-        return (self.window_weeks + 1) * WEEK
+        return (self.window_weeks + 1) * WEEK_HOURS
 
     def _deciles(self, path: np.ndarray, window: np.ndarray) -> np.ndarray:
         deciles = error_deciles_by_week(past_errors(window, self.window_weeks, len(path)))
-        week_of_hour = np.arange(len(path)) // WEEK
+        week_of_hour = np.arange(len(path)) // WEEK_HOURS
         return path[:, None] + deciles[week_of_hour]
 
 
@@ -179,7 +179,7 @@ class LevelShapeNaive(SeasonalNaive):
     @property
     def history_needed(self) -> pd.Timedelta:
         """The anchor's weekly shape reads SHAPE_WEEKS back from the newest price, with margin."""
-        return pd.Timedelta(hours=(SHAPE_WEEKS + 3) * WEEK)
+        return pd.Timedelta(hours=(SHAPE_WEEKS + 3) * WEEK_HOURS)
 
     def _path(
         self, prices: pd.DataFrame, zone: str, issued_at: pd.Timestamp, start: pd.Timestamp, window: np.ndarray

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from forecasting.clock import WEEK_HOURS
 from forecasting.config import PeakHours
 from forecasting.evaluation.metrics import (
     ALL,
@@ -45,7 +46,7 @@ from forecasting.products import (
     STAT_COLUMNS,
     hourly_decile_products,
 )
-from forecasting.schema import DELIVERY_HOUR, MEAN, QUANTILE_COLUMNS, QUANTILE_LEVELS, VALUE, WEEK_HOURS, ZONE
+from forecasting.schema import DELIVERY_HOUR, MEAN, QUANTILE_COLUMNS, QUANTILE_LEVELS, VALUE, ZONE
 
 NO_CHANGE = "no_change"
 HOURLY_DECILES = "mean_of_hourly_deciles"

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forecasting.features.covariates import WEEK, ZoneGrid, newest_known_index
+from forecasting.clock import WEEK_HOURS
+from forecasting.features.covariates import ZoneGrid, newest_known_index
 from forecasting.schema import PRICE
 
 LEVEL_HOURS = 48  # newest published hours that set the level
-SCALE_HOURS = 2 * WEEK  # spread of the last two weeks around the baseline
+SCALE_HOURS = 2 * WEEK_HOURS  # spread of the last two weeks around the baseline
 SHAPE_WEEKS = 8
 # scale = floor + share × |level| + mean absolute deviation: never ~0 in a flat low-price week, and
 # proportional to the level where relative moves dominate (the crisis).
@@ -57,17 +58,17 @@ class Anchor:
 def weekly_shape(values: np.ndarray, hour_of_week: np.ndarray) -> np.ndarray:
     """Per hour of the week, the median of each whole week's deviation from its own mean (the
     newest weeks of `values`); 0 where an hour was never seen."""
-    weeks = len(values) // WEEK
+    weeks = len(values) // WEEK_HOURS
     if weeks == 0:
-        return np.zeros(WEEK)
-    blocks = values[-weeks * WEEK :].reshape(weeks, WEEK)
+        return np.zeros(WEEK_HOURS)
+    blocks = values[-weeks * WEEK_HOURS :].reshape(weeks, WEEK_HOURS)
     counts = (~np.isnan(blocks)).sum(axis=1, keepdims=True)
     means = np.nansum(blocks, axis=1, keepdims=True) / np.maximum(counts, 1)
-    deviations = np.full((weeks, WEEK), np.nan)
-    rows = np.repeat(np.arange(weeks), WEEK)
-    deviations[rows, hour_of_week[-weeks * WEEK :]] = (blocks - means).ravel()
+    deviations = np.full((weeks, WEEK_HOURS), np.nan)
+    rows = np.repeat(np.arange(weeks), WEEK_HOURS)
+    deviations[rows, hour_of_week[-weeks * WEEK_HOURS :]] = (blocks - means).ravel()
     seen = ~np.isnan(deviations).all(axis=0)
-    shape = np.zeros(WEEK)
+    shape = np.zeros(WEEK_HOURS)
     shape[seen] = np.nanmedian(deviations[:, seen], axis=0)
     return shape
 
@@ -77,11 +78,11 @@ def price_anchor(grid: ZoneGrid, issued_at_ns: int, issue_index: int) -> Anchor 
     price published in the last week before it."""
     before = min(len(grid.hours), issue_index + PRICE_PUBLICATION_LEAD)
     newest = newest_known_index(grid, PRICE, issued_at_ns, before)
-    if newest is None or newest < issue_index - WEEK:
+    if newest is None or newest < issue_index - WEEK_HOURS:
         return None
-    recent = slice(max(0, newest + 1 - SHAPE_WEEKS * WEEK), newest + 1)
+    recent = slice(max(0, newest + 1 - SHAPE_WEEKS * WEEK_HOURS), newest + 1)
     known = np.where(grid.published[PRICE][recent] <= issued_at_ns, grid.values[PRICE][recent], np.nan)
-    if np.isnan(known[-WEEK:]).all():
+    if np.isnan(known[-WEEK_HOURS:]).all():
         return None
     keys = grid.hour_of_week[recent]
     shape = weekly_shape(known, keys)

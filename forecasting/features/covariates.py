@@ -11,6 +11,9 @@ values published by the issue instant:
   ``week_profile`` where last year is missing.
 * ``week_profile`` (wind): the local hour-of-week mean of the last four published weeks. Wind beyond
   a few days is unpredictable; its recent climatology is the honest guess.
+* ``hold`` (weekly series: the hydro balance, `features.hydro`): each hour takes the newest value
+  published by the issue at or before it; over the horizon the newest week holds. A reservoir's
+  deviation from its normal moves over months, not hours.
 
 Gaps inside the published part are filled the same way. The per-covariate report (newest published
 hour, hours extended, method) becomes the `input_status` written beside each forecast.
@@ -23,20 +26,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.clock import WEEK_HOURS
 from forecasting.errors import MissingData
 from forecasting.features.calendar import hour_of_week
-from forecasting.schema import DELIVERY_HOUR, PUBLISHED_AT, SERIES_COL, VALUE, ZONE
+from forecasting.schema import DELIVERY_HOUR, PUBLISHED_AT, RESERVOIR_DEVIATION, SERIES_COL, VALUE, ZONE
 
-WEEK = 168
-LAST_YEAR = 52 * WEEK  # 364 days: same weekday a year earlier
+LAST_YEAR = 52 * WEEK_HOURS  # 364 days: same weekday a year earlier
 PROFILE_WEEKS = 4
-RATIO_HOURS = 2 * WEEK
+RATIO_HOURS = 2 * WEEK_HOURS
 RATIO_BOUNDS = (0.5, 2.0)
-NEWEST_SEARCH_HOURS = 8 * WEEK  # a covariate with nothing published in 8 weeks counts as missing
+NEWEST_SEARCH_HOURS = 8 * WEEK_HOURS  # a covariate with nothing published in 8 weeks counts as missing
 _NEVER = np.iinfo(np.int64).max  # publication stamp of a missing hour
 
 LAST_YEAR_SCALED = "last_year_scaled"
 WEEK_PROFILE = "week_profile"
+HOLD = "hold"
 MISSING = "missing"
 EXTENSION_METHODS: dict[str, str] = {
     "load_da": LAST_YEAR_SCALED,
@@ -44,6 +48,7 @@ EXTENSION_METHODS: dict[str, str] = {
     "generation_da": LAST_YEAR_SCALED,
     "wind_onshore_da": WEEK_PROFILE,
     "solar_da": WEEK_PROFILE,
+    RESERVOIR_DEVIATION: HOLD,
 }
 
 # input_status columns
@@ -104,8 +109,8 @@ def newest_known_index(grid: ZoneGrid, series: str, issued_at_ns: int, before: i
 def week_profile(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Mean per hour-of-week key (168 entries); keys never seen get the overall mean (NaN if none)."""
     seen = ~np.isnan(values)
-    sums = np.bincount(keys[seen], weights=values[seen], minlength=WEEK)
-    counts = np.bincount(keys[seen], minlength=WEEK)
+    sums = np.bincount(keys[seen], weights=values[seen], minlength=WEEK_HOURS)
+    counts = np.bincount(keys[seen], minlength=WEEK_HOURS)
     overall = values[seen].mean() if seen.any() else np.nan
     return np.where(counts > 0, sums / np.maximum(counts, 1), overall)
 
@@ -126,12 +131,14 @@ def extend_covariate(
     if newest is None:
         return Extended(np.full(hi - lo, np.nan), None, hi - lo, MISSING)
     raw = grid.values[series]
+    hours_extended = max(0, hi - 1 - max(newest, lo - 1))
+    if method == HOLD:
+        return Extended(_held(grid, series, issued_at_ns, lo, hi), newest, hours_extended, HOLD)
     known = np.where(grid.published[series][lo:hi] <= issued_at_ns, raw[lo:hi], np.nan)
     gaps = np.isnan(known)
-    hours_extended = max(0, hi - 1 - max(newest, lo - 1))
     if not gaps.any():
         return Extended(known, newest, hours_extended, method)
-    recent = slice(max(0, newest + 1 - PROFILE_WEEKS * WEEK), newest + 1)
+    recent = slice(max(0, newest + 1 - PROFILE_WEEKS * WEEK_HOURS), newest + 1)
     profile = week_profile(raw[recent], grid.hour_of_week[recent])
     fill = profile[grid.hour_of_week[lo:hi]]
     used = WEEK_PROFILE
@@ -141,6 +148,14 @@ def extend_covariate(
             fill = np.where(np.isnan(scaled), fill, scaled)
             used = LAST_YEAR_SCALED
     return Extended(np.where(gaps, fill, known), newest, hours_extended, used)
+
+
+def _held(grid: ZoneGrid, series: str, issued_at_ns: int, lo: int, hi: int) -> np.ndarray:
+    """Each hour of [lo, hi): the newest value published by the issue at or before it (from up to
+    NEWEST_SEARCH_HOURS before the window; NaN before any)."""
+    start = max(0, lo - NEWEST_SEARCH_HOURS)
+    seen = np.where(grid.published[series][start:hi] <= issued_at_ns, grid.values[series][start:hi], np.nan)
+    return pd.Series(seen).ffill().to_numpy()[lo - start :]
 
 
 def _last_year_scaled(raw: np.ndarray, newest: int, lo: int, hi: int) -> np.ndarray | None:

@@ -17,34 +17,18 @@ import logging
 import re
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from forecasting.config import HISTORY_SUFFIXES, SourceFormat, zone_from_filename
 from forecasting.errors import DataError
 from forecasting.feeds.nve_tables import HYDRO_FOLDER, has_bundled_hydro, read_bundled_hydro
-from forecasting.schema import DELIVERY_HOUR, SERIES_COL, SERIES_UNITS, UNIT, VALUE, ZONE
-
-if TYPE_CHECKING:
-    from forecasting.config import SourceFormat
+from forecasting.schema import DELIVERY_HOUR, SERIES_COL, SERIES_UNITS, UNIT, VALUE, ZONE, unit_factors
 
 log = logging.getLogger("spotcast.feeds")
 
-# The files a replay source folder may hold, one per zone (the file name is the zone).
-HISTORY_SUFFIXES = (".csv", ".parquet", ".xlsx")
 DEEPFORKIT_TIME = "%m/%d/%Y %H:%M"
-# A file's unit → the factor to the series' own unit (SERIES_UNITS).
-UNIT_FACTORS: dict[str, dict[str, float]] = {
-    "MW": {"MW": 1.0, "GW": 1000.0, "kW": 0.001},
-    "EUR/MWh": {"EUR/MWh": 1.0, "EUR/kWh": 1000.0, "ct/kWh": 10.0},
-}
-
-
-def unit_factors(series: str) -> dict[str, float]:
-    """The units a file may give `series` in, each with its factor to the series' unit."""
-    return UNIT_FACTORS[SERIES_UNITS[series]]
-
 # deepforkit column → Spotcast series
 CSV_COLUMNS: dict[str, str] = {
     "Price_DA": "price_da",
@@ -269,8 +253,6 @@ def read_history_file(
     """One zone's CSV or Excel file → rows of (zone, series, delivery_hour UTC, value, unit), read as
     `file_format` says (default: the deepforkit format, where zeros are gaps); `timezone` is the
     zone's, the clock of stamps without an offset unless the format names another."""
-    from forecasting.config import SourceFormat  # the configuration imports this module
-
     file_format = file_format or SourceFormat()
     raw = _read_table(path, file_format)
     stamp_col = _time_column(raw, file_format, path)
@@ -291,16 +273,6 @@ def read_history_file(
     tidy[ZONE] = zone
     tidy[UNIT] = tidy[SERIES_COL].map(SERIES_UNITS)
     return tidy[BUNDLED_COLUMNS].sort_values([SERIES_COL, DELIVERY_HOUR]).reset_index(drop=True)
-
-
-def zone_from_filename(path: Path) -> str:
-    """`NO_1.csv` or `NO1.parquet` → `NO1`."""
-    return path.stem.replace("_", "").upper()
-
-
-def write_bundled(frame: pd.DataFrame, path: str | Path) -> None:
-    frame = frame.astype({ZONE: "string", SERIES_COL: "string", UNIT: "string"})
-    frame.to_parquet(path, index=False, compression="zstd", compression_level=19)
 
 
 def read_history_source(

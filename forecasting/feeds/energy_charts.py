@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 import requests
 
+from forecasting.clock import utc_now
 from forecasting.config import ConfigError, Publication, Settings, Zone
 from forecasting.feeds.base import (
     DataNotAvailable,
@@ -221,7 +222,7 @@ class EnergyChartsFeed:
         self.rules = dict(rules)
         self.timeout_s = timeout_s
         self.session = session or requests.Session()
-        self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
+        self.clock = clock or utc_now
 
     @classmethod
     def from_settings(

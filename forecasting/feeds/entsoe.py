@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import requests
 
+from forecasting.clock import WEEK, utc_now
 from forecasting.config import TOKEN_ENV, ConfigError, Publication, Settings
 from forecasting.feeds.base import (
     DataNotAvailable,
@@ -53,7 +54,6 @@ from forecasting.feeds.base import (
 )
 from forecasting.feeds.entsoe_xml import (
     DOCUMENT_PROCESS_TYPE,
-    WEEK,
     WEEKLY_RESOLUTION,
     Acknowledgement,
     MarketDocument,
@@ -183,10 +183,6 @@ def split_by_year(request: SeriesRequest) -> list[SeriesRequest]:
     return chunks
 
 
-def _utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
-
-
 class EntsoeFeed:
     """The Feed of ENTSO-E series; see the module docstring for answers and published_at."""
 
@@ -208,7 +204,7 @@ class EntsoeFeed:
         self._token = QueryToken(TOKEN_PARAM, token)  # masked in repr, vars() and debuggers
         self._timeout_s = timeout_s
         self._session = session or requests.Session()
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
         self._rules = dict(rules or {})
 
     def __repr__(self) -> str:

@@ -25,6 +25,7 @@ import pandas as pd
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from forecasting.clock import HOUR, WEEK
 from forecasting.feeds.base import MalformedResponse, hourly_mean
 
 # Every ENTSO-E document namespace belongs to the IEC 62325-451 family; the version suffix varies.
@@ -64,9 +65,7 @@ CURVE_FIXED = "A01"
 CURVE_BLOCKS = "A03"
 
 _RESOLUTION_PATTERN = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?$")
-_HOUR = pd.Timedelta(hours=1)
 WEEKLY_RESOLUTION = "P7D"
-WEEK = pd.Timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -192,7 +191,7 @@ def _resolution(text: str) -> pd.Timedelta:
     match = _RESOLUTION_PATTERN.match(text)
     step = pd.Timedelta(hours=int(match[1] or 0), minutes=int(match[2] or 0)) if match else None
     # Hourly output needs intervals that tile the hour: PT15M, PT30M, PT60M (PT1H).
-    if step is None or step <= pd.Timedelta(0) or step > _HOUR or _HOUR % step:
+    if step is None or step <= pd.Timedelta(0) or step > HOUR or HOUR % step:
         raise ValueError(f"unsupported resolution {text!r}")
     return step
 
@@ -247,7 +246,7 @@ def _period(element: Element, curve: str) -> Period:
     slots, rest = divmod(end - start, resolution)
     if resolution == WEEK and rest:  # a local week with a clock change: 167 or 169 hours
         slots, rest = round((end - start) / WEEK), min(rest, WEEK - rest)
-        rest = rest if rest > _HOUR else pd.Timedelta(0)
+        rest = rest if rest > HOUR else pd.Timedelta(0)
     if slots <= 0 or rest:
         raise ValueError(f"period {start}..{end} is not a whole number of {resolution} steps")
     points = _points(element, slots)

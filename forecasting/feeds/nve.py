@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 import requests
 
+from forecasting.clock import utc_now
 from forecasting.config import Publication, Settings
 from forecasting.feeds.base import (
     DataNotAvailable,
@@ -68,10 +69,6 @@ WEEKLY_ENDPOINT = "/HentOffentligData"
 NORMAL_ENDPOINT = "/HentOffentligDataMinMaxMedian"
 SUPPORTED_SERIES = (RESERVOIR_FILLING, *NORMAL_TWH)
 REUSE_S = 600.0
-
-
-def _utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
 
 
 def parse_answer(answer: Answer, parse: Callable[[object], pd.DataFrame], what: str) -> pd.DataFrame:
@@ -106,7 +103,7 @@ class NveFeed:
         self.rules = dict(rules)
         self.timeout_s = timeout_s
         self.session = session or requests.Session()
-        self.clock = clock or _utc_now
+        self.clock = clock or utc_now
         self.reuse_s = reuse_s
         self._lock = threading.Lock()
         self._answers: dict[str, tuple[float, pd.DataFrame]] = {}

@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from forecasting.clock import utc_now
 from forecasting.config import ConfigError, Settings
 from forecasting.feeds import entsoe
 from forecasting.feeds.base import Feed
 from forecasting.feeds.energy_charts import EnergyChartsFeed
 from forecasting.feeds.nve import NveFeed
-from forecasting.feeds.replay import ReplayFeed, utc_now
+from forecasting.feeds.replay import ReplayFeed
 
 
 def series_sources(settings: Settings) -> dict[str, str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecasting.clock import utc_now
 from forecasting.config import Publication, Settings, SourceFormat
 from forecasting.feeds.base import DataNotAvailable, NotCovered, SeriesRequest
 from forecasting.feeds.bundled import read_history_source
@@ -27,10 +28,6 @@ from forecasting.schema import (
     ZONE,
     validate_series_frame,
 )
-
-
-def utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
 
 
 def _modified(source: str) -> tuple[float, ...]:
@@ -104,7 +101,7 @@ class ReplayFeed:
         return cls(
             source=feed.source,
             rules={name: rule.publication for name, rule in settings.series.items()},
-            timezones={z.name: z.timezone for z in settings.zones},
+            timezones=settings.zone_timezones,
             clock=clock,
             file_format=feed.format,
         )

@@ -8,6 +8,7 @@ from datetime import date
 
 import pandas as pd
 
+from forecasting.clock import HOUR, as_utc
 from forecasting.config import Settings, Zone
 from forecasting.errors import UsageError
 from forecasting.feeds.base import SeriesRequest
@@ -20,18 +21,12 @@ from forecasting.schema import SERIES_COL, ZONE
 # reaches back at most DAILY_REACH: older holes are the backfill's job (the data-quality report shows them).
 DAILY_LOOKBACK = pd.Timedelta(hours=48)
 DAILY_REACH = pd.Timedelta(days=7)
-HOUR = pd.Timedelta(hours=1)
 
 
 def _newest_by_pair(lake_newest: pd.DataFrame) -> dict[tuple[str, str], pd.Timestamp]:
     if lake_newest.empty:
         return {}
     return {(row[ZONE], row[SERIES_COL]): row["newest_hour"] for _, row in lake_newest.iterrows()}
-
-
-def _utc(day: date | pd.Timestamp) -> pd.Timestamp:
-    stamp = pd.Timestamp(day)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _next_new_year(stamp: pd.Timestamp) -> pd.Timestamp:
@@ -67,9 +62,9 @@ def backfill_window(
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The UTC hours [first, stop) a backfill of one zone × series covers: from `start` (default:
     history.start) up to `end`, or without `end` up to the newest hour published by `as_of`."""
-    first = _utc(start or settings.history.start)
+    first = as_utc(start or settings.history.start)
     if end is not None:
-        return first, _utc(end)
+        return first, as_utc(end)
     if as_of is None:
         raise ValueError("a backfill window needs an end or an as-of instant")
     rule = settings.series[series].publication
@@ -82,7 +77,7 @@ def check_backfill_range(
     """UsageError when the range holds no hour from the history start on for any zone × series (an
     end before the start, a range wholly before history.start, an as-of instant before anything of
     the history was published): such a run would end in "nothing to pull" and exit 0."""
-    history_start = _utc(settings.history.start)
+    history_start = as_utc(settings.history.start)
     windows = [
         backfill_window(settings, series, zone, as_of, start, end)
         for series in series_sources(settings)
@@ -90,16 +85,16 @@ def check_backfill_range(
     ]
     if any(max(first, history_start) < stop for first, stop in windows):
         return
-    first = _utc(start or settings.history.start)
-    if start is not None and end is not None and _utc(end) <= first:
+    first = as_utc(start or settings.history.start)
+    if start is not None and end is not None and as_utc(end) <= first:
         raise UsageError(
-            f"nothing to backfill: the end {_utc(end):%Y-%m-%d %H:%M} UTC is not after the start "
+            f"nothing to backfill: the end {as_utc(end):%Y-%m-%d %H:%M} UTC is not after the start "
             f"{first:%Y-%m-%d %H:%M} UTC"
         )
     if end is not None:  # it ends by the history start
-        span = f"up to {_utc(end):%Y-%m-%d %H:%M} UTC"
+        span = f"up to {as_utc(end):%Y-%m-%d %H:%M} UTC"
         if start is not None:
-            span = f"[{first:%Y-%m-%d %H:%M}, {_utc(end):%Y-%m-%d %H:%M}) UTC"
+            span = f"[{first:%Y-%m-%d %H:%M}, {as_utc(end):%Y-%m-%d %H:%M}) UTC"
         raise UsageError(
             f"nothing to backfill: the range {span} lies before the history, which starts on "
             f"{settings.history.start} (history.start); give an end after that"

@@ -20,6 +20,7 @@ from typing import Protocol
 import pandas as pd
 
 from forecasting import progress as shown_progress
+from forecasting.clock import as_utc, utc_now
 from forecasting.config import History, Settings
 from forecasting.errors import SpotcastError, UsageError
 from forecasting.feeds.base import Feed
@@ -67,14 +68,14 @@ def default_as_of(settings: Settings) -> pd.Timestamp:
     recording, so the offline default behaves like a daily run on its last recorded day."""
     if _replay_only(settings):
         return _recording_end(settings)
-    return pd.Timestamp.now(tz="UTC").floor("min")
+    return utc_now().floor("min")
 
 
 def check_as_of(settings: Settings, as_of: pd.Timestamp) -> None:
     """UsageError for a given as-of instant no run can have: after the wall clock (nothing is
     published in the future; a run would stamp its pulls with that date), or, for a replay-only
     set-up, more than REPLAY_AS_OF_GRACE after the end of the recording (nothing to replay there)."""
-    now = pd.Timestamp.now(tz="UTC")
+    now = utc_now()
     if as_of > now:
         raise UsageError(
             f"the as-of instant {as_of:%Y-%m-%d %H:%M} UTC is in the future (now is {now:%Y-%m-%d %H:%M} "
@@ -92,14 +93,6 @@ def check_as_of(settings: Settings, as_of: pd.Timestamp) -> None:
             f"({end:%Y-%m-%d %H:%M} UTC, {sources}) by more than {REPLAY_AS_OF_GRACE.days} days: "
             "the replay holds nothing published then; leave --as-of out to run as of its end"
         )
-
-
-def as_utc(stamp: datetime | str | pd.Timestamp | None) -> pd.Timestamp | None:
-    """A user-given instant in UTC (naive values are UTC); None stays None."""
-    if stamp is None:
-        return None
-    stamp = pd.Timestamp(stamp)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def resolve_as_of(settings: Settings, as_of: datetime | str | pd.Timestamp | None) -> pd.Timestamp:

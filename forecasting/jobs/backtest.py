@@ -12,7 +12,7 @@ import pandas as pd
 from forecasting.config import Settings
 from forecasting.errors import MissingData
 from forecasting.evaluation.backtest import BacktestResult, RetrainEvery, run_backtest
-from forecasting.evaluation.fanout import Fanout, in_process
+from forecasting.fanout import Fanout, in_process
 from forecasting.jobs.train import build_pipeline, forecaster_of, model_series
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
@@ -48,7 +48,7 @@ def run_configured_backtest(
         lambda: forecaster_of(settings, build_pipeline(settings)),
         start,
         end,
-        timezones={z.name: z.timezone for z in settings.zones},
+        timezones=settings.zone_timezones,
         retrain_every=every,
         zones=settings.zone_names,
         model_name="deepar",

@@ -90,8 +90,7 @@ def issue_forecast(
     if out is not None and is_workbook(out):
         from forecasting.reports.workbook import write_workbook
 
-        timezones = {zone.name: zone.timezone for zone in settings.zones}
-        files.append(str(write_workbook(out, forecast, view, timezones, issue_date=issue_date)))
+        files.append(str(write_workbook(out, forecast, view, settings.zone_timezones, issue_date=issue_date)))
     elif out is not None:
         files.append(str(export_table(forecast, out)))
     log.info("issued %s forecast of %s with %s", issue_date, ", ".join(model.zones_), model.model_id_)

@@ -1,19 +1,21 @@
 """Report job: the analyst bundle of one issue (fan charts, tables, data quality, calendar products
-next to the forwards, the hydro balance) in the lake's reports area, mirrored as Prefect artifacts
-when running inside a flow."""
+next to the forwards, the hydro balance) in the lake's reports area, handed to a publisher while its
+files are at hand (the daily flow's: Prefect artifacts, flows/artifacts.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.evaluation.track_record import score_track_record
+from forecasting.evaluation.record_scores import score_track_record
 from forecasting.jobs.forecast import IssuedForecast
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series, scan_lake
 from forecasting.lake.track_record import LakeTrackRecord
+from forecasting.reports.bundle import ReportBundle, write_report_bundle
 from forecasting.reports.data_quality import due_hours
-from forecasting.reports.publish import publish_prefect_artifacts, write_report_bundle
 from forecasting.schema import ISSUED_AT, MODEL_ID, PRICE, WEEKLY_SERIES
 
 RECENT_DAYS = 28  # history drawn and gap-checked beside the forecast
@@ -39,12 +41,17 @@ def scored_track_record(
 
 
 def write_daily_report(
-    settings: Settings, issued: IssuedForecast, ingest_table: pd.DataFrame | None, publish: bool = False
+    settings: Settings,
+    issued: IssuedForecast,
+    ingest_table: pd.DataFrame | None,
+    publish: Callable[[ReportBundle], object] | None = None,
 ) -> str:
-    """The report bundle of `issued` in the lake's reports area; returns its folder there."""
+    """The report bundle of `issued` in the lake's reports area; returns its folder there. `publish`,
+    when given, is called with the bundle while its files exist locally (a remote lake's are staged
+    in a temporary folder until they are uploaded)."""
     lake = LakeFS.of(settings)
     issued_at = pd.Timestamp(issued.forecast[ISSUED_AT].iloc[0])
-    timezones = {z.name: z.timezone for z in settings.zones}
+    timezones = settings.zone_timezones
     recent = read_series(
         lake, zones=settings.zone_names, start=issued_at - pd.Timedelta(days=RECENT_DAYS), as_of=issued_at
     )
@@ -71,6 +78,6 @@ def write_daily_report(
             products=issued.view,
             hydro=hydro if not hydro.empty else None,
         )
-        if publish:
-            publish_prefect_artifacts(bundle)
+        if publish is not None:
+            publish(bundle)
     return folder

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.clock import weekly_issues_before
 from forecasting.config import ConfigError, Settings
 from forecasting.errors import MissingData
 from forecasting.evaluation.backtest import Prefitted, backtest
@@ -26,7 +27,7 @@ from forecasting.lake.series_store import read_series
 from forecasting.lake.track_record import LakeTrackRecord, TrackRecord
 from forecasting.model import registry
 from forecasting.model.artifact import ArtifactFormatError, ArtifactMismatchError
-from forecasting.model.calibration import NEWEST_CALIBRATION_WEEKS, weekly_issues_before
+from forecasting.model.calibration import NEWEST_CALIBRATION_WEEKS
 from forecasting.model.forecaster import CalibratedForecaster
 from forecasting.model.pipeline import DeepARPipeline
 from forecasting.schema import PRICE
@@ -50,9 +51,10 @@ class TrainResult:
 
 def build_pipeline(settings: Settings) -> DeepARPipeline:
     """A new, unfitted pipeline for the configured zones and [model.params]."""
-    pipeline = DeepARPipeline(zones={z.name: z.timezone for z in settings.zones})
+    pipeline = DeepARPipeline(zones=settings.zone_timezones)
     try:
         pipeline = pipeline.set_params(**settings.model.params)
+        pipeline.check_params()  # before the history is read, as a configuration error
     except ValueError as exc:
         raise ConfigError(f"[model.params]: {exc}") from None
     if "covariates" not in settings.model.params:  # named ones are checked when the file is loaded
@@ -94,7 +96,7 @@ def score_recent(
 ) -> pd.DataFrame:
     """Overall metrics of `models` and both baselines on the same recent weekly issues. The models'
     raw forecasts of these issues (and of their calibration issues) go to the lake's track record."""
-    timezones = {z.name: z.timezone for z in settings.zones}
+    timezones = settings.zone_timezones
     record = LakeTrackRecord(LakeFS.of(settings))
     factories = {
         name: (lambda m=model: Prefitted(forecaster_of(settings, m, record))) for name, model in models.items()

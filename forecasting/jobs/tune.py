@@ -12,7 +12,7 @@ import optuna
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.evaluation.fanout import Fanout, in_process
+from forecasting.fanout import Fanout, in_process
 from forecasting.ingest.runs import resolve_as_of
 from forecasting.jobs.backtest import model_history
 from forecasting.jobs.train import TrainResult, train

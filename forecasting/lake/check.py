@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import logging
 
-import pandas as pd
-
+from forecasting.clock import utc_now
 from forecasting.lake.files import TMP_PREFIX, CorruptFile, LakeFS
 from forecasting.lake.series_store import check_curated_file, curated_files
 
@@ -77,7 +76,7 @@ def check_files(lake: LakeFS) -> list[CorruptFile]:
 
 def quarantine(lake: LakeFS, path: str) -> str:
     """Move `path` to `_quarantine/<its path>.<UTC time>`; returns where it went. Hold the lock."""
-    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S")
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S")
     target = lake.path(QUARANTINE, f"{lake.relative(path)}.{stamp}")
     lake.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
     lake.fs.mv(path, target)

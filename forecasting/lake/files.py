@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -40,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from forecasting.clock import utc_now
 from forecasting.errors import ConfigError, LakeError
 
 if TYPE_CHECKING:
@@ -140,6 +142,34 @@ def temporary_name(folder: str) -> str:
     return f"{folder}/{TMP_PREFIX}{os.getpid()}-{_host_tag()}-{uuid.uuid4().hex}"
 
 
+def put_in_place(temporary: str | Path, final: str | Path) -> None:
+    """Rename a finished local temporary (a file, or a folder of files) over `final`: a reader sees
+    the old or the new one, never half. An old folder at `final` is removed first, since a rename
+    cannot replace a folder that holds files (for that moment `final` is missing)."""
+    if os.path.isdir(final):
+        shutil.rmtree(final)
+    os.replace(temporary, final)
+
+
+@contextmanager
+def atomic_write(final: str | Path) -> Iterator[Path]:
+    """The one way a single local file or folder is replaced: the block writes at the temporary
+    path this yields (beside `final`, named for its writer: `temporary_name`), which is put in place
+    when the block ends (`put_in_place`), or removed when it fails, leaving `final` as it was."""
+    final = Path(final)
+    temporary = Path(temporary_name(str(final.parent)))
+    try:
+        yield temporary
+    except BaseException:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        raise
+    put_in_place(temporary, final)
+
+
 @dataclass(frozen=True)
 class LakeFS:
     """A lake root on some file system; `path(...)` joins below the root."""
@@ -234,7 +264,7 @@ class LakeFS:
             for current in files:
                 futures[current].result()  # the first failure, in the order given
             for current in files:
-                os.replace(temporaries[current], current)
+                put_in_place(temporaries[current], current)
         except BaseException as exc:
             # Interrupted (SIGTERM, Ctrl-C: the signal lands in this thread wherever it is, even in
             # the pool's start of a thread it then does not track) while writers still run: those
@@ -353,7 +383,7 @@ class LakeFS:
             return None
         if modified.tzinfo is None:
             modified = modified.tz_localize("UTC")
-        return pd.Timestamp.now(tz="UTC") - modified
+        return utc_now() - modified
 
 
 # The largest pid a process can have (pid_t is a signed 32-bit number; Linux allows up to 2**22).
@@ -438,7 +468,7 @@ def write_lock(lake: LakeFS, purpose: str, wait_s: float = 0.0) -> Iterator[None
     holder = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "since": pd.Timestamp.now(tz="UTC").isoformat(),
+        "since": utc_now().isoformat(),
         "purpose": purpose,
     }
     if lake.is_local:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from forecasting.clock import as_utc
 from forecasting.config import PROJECT_ROOT, Settings
 from forecasting.forwards import (
     DELIVERY_END,
@@ -125,7 +126,7 @@ def read_forwards(
     """The latest settlement known at `as_of` (None: all landed) per zone, load and delivery period:
     of the rows published by then, the newest trade date's. A forwards frame, sorted by zone, load
     and delivery period; empty (with its dtypes) when nothing qualifies."""
-    as_of = None if as_of is None else _utc(as_of)
+    as_of = as_utc(as_of)
     trade_dates = landed_trade_dates(lake)
     if as_of is not None:
         # A trade date settles on its own local day, which starts at most 14 h before its UTC day:
@@ -139,12 +140,6 @@ def read_forwards(
         keep &= frame[ZONE].isin(zones).to_numpy()
     newest = frame[keep].sort_values(TRADE_DATE).drop_duplicates(FORWARD_KEY[1:], keep="last")
     return newest.sort_values([ZONE, LOAD, DELIVERY_START, DELIVERY_END]).reset_index(drop=True)
-
-
-def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
-    """A naive instant is read as UTC."""
-    stamp = pd.Timestamp(stamp)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _describe(row: pd.Series) -> str:

@@ -33,6 +33,7 @@ from gluonts.transform.sampler import PredictionSplitSampler
 
 from forecasting import progress
 from forecasting.features.windows import Window
+from forecasting.lake.files import atomic_write
 from forecasting.schema import HORIZON_HOURS
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,15 @@ def _quiet_gluonts() -> Iterator[None]:
 
 @contextmanager
 def _own_shuffle_random(seed: int) -> Iterator[None]:
-    """gluonts shuffles the training windows with the module-global `random`, which other threads of
-    the process draw from too (a Dask worker's event loop, Prefect's clients): a fit there would
-    depend on their timing. Its shuffle gets a generator of its own, seeded as `seed_everything`
-    seeds the global one, so a fit is the same in any process, and the same as in a quiet one."""
+    """The one patch of GluonTS internals for training, process-wide while the block runs.
+
+    Upstream: gluonts 0.17 shuffles the training windows in `gluonts.itertools.PseudoShuffled`,
+    which draws with the module-global `random.randrange` and takes no seed or generator of its
+    own. Other threads of the process draw from that generator too (a Dask worker's event loop,
+    Prefect's clients), so a fit there would depend on their timing. The name `random` in
+    `gluonts.itertools` is the only handle: it is pointed at a generator of the fit's own, seeded as
+    `seed_everything` seeds the global one, so a fit is the same in any process, and the same as in
+    a quiet one; it is restored on the way out."""
     import gluonts.itertools
 
     shared = gluonts.itertools.random
@@ -215,9 +221,8 @@ class EpochLog(lightning.Callback):
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         loss = float(trainer.callback_metrics.get("train_loss", float("nan")))
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(f"{trainer.current_epoch + 1} {loss}")
-        tmp.replace(self.path)
+        with atomic_write(self.path) as temporary:  # the watcher never reads half a line
+            temporary.write_text(f"{trainer.current_epoch + 1} {loss}")
 
 
 class _EpochWatcher(threading.Thread):
@@ -314,14 +319,30 @@ def sample_paths(
     """Sample paths (num_samples × HORIZON_HOURS) per entry; the same seed gives the same paths, on
     any machine: sampling runs on one torch thread. Its 672 small steps gain nothing from a second
     thread, and lose ten times over when other work keeps the cores busy (measured on 2 cores)."""
-    threads, validate = torch.get_num_threads(), torch.distributions.Distribution._validate_args
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    # Argument checks of the 672 per-step distributions cost ~5 % of sampling and change no value.
-    torch.distributions.Distribution.set_default_validate_args(False)
     try:
-        with torch.random.fork_rng(), _quiet_gluonts():
+        with torch.random.fork_rng(), _quiet_gluonts(), _without_distribution_checks():
             torch.manual_seed(seed)
             return [f.samples for f in predictor.predict(list(entries), num_samples=num_samples)]
     finally:
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def _without_distribution_checks() -> Iterator[None]:
+    """The one patch of torch's defaults for sampling, process-wide while the block runs.
+
+    Upstream: torch checks a distribution's arguments whenever one is made
+    (`Distribution._validate_args`, on unless Python runs with -O), and GluonTS makes the per-step
+    StudentT itself (`DistributionOutput.distribution`) without a `validate_args` to pass; the only
+    switch is the class-wide default (`Distribution.set_default_validate_args`). Sampling makes 672
+    per-step distributions whose checks cost ~5 % of it and change no value. Training keeps the
+    checks: they are how a diverging fit stops (see `forecasting.tuning.trial`). The flag is restored
+    on the way out; while it is off, a distribution made in another thread is not checked either."""
+    validate = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
         torch.distributions.Distribution.set_default_validate_args(validate)

@@ -31,8 +31,10 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
+from forecasting.clock import WEEK, WEEK_HOURS, weekly_issues_before
 from forecasting.errors import MissingData
 from forecasting.features.covariates import LAST_YEAR, NEWEST_SEARCH_HOURS, RATIO_HOURS, pivot_zone
+from forecasting.features.hydro import with_derived_covariates
 from forecasting.features.windows import (
     ANCHOR_FEATURES,
     Window,
@@ -44,7 +46,6 @@ from forecasting.model.calibration import (
     DELIVERED_AFTER,
     HORIZON_WEEKS,
     NEWEST_CALIBRATION_WEEKS,
-    weekly_issues_before,
 )
 from forecasting.paths import PATH_DTYPE, IssuePaths, RawForecast, ZonePaths
 from forecasting.publication import known_at
@@ -65,7 +66,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEZONE = "Europe/Oslo"
 DEFAULT_COVARIATES: tuple[str, ...] = ("load_da", "generation_da", "wind_onshore_da")
-WEEK = pd.Timedelta(days=7)
 SCALER_ROWS = 200_000  # covariate rows, drawn at random from all training windows, that fit scaler and PCA
 # History a window reads before its issue: the last-year covariate extension (52 weeks + the 2-week
 # ratio) behind the oldest published covariate hour it may use (8 weeks back), plus a margin.
@@ -165,9 +165,8 @@ class DeepARPipeline(BaseEstimator):
         """Learn scaler, PCA and the DeepAR ensemble from a tidy series frame."""
         from forecasting.model import deepar  # torch and lightning load only where a model trains
 
-        history = self._validate(history)
-        if not 1 <= self.ensemble_size <= self.num_samples:
-            raise ValueError(f"ensemble_size must be 1…num_samples, got {self.ensemble_size}")
+        history = with_derived_covariates(self._validate(history), tuple(self.covariates))
+        self.check_params()
         zones = self._zone_timezones(history)
         makers = self._makers(history, zones)
         calibration_from = self._calibration_from(makers)
@@ -209,8 +208,17 @@ class DeepARPipeline(BaseEstimator):
         )
         return self
 
+    def check_params(self) -> None:
+        """Refuse parameter values `set_params` takes but no fit can use (scikit-learn checks in fit;
+        the configuration checks earlier, through this)."""
+        if not 1 <= self.ensemble_size <= self.num_samples:
+            raise ValueError(
+                f"ensemble_size = {self.ensemble_size!r} must be 1…num_samples ({self.num_samples}): "
+                "the members share the num_samples sample paths"
+            )
+
     def _too_short(self) -> str:
-        past_weeks = -(-self._past_length // 168)
+        past_weeks = -(-self._past_length // WEEK_HOURS)
         weeks = self.calibration_weeks + NEWEST_CALIBRATION_WEEKS + past_weeks + HORIZON_WEEKS
         return (
             f"history too short: no complete training window; needs prices of at least ~{weeks} weeks per "
@@ -247,6 +255,7 @@ class DeepARPipeline(BaseEstimator):
         self, history: pd.DataFrame, zones: Mapping[str, str], until: pd.Timestamp | None = None
     ) -> dict[str, WindowMaker]:
         series = (PRICE, *self.covariates)
+        history = with_derived_covariates(history, tuple(self.covariates))
         return {
             zone: WindowMaker(pivot_zone(history, zone, tz, series, until), self.covariates, self._past_length)
             for zone, tz in zones.items()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import shutil
 import subprocess
 import uuid
 import zipfile
@@ -34,9 +33,10 @@ import pandas as pd
 import pyarrow as pa
 
 from forecasting import progress
+from forecasting.clock import as_utc, utc_now
 from forecasting.config import PROJECT_ROOT, Settings
 from forecasting.errors import SpotcastError, UsageError
-from forecasting.lake.files import CorruptFile, LakeFS
+from forecasting.lake.files import CorruptFile, LakeFS, atomic_write
 
 if TYPE_CHECKING:  # the model (torch) is imported only where one is loaded: listing runs stays fast
     from forecasting.model.pipeline import DeepARPipeline
@@ -129,11 +129,9 @@ def save_artifact(settings: Settings, pipeline: DeepARPipeline) -> Path:
     final = artifact_dir(settings, pipeline.model_id_)
     from forecasting.model.artifact import save_pipeline
 
-    tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
-    save_pipeline(pipeline, tmp)
-    if final.exists():  # same data and parameters → same model id: replace the older copy
-        shutil.rmtree(final)
-    tmp.rename(final)
+    # Same data and parameters → same model id: a new copy replaces the older one.
+    with atomic_write(final) as temporary:
+        save_pipeline(pipeline, temporary)
     return final
 
 
@@ -149,11 +147,12 @@ def record_run(
 ) -> str:
     """Append one training run to the registry (trained on what was published by `as_of`); returns
     its run id. `artifact` None: the model was not kept (a tuning trial's validation fit)."""
-    run_id = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    trained_at = utc_now()
+    run_id = f"{trained_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     row = {
         "run_id": run_id,
         "model_id": pipeline.model_id_,
-        "trained_at": pd.Timestamp.now(tz="UTC"),
+        "trained_at": trained_at,
         "as_of": pd.Timestamp(as_of).tz_convert("UTC"),
         "code_version": code_version(),
         "config": settings.model_dump_json(exclude={"entsoe_token"}),
@@ -216,8 +215,7 @@ def _legacy_as_of(lake: LakeFS, entry: dict) -> str:
     match = runs[runs["run_id"] == entry["run_id"]] if len(runs) else runs
     if len(match):
         return run_as_of(match.iloc[0]).isoformat()
-    promoted = pd.Timestamp(entry["promoted_at"])
-    return (promoted.tz_localize("UTC") if promoted.tzinfo is None else promoted).isoformat()
+    return as_utc(entry["promoted_at"]).isoformat()
 
 
 def _read_champions(lake: LakeFS, path: str, complete: Callable[[dict], dict]) -> list[Champion]:
@@ -243,7 +241,7 @@ def promote(lake: LakeFS, run_id: str, reason: str, as_of: pd.Timestamp) -> Cham
     entry = Champion(
         model_id=str(run["model_id"]),
         run_id=run_id,
-        promoted_at=pd.Timestamp.now(tz="UTC").isoformat(),
+        promoted_at=utc_now().isoformat(),
         reason=reason,
         as_of=as_of.isoformat(),
     )

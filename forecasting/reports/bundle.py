@@ -2,10 +2,12 @@
 weekly.csv, data_quality.csv and summary.md (the tables in markdown, linking the charts); with the
 issue's products also products.csv (the forward view, every product) and a product chart per zone
 (products_<zone>.png); with the hydro balance in the lake also hydro.csv (each zone's reservoir
-filling against its normal band) and hydro.png. Its mirror as Prefect artifacts when the run is a
-Prefect flow run: the summary (markdown, created first; the hydro table is in it), the weekly,
-data-quality and product tables, and each zone's chart as an image artifact that carries the PNG
-itself (a data URI), so the UI shows it wherever the worker that drew it ran.
+filling against its normal band) and hydro.png.
+
+Also what of a bundle a publisher shows, and under which keys: the summary (markdown, first; the
+hydro table is in it), the weekly, data-quality and product tables, and each zone's charts as images
+that carry the PNG itself (a data URI), in reading order (`artifact_keys`). Pure: the flows publish
+them as Prefect artifacts (flows/artifacts.py); the library never imports Prefect.
 """
 
 from __future__ import annotations
@@ -14,12 +16,8 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from uuid import UUID
 
 import pandas as pd
-from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
-from prefect.context import get_run_context
-from prefect.exceptions import MissingContextError
 
 from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL
 from forecasting.evaluation.report import markdown_table
@@ -170,7 +168,7 @@ def summary_markdown(
     (`products`, a forward view, when given), ISO weeks, last week's actual daily means, the hydro
     balance (`hydro`, a `reports.hydro.hydro_table`, when given), data
     quality (`quality_view`: short columns, those no input filled left out) and the model's track record
-    (`forecasting.evaluation.track_record`), when it has delivered issues."""
+    (`forecasting.evaluation.record_scores`), when it has delivered issues."""
     issued = pd.Timestamp(forecast[ISSUED_AT].max())
     models = ", ".join(sorted(forecast[MODEL_ID].unique()))
     unit = SERIES_UNITS[PRICE]
@@ -225,7 +223,7 @@ def write_report_bundle(
     `as_of` (UTC) is the run's instant for the data-quality table; default the forecast's issue time.
     `lake_newest` and `due` are its views of the lake and the publication rules at that instant
     (`forecasting.lake.series_store.scan_lake(lake, as_of=…)`, `data_quality.due_hours`); `track_record` the model's
-    scored past forecasts (`forecasting.evaluation.track_record.score_track_record`); `products` the
+    scored past forecasts (`forecasting.evaluation.record_scores.score_track_record`); `products` the
     issue's forward view (`forecasting.products.forward_view`): products.csv, a products section and
     a product chart per zone; `hydro` a tidy series frame of the weekly hydro series as known at the
     issue (a year of weeks draws a year): hydro.csv, a hydro-balance section and hydro.png.
@@ -275,64 +273,36 @@ def write_report_bundle(
     return bundle
 
 
-def in_prefect_run() -> bool:
-    """Whether the caller runs inside a Prefect flow or task run."""
-    try:
-        get_run_context()
-    except MissingContextError:
-        return False
-    return True
-
-
-def publish_prefect_artifacts(bundle: ReportBundle) -> list[UUID]:
-    """Mirror `bundle` as Prefect artifacts when called inside a flow or task run; elsewhere do
-    nothing and return []. Creates the markdown summary first, then table artifacts of the weekly
-    table, the data quality (`data_quality.quality_view`: narrow enough for the page) and the
-    products (when the bundle has them), then per zone an image artifact of its fan chart
-    (`chart_key(zone)`, the PNG as a data URI) and of its product chart (`artifact_keys`)."""
-    if not in_prefect_run():
-        return []
-    body = bundle.summary.read_text().partition(CHARTS_HEADING)[0]
-    # _sync: these helpers return an un-awaited coroutine when called from an async flow.
-    created = [
-        create_markdown_artifact(body, key=SUMMARY_KEY, description="Forecast summary", _sync=True),
-        create_table_artifact(_records(bundle.weekly), key=WEEKLY_KEY, description="ISO weeks", _sync=True),
-        create_table_artifact(
-            quality_view(read_quality(bundle.data_quality)).to_dict("records"),
-            key=QUALITY_KEY,
-            description=f"Data quality. {QUALITY_LEGEND}",
-            _sync=True,
-        ),
-    ]
-    if bundle.products is not None:
-        created.append(
-            create_table_artifact(
-                _records(bundle.products), key=PRODUCTS_KEY, description="Calendar products", _sync=True
-            )
-        )
-    for zone, chart, path in _zone_charts(bundle):
-        note = CHARTS_NOTE if chart == FAN_CHART else PRODUCT_CHARTS_NOTE
-        description = f"{zone} {chart.replace('-', ' ')}. {note}"
-        created.append(
-            create_image_artifact(png_data_uri(path), key=chart_key(zone, chart), description=description)
-        )
-    return created
-
-
-def _zone_charts(bundle: ReportBundle) -> list[tuple[str, str, Path]]:
+def zone_charts(bundle: ReportBundle) -> list[tuple[str, str, Path]]:
     """(zone, FAN_CHART or PRODUCT_CHART, PNG) per zone in order, its fan chart first."""
     charts = {FAN_CHART: bundle.fan_charts, PRODUCT_CHART: bundle.product_charts}
     zones = sorted(set(bundle.fan_charts) | set(bundle.product_charts))
     return [(z, chart, paths[z]) for z in zones for chart, paths in charts.items() if z in paths]
 
 
+def chart_description(zone: str, chart: str) -> str:
+    """What a zone's chart artifact says under it: the zone, the chart and how to read it."""
+    note = CHARTS_NOTE if chart == FAN_CHART else PRODUCT_CHARTS_NOTE
+    return f"{zone} {chart.replace('-', ' ')}. {note}"
+
+
 def artifact_keys(bundle: ReportBundle) -> list[str]:
-    """The keys `publish_prefect_artifacts` creates, in the order it creates them: also their order
-    by key (the summary, the tables, then zone by zone its charts)."""
+    """The keys of the bundle's artifacts in the order a publisher creates them (flows/artifacts.py):
+    also their order by key (the summary, the tables, then zone by zone its charts)."""
     tables = [SUMMARY_KEY, WEEKLY_KEY, QUALITY_KEY] + ([PRODUCTS_KEY] if bundle.products is not None else [])
-    return tables + [chart_key(zone, chart) for zone, chart, _ in _zone_charts(bundle)]
+    return tables + [chart_key(zone, chart) for zone, chart, _ in zone_charts(bundle)]
 
 
-def _records(csv: Path) -> list[dict[str, object]]:
-    """A written CSV as table-artifact rows (the artifact shows exactly what the bundle holds)."""
+def summary_body(bundle: ReportBundle) -> str:
+    """summary.md without its chart sections: the charts are artifacts of their own."""
+    return bundle.summary.read_text().partition(CHARTS_HEADING)[0]
+
+
+def table_records(csv: Path) -> list[dict[str, object]]:
+    """A written CSV as table rows (a table artifact shows exactly what the bundle holds)."""
     return pd.read_csv(csv).to_dict("records")
+
+
+def quality_records(bundle: ReportBundle) -> list[dict[str, object]]:
+    """The data-quality table as rows, narrow enough for a page (`data_quality.quality_view`)."""
+    return quality_view(read_quality(bundle.data_quality)).to_dict("records")

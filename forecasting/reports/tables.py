@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from forecasting.clock import WEEK_HOURS
 from forecasting.schema import (
     DELIVERY_HOUR,
     HORIZON_HOUR,
@@ -22,7 +23,6 @@ from forecasting.schema import (
     SERIES_COL,
     SERIES_UNITS,
     VALUE,
-    WEEK_HOURS,
     ZONE,
 )
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from forecasting.clock import WEEK_HOURS
 from forecasting.forwards import TRADE_DATE
 from forecasting.products import (
     DELIVERY_END,
@@ -51,7 +52,6 @@ from forecasting.schema import (
     PRICE,
     QUANTILE_COLUMNS,
     SERIES_UNITS,
-    WEEK_HOURS,
     ZONE,
 )
 

@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 
 from forecasting import progress
 from forecasting.config import ConfigError, ParamRange, Settings
-from forecasting.evaluation.fanout import Fanout
+from forecasting.fanout import Fanout
 from forecasting.lake.files import LakeFS
 from forecasting.model.pipeline import DeepARPipeline
 from forecasting.tuning.trial import TrialOutcome, TrialSpec, run_trial
@@ -213,7 +213,7 @@ def _spec(settings: Settings, study: optuna.Study, trial: optuna.Trial) -> Trial
         number=trial.number,
         params=params,
         periods=tuple((p.start, p.end) for p in settings.tune.validation),
-        timezones={z.name: z.timezone for z in settings.zones},
+        timezones=settings.zone_timezones,
         origin_timezone=settings.schedule.timezone,
         threads=settings.tune.trial_threads,
         pruner=study.pruner,

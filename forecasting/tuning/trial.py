@@ -25,7 +25,9 @@ import optuna
 import pandas as pd
 
 from forecasting import progress
-from forecasting.evaluation.backtest import OriginJob, fit_forecasters, forecast_origins, weekly_origins
+from forecasting.clock import weekly_origins
+from forecasting.errors import ConfigError, SpotcastError
+from forecasting.evaluation.backtest import OriginJob, fit_forecasters, forecast_origins
 from forecasting.evaluation.baselines import SEASONAL_NAIVE, SeasonalNaive
 from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL, score
 from forecasting.model.forecaster import CalibratedForecaster
@@ -37,8 +39,20 @@ log = logging.getLogger("spotcast.tune")
 CANDIDATE = "candidate"
 # Recorded per trial (registry metrics, Optuna user attributes): the names of `score`'s columns.
 METRICS = ("crps", "rmse", "rmae", "mae", "wql", "coverage_10_90", "width_10_90")
-# What a diverging or impossible parameter set raises; the trial fails, the study goes on.
-TRIAL_ERRORS = (ValueError, RuntimeError, FloatingPointError)
+# What a parameter set that cannot be trained or scored raises: the trial fails, the study goes on.
+# The project's own errors (a period without the data it needs), and numeric failures: numpy's
+# FloatingPointError, and a fit that diverges. A diverging fit's loss turns the network's weights
+# into NaN or inf, and the next StudentT it makes (with its Chi2) fails torch's argument check
+# (`Distribution.__init__`, on while training) with a ValueError of DIVERGED_FIT's wording. Any
+# other ValueError or RuntimeError is a bug, and stops the study with its traceback.
+TRIAL_ERRORS = (SpotcastError, FloatingPointError)
+DIVERGED_FIT = "Expected parameter "
+
+
+def diverged(exc: ValueError) -> bool:
+    """Whether `exc` is torch's refusal of a distribution made from a diverged fit's NaN or inf
+    outputs (also when it comes back from a training process: its message travels with it)."""
+    return str(exc).startswith(DIVERGED_FIT)
 
 
 @dataclass(frozen=True)
@@ -92,8 +106,10 @@ def run_trial(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
     torch.set_num_threads(spec.threads)
     began = time.perf_counter()
     try:
-        outcome = _validate(history, spec)
-    except TRIAL_ERRORS as exc:
+        outcome = _backtest(history, spec)
+    except (*TRIAL_ERRORS, ValueError) as exc:
+        if isinstance(exc, ValueError) and not diverged(exc):
+            raise
         log.warning("trial %d failed: %s", spec.number, exc)
         return TrialOutcome(spec.number, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - began)
     finally:
@@ -101,7 +117,9 @@ def run_trial(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
     return replace(outcome, seconds=time.perf_counter() - began)
 
 
-def _validate(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
+def _backtest(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
+    """The trial's rolling weekly backtest over its validation periods (see the module docstring),
+    pruned as the judge says."""
     judge = PruneJudge(spec.pruner, spec.finished)
     factories = {
         CANDIDATE: lambda: CalibratedForecaster(
@@ -131,7 +149,7 @@ def _validate(history: pd.DataFrame, spec: TrialSpec) -> TrialOutcome:
                     log.info("trial %d pruned after %d origins (mean CRPS %.3f)", spec.number, len(curve), curve[-1])
                     return _outcome(spec, frames, actuals, curve, model, as_of, pruned=True)
     if not curve:
-        raise ValueError(f"no weekly origins in the validation periods {spec.periods}")
+        raise ConfigError(f"[tune.validation]: no weekly origins in the validation periods {spec.periods}")
     return _outcome(spec, frames, actuals, curve, model, as_of, pruned=False)
 
 

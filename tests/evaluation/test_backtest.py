@@ -6,8 +6,9 @@ from datetime import time
 import pandas as pd
 import pytest
 
+from forecasting.clock import weekly_origins
 from forecasting.config import load_settings
-from forecasting.evaluation.backtest import BacktestResult, run_backtest, weekly_origins
+from forecasting.evaluation.backtest import BacktestResult, run_backtest
 from forecasting.evaluation.baselines import SeasonalNaive
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.schema import HORIZON_HOURS, PUBLISHED_AT

@@ -7,7 +7,7 @@ from spotcast_testing import TINY_PARAMS
 
 from forecasting.config import load_settings
 from forecasting.evaluation.backtest import run_backtest
-from forecasting.evaluation.fanout import ProcessFanout
+from forecasting.fanout import ProcessFanout
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.model.forecaster import CalibratedForecaster
 from forecasting.model.pipeline import DeepARPipeline

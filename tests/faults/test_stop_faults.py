@@ -125,7 +125,7 @@ def start_command(tmp_path: Path) -> Iterator:
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One Prefect server for the commands that run a flow here (each would start one, ~15 s): the
     temporary server of this test process, stopped when it exits."""
-    from flows.serve import start_temporary_server
+    from flows.servers import start_temporary_server
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect")))
@@ -259,7 +259,7 @@ def test_a_write_interrupted_while_its_writers_run_removes_every_temporary_file(
 
 
 def _no_server_on_the_default_address() -> None:
-    from flows.serve import DEFAULT_API_URL, is_healthy
+    from flows.servers import DEFAULT_API_URL, is_healthy
 
     if is_healthy(DEFAULT_API_URL):  # the command would report to it and start none of its own
         pytest.skip(f"a Prefect server answers at {DEFAULT_API_URL}")

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecasting.clock import WEEK_HOURS as WEEK
 from forecasting.features.anchor import LEVEL_HOURS, SHAPE_WEEKS, price_anchor, weekly_shape
 from forecasting.features.calendar import hour_of_week
-from forecasting.features.covariates import WEEK, pivot_zone
+from forecasting.features.covariates import pivot_zone
 from forecasting.schema import DELIVERY_HOUR, PRICE, PUBLISHED_AT, SERIES_COL, VALUE, ZONE
 
 TZ = "Europe/Oslo"

@@ -28,17 +28,8 @@ import pandas as pd
 import pytest
 from spotcast_testing import tiny_config, write_config
 
-from flows.serve import (
-    BACKFILL,
-    DAILY,
-    SERVE_RECORD,
-    ServeError,
-    build_deployments,
-    is_healthy,
-    next_runs,
-    prefect_server,
-    serve,
-)
+from flows.serve import BACKFILL, DAILY, build_deployments, next_runs, serve
+from flows.servers import SERVE_RECORD, ServeError, is_healthy, prefect_server
 from forecasting.config import DEFAULT_CONFIG, PROJECT_ROOT, ConfigError
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -183,6 +183,18 @@ def test_default_covariates_that_no_feed_supplies_are_named_when_the_model_is_bu
     ]
 
 
+@pytest.mark.parametrize("ensemble_size", [0, 201])
+def test_an_ensemble_size_outside_1_to_num_samples_is_a_configuration_error(tmp_path, ensemble_size):
+    """Refused like an unknown [model.params] name, when the model is built: not a ValueError from fit."""
+    from forecasting.config import ConfigError
+    from forecasting.jobs.train import build_pipeline
+
+    params = {"ensemble_size": ensemble_size, "num_samples": 200}
+    settings = load_settings(lake_root=str(tmp_path / "lake"), model={"params": params})
+    with pytest.raises(ConfigError, match=rf"^\[model\.params\]: ensemble_size = {ensemble_size} must be 1…num_samples \(200\)"):
+        build_pipeline(settings)
+
+
 def test_forecast_export_to_xlsx_is_the_issue_as_a_workbook_a_trader_opens(settings, trained, tmp_path):
     """A sheet per zone (local hours across the March DST change), Weekly, Products, About: headers
     with units, real Excel date-times, frozen headers, values equal to the issue's."""

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from forecasting.ingest.runs import backfill
-from forecasting.lake.files import LOCK_NAME, LakeBusy, LakeFS, temporary_name, write_lock
+from forecasting.lake.files import LOCK_NAME, LakeBusy, LakeFS, atomic_write, temporary_name, write_lock
 from forecasting.lake.series_store import newest_hours, read_series
 from forecasting.schema import KEY_COLUMNS
 
@@ -120,6 +120,29 @@ def test_write_names_its_temporary_after_the_writer(lake: LakeFS) -> None:
     name = tmp.rsplit("/", 1)[-1]
     assert name.startswith(f".tmp-{os.getpid()}-")
     assert not lake._temporary_is_stale(tmp)
+
+
+def test_atomic_write_replaces_a_folder_whole_and_leaves_no_temporary(tmp_path: Path) -> None:
+    """How a model artifact (a folder) is saved: the new one replaces the old, none of it stays."""
+    final = tmp_path / "deepar-1"
+    for content in ("old", "new"):
+        with atomic_write(final) as temporary:
+            temporary.mkdir()
+            (temporary / f"{content}.json").write_text(content)
+
+    assert os.listdir(tmp_path) == ["deepar-1"] and os.listdir(final) == ["new.json"]
+
+
+def test_atomic_write_that_fails_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    final = tmp_path / "epochs"
+    with atomic_write(final) as temporary:
+        temporary.write_text("1 0.5")
+
+    with pytest.raises(OSError, match="disk full"), atomic_write(final) as temporary:
+        temporary.write_text("2 0")
+        raise OSError("disk full")
+
+    assert final.read_text() == "1 0.5" and os.listdir(tmp_path) == ["epochs"]
 
 
 # --- the write lock --------------------------------------------------------------------------------

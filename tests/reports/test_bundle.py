@@ -7,21 +7,21 @@ import re
 import pandas as pd
 import pytest
 
+from flows.artifacts import publish_prefect_artifacts
 from forecasting.config import load_settings
 from forecasting.evaluation.baselines import SeasonalNaiveEmpirical
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.ingest.land import REPORT_COLUMNS
 from forecasting.publication import known_at
-from forecasting.reports import publish
-from forecasting.reports.data_quality import due_hours
-from forecasting.reports.publish import (
+from forecasting.reports import bundle as report_bundle
+from forecasting.reports.bundle import (
     PRODUCT_CHART,
     ReportBundle,
     artifact_keys,
     chart_key,
-    publish_prefect_artifacts,
     write_report_bundle,
 )
+from forecasting.reports.data_quality import due_hours
 from forecasting.schema import WEEKLY_SERIES
 
 AS_OF = pd.Timestamp("2023-06-20 12:00", tz="UTC")
@@ -153,7 +153,7 @@ def test_artifact_keys_sort_summary_first_then_tables_then_zone_by_zone(bundle):
     keys = artifact_keys(with_products)
 
     assert keys == sorted(keys)  # created in the order a listing by key shows them
-    assert keys[:4] == [publish.SUMMARY_KEY, publish.WEEKLY_KEY, publish.QUALITY_KEY, publish.PRODUCTS_KEY]
+    assert keys[:4] == [report_bundle.SUMMARY_KEY, report_bundle.WEEKLY_KEY, report_bundle.QUALITY_KEY, report_bundle.PRODUCTS_KEY]
     assert keys[4:8] == [
         "spotcast-5-no1-fan-chart",
         "spotcast-5-no1-product-chart",
@@ -183,13 +183,13 @@ def test_publish_in_a_real_flow_run_stores_summary_tables_and_chart_images(bundl
             )
     by_key = {a.key: a for a in stored}
     charts = {chart_key(f"NO{i}") for i in range(1, 6)}
-    assert set(by_key) == {publish.SUMMARY_KEY, publish.WEEKLY_KEY, publish.QUALITY_KEY} | charts
+    assert set(by_key) == {report_bundle.SUMMARY_KEY, report_bundle.WEEKLY_KEY, report_bundle.QUALITY_KEY} | charts
     assert sorted(by_key) == artifact_keys(bundle)  # by key: the summary first, then zone by zone
-    assert by_key[publish.SUMMARY_KEY].data.startswith("# Spotcast")
-    assert "fan_NO1.png" not in by_key[publish.SUMMARY_KEY].data  # the charts are their own artifacts
-    quality = json.loads(by_key[publish.QUALITY_KEY].data)
+    assert by_key[report_bundle.SUMMARY_KEY].data.startswith("# Spotcast")
+    assert "fan_NO1.png" not in by_key[report_bundle.SUMMARY_KEY].data  # the charts are their own artifacts
+    quality = json.loads(by_key[report_bundle.QUALITY_KEY].data)
     assert len(quality) == 45 and len(quality[0]) <= 8  # the narrow view, not the CSV's 15 columns
-    assert "absent since" in by_key[publish.QUALITY_KEY].description  # its legend
+    assert "absent since" in by_key[report_bundle.QUALITY_KEY].description  # its legend
     no3 = by_key[chart_key("NO3")]
     assert no3.type == "image"
     prefix = "data:image/png;base64,"

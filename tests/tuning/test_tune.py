@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from spotcast_testing import tiny_config
 
 from forecasting.config import Settings, load_settings
-from forecasting.evaluation.fanout import InProcess
+from forecasting.fanout import InProcess
 from forecasting.ingest import runs
 from forecasting.jobs.backtest import run_configured_backtest
 from forecasting.jobs.tune import tune
