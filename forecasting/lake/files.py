@@ -484,13 +484,16 @@ def _create(lake: LakeFS, path: str, holder: dict) -> bool:
     """Create the lock file with our record; False when it exists."""
     try:
         if lake.is_local:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            # The record is written first and linked in whole: a writer killed at any moment leaves
+            # no lock, or a complete one (never an empty file that blocks others for a while).
+            temporary = temporary_name(os.path.dirname(path))
             try:
-                with os.fdopen(fd, "w") as handle:
+                with open(temporary, "w") as handle:
                     json.dump(holder, handle)
-            except OSError:
-                os.remove(path)  # an empty lock would block others for a while
-                raise
+                os.link(temporary, path)  # fails with FileExistsError where a lock exists
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(temporary)
             return True
         # Only one of two concurrent conditional PUTs succeeds; the other gets 412 (FileExistsError).
         lake.fs.pipe_file(path, json.dumps(holder).encode(), mode="create")
