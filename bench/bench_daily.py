@@ -8,7 +8,7 @@ fresh copy of that lake, as of its newest instant, with the forecast's own raw f
 the track record: the steady state of a daily run (one new issue to forecast, its 16 calibration
 issues already in the track record).
 
-  library   runs.daily (ingest) → load the champion → issue the forecast → write the report
+  library   ingest.daily (ingest) → load the champion → issue the forecast → write the report
   flow      flows.daily.daily_flow, against a Prefect server started here on 127.0.0.1
   cli       `spotcast daily` in a subprocess: with that server (PREFECT_API_URL), and without one
             (Prefect starts a temporary server for the run)
@@ -70,14 +70,14 @@ def fresh_lake(source: Path, work: Path) -> Path:
 
 
 def library_daily(config: Path) -> None:
-    from forecasting.ingest import runs
+    from forecasting.jobs import ingest
     from forecasting.jobs.forecast import issue_forecast
     from forecasting.jobs.reporting import write_daily_report
     from forecasting.model import registry
 
     settings = load_settings(config)
-    as_of = runs.resolve_as_of(settings, None)
-    report = runs.daily(settings, as_of)[-1]
+    as_of = ingest.resolve_as_of(settings, None)
+    report = ingest.daily(settings, as_of)[-1]
     model = registry.load_champion(LakeFS.of(settings), settings, as_of)
     issued = issue_forecast(settings, model, as_of, report.table())
     write_daily_report(settings, issued, report.table())

@@ -45,7 +45,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from forecasting.config import Settings, load_settings
-from forecasting.ingest.runs import backfill, daily
+from forecasting.jobs.ingest import backfill, daily
 from forecasting.lake.files import LakeFS, write_lock
 from forecasting.lake.series_store import append_series, read_series
 from forecasting.schema import DELIVERY_HOUR, KEY_COLUMNS, SERIES_COL, ZONE

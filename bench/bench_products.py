@@ -25,7 +25,7 @@ import pandas as pd
 from measure import machine, peak_mb, reset_peak, timed
 
 from forecasting.config import load_settings
-from forecasting.ingest import runs
+from forecasting.jobs import ingest
 from forecasting.jobs.forecast import PRODUCT_LOOKBACK
 from forecasting.jobs.train import forecaster_of
 from forecasting.lake.files import LakeFS
@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     lake = LakeFS.of(settings)
-    as_of = runs.resolve_as_of(settings, None)
+    as_of = ingest.resolve_as_of(settings, None)
     model = registry.load_champion(lake, settings, as_of)
     history = read_series(
         lake, zones=list(model.zones_), start=as_of - model.history_needed - PRODUCT_LOOKBACK, as_of=as_of

@@ -11,7 +11,7 @@ from prefect.states import State
 from flows.defaults import apply_prefect_defaults
 from flows.ingest_tasks import finish, log_progress, pull_task_for, pulls_stop_with_the_run
 from forecasting.config import settings_for
-from forecasting.ingest import runs
+from forecasting.jobs import ingest
 
 # A deployment's entrypoint (prefect.yaml, `serve`): the module a worker's flow-run process imports
 # of Spotcast, so Prefect's defaults are applied here for that process (flows/defaults.py).
@@ -34,7 +34,7 @@ def backfill_flow(
     settings = settings_for(config, zones)
     pulls = pull_task_for(settings)  # its Prefect retries are the settings' retry policies
     with pulls_stop_with_the_run():
-        report = runs.backfill(
+        report = ingest.backfill(
             settings, as_of, start, end, resume, repair, submit=pulls.submit, progress=log_progress
         )
     return finish([report], "repair" if repair else "backfill")

@@ -20,8 +20,8 @@ from flows.forecast_tasks import champion, forecast_task, report_task
 from flows.ingest_tasks import finish, log_progress, pull_task_for, pulls_stop_with_the_run, report_of
 from forecasting.config import settings_for
 from forecasting.errors import SpotcastError
-from forecasting.ingest import runs
 from forecasting.ingest.land import IngestReport
+from forecasting.jobs import ingest
 from forecasting.reports.product_tables import render_product_summary
 from forecasting.reports.tables import render_summary, summary_table
 
@@ -37,7 +37,7 @@ def daily_flow(
     step = "configuration"  # the step running: a failure's message names it (an alert sends it)
     try:
         settings = settings_for(config, zones)
-        as_of_utc = runs.resolve_as_of(settings, as_of)
+        as_of_utc = ingest.resolve_as_of(settings, as_of)
 
         def enter(name: str) -> None:
             nonlocal step
@@ -53,7 +53,7 @@ def daily_flow(
         step = "ingest"
         pulls = pull_task_for(settings)  # its Prefect retries are the settings' retry policies
         with pulls_stop_with_the_run():
-            reports = runs.daily(
+            reports = ingest.daily(
                 settings, as_of_utc, submit=pulls.submit, progress=log_progress, backfill_first=backfill_first
             )
         ingest_table = reports[-1].table()

@@ -1,4 +1,4 @@
-"""The ingestion steps as Prefect tasks: the library's runbook (`forecasting.ingest.runs`) with each
+"""The ingestion steps as Prefect tasks: the library's runbook (`forecasting.jobs.ingest`) with each
 pull submitted as a task run, its progress in the run log, and the per-feed status at the end.
 
 Retries the UI can see: the retry policies (`[retry.*]`) are executed by Prefect here, one attempt

@@ -11,9 +11,9 @@ from flows.cluster import cluster_size, current_fanout
 from flows.forecast_tasks import champion, forecast_task, train_task
 from forecasting.config import settings_for
 from forecasting.evaluation.backtest import BacktestResult
-from forecasting.ingest.runs import resolve_as_of
 from forecasting.jobs.backtest import run_configured_backtest
 from forecasting.jobs.forecast import IssuedForecast
+from forecasting.jobs.ingest import resolve_as_of
 from forecasting.jobs.train import TrainResult
 
 

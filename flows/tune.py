@@ -11,7 +11,7 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
 from flows.cluster import cluster_size, current_fanout, local_workers, run_on_cluster
 from forecasting.config import settings_for
-from forecasting.ingest.runs import as_utc
+from forecasting.jobs.ingest import as_utc
 from forecasting.jobs.tune import TuneResult, tune
 
 

@@ -363,7 +363,7 @@ def _check_as_of(settings: Settings, args: argparse.Namespace) -> None:
     """A given --as-of no run can have (in the future; long after a replay's recording ends) is
     refused here: before Prefect starts, and before anything is pulled or written."""
     if args.as_of is not None:
-        from forecasting.ingest.runs import check_as_of
+        from forecasting.jobs.ingest import check_as_of
 
         check_as_of(settings, args.as_of)
 
@@ -391,7 +391,7 @@ def _print_ingest(state: State) -> None:
 
 def _print_issued_forecast(args: argparse.Namespace) -> None:
     """The summary of the forecast the daily run issued, read back from the lake."""
-    from forecasting.ingest.runs import resolve_as_of
+    from forecasting.jobs.ingest import resolve_as_of
     from forecasting.lake.forecast_store import issue_date_of, read_forecast, read_products
 
     settings = load_settings(args.config)
@@ -441,7 +441,7 @@ def _run_daily(args: argparse.Namespace) -> int:
 
 def _run_backfill(args: argparse.Namespace) -> int:
     from forecasting.ingest.plan import check_backfill_range
-    from forecasting.ingest.runs import resolve_as_of
+    from forecasting.jobs.ingest import resolve_as_of
 
     settings = _settings(args)
     _check_as_of(settings, args)
@@ -732,7 +732,7 @@ def _run_models_list(args: argparse.Namespace) -> int:
 
 
 def _run_models_promote(args: argparse.Namespace) -> int:
-    from forecasting.ingest.runs import resolve_as_of
+    from forecasting.jobs.ingest import resolve_as_of
     from forecasting.model.registry import promote
 
     settings = load_settings(args.config)
@@ -811,7 +811,7 @@ def _run_status(args: argparse.Namespace) -> int:
 def _run_check(args: argparse.Namespace) -> int:
     """Every corrupt lake file (exit 1 when there is one) and the holes per zone × series."""
     from forecasting.ingest.repair import describe_holes, find_holes
-    from forecasting.ingest.runs import resolve_as_of
+    from forecasting.jobs.ingest import resolve_as_of
     from forecasting.lake.check import check_files
 
     settings = _settings(args)

@@ -101,14 +101,14 @@ def issue_tiny_forecast(config: Path, as_of: pd.Timestamp) -> IssuedForecast:
     """A real tiny run on the lake of `config`: backfill up to `as_of`, train and promote the first
     model, issue its forecast (hourly view, paths, products) at `as_of`."""
     from forecasting.config import load_settings
-    from forecasting.ingest import runs
+    from forecasting.jobs import ingest
     from forecasting.jobs.forecast import issue_forecast
     from forecasting.jobs.train import train
     from forecasting.lake.files import LakeFS
     from forecasting.model.registry import load_champion
 
     settings = load_settings(config)
-    report = runs.backfill(settings, as_of=as_of)
+    report = ingest.backfill(settings, as_of=as_of)
     assert report.ok, report.problems()
     assert train(settings, as_of).promoted
     return issue_forecast(settings, load_champion(LakeFS.open(settings.lake_root), settings), as_of)

@@ -48,7 +48,7 @@ TOKEN = "a-long-random-token-5e1f"
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lake with two whole issues (2019-03-05 and 2019-03-06) and one landed forward."""
-    from forecasting.ingest import runs
+    from forecasting.jobs import ingest
     from forecasting.jobs.forecast import issue_forecast
     from forecasting.lake.forward_store import land_forwards
     from forecasting.model.registry import load_champion
@@ -57,7 +57,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tiny_config(folder, ["NO1", "NO2"], "2018-09-01")
     issue_tiny_forecast(path, FIRST)
     settings = load_settings(path)
-    assert runs.backfill(settings, as_of=SECOND).ok
+    assert ingest.backfill(settings, as_of=SECOND).ok
     issue_forecast(settings, load_champion(LakeFS.of(settings), settings), SECOND)
     land_forwards(settings, [write_csv(folder, "settlement.csv", HEADER, FORWARD)])
     return path
@@ -334,7 +334,7 @@ def test_an_issue_being_written_is_never_served_half(settings, tmp_path, monkeyp
 
 def test_the_feed_status_follows_what_lands(settings, tmp_path, monkeypatch):
     """The lake scan is kept between requests until a curated file changes: the next day's landing shows."""
-    from forecasting.ingest import runs
+    from forecasting.jobs import ingest
 
     shutil.copytree(settings.lake_root, tmp_path / "lake")
     copy = settings.model_copy(update={"lake_root": str(tmp_path / "lake")})
@@ -346,7 +346,7 @@ def test_the_feed_status_follows_what_lands(settings, tmp_path, monkeypatch):
 
     with api_in_background(copy, "127.0.0.1", 0) as url, httpx.Client(base_url=url, timeout=60) as http:
         assert newest_price(http) == newest_price(http) == "2019-03-07T22:00:00Z"
-        assert runs.backfill(copy, as_of=pd.Timestamp("2019-03-07 13:30", tz="UTC")).ok
+        assert ingest.backfill(copy, as_of=pd.Timestamp("2019-03-07 13:30", tz="UTC")).ok
         assert newest_price(http) == "2019-03-08T22:00:00Z"
 
 

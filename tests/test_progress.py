@@ -94,7 +94,7 @@ def test_a_backfill_on_a_terminal_shows_a_bar_of_pulls_landed_and_failed(
     """A real backfill of the small replay history (NO1, NO2 prices) beside an ENTSO-E feed that is
     down: on a terminal the pulls are one bar, done/total, and its end line counts both."""
     from forecasting.config import TOKEN_ENV
-    from forecasting.ingest.runs import backfill
+    from forecasting.jobs.ingest import backfill
 
     caplog.set_level(logging.INFO, logger="spotcast")
     monkeypatch.setenv(TOKEN_ENV, "test-token-0000")

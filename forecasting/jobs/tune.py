@@ -13,8 +13,8 @@ import pandas as pd
 
 from forecasting.config import Settings
 from forecasting.fanout import Fanout, in_process
-from forecasting.ingest.runs import resolve_as_of
 from forecasting.jobs.backtest import model_history
+from forecasting.jobs.ingest import resolve_as_of
 from forecasting.jobs.train import TrainResult, train
 from forecasting.lake.files import LakeFS
 from forecasting.model import registry

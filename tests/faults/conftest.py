@@ -32,7 +32,7 @@ from fault_kit import (
 
 from forecasting.cli import main
 from forecasting.config import load_settings
-from forecasting.ingest.runs import backfill
+from forecasting.jobs.ingest import backfill
 
 
 @pytest.fixture(scope="session")

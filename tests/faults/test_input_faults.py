@@ -16,7 +16,7 @@ from fault_kit import BYO_AS_OF, Lake, byo_lake, deepforkit_csv, lake_config, re
 from forecasting.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from forecasting.config import TOKEN_ENV
 from forecasting.errors import DataError
-from forecasting.ingest.runs import backfill
+from forecasting.jobs.ingest import backfill
 from forecasting.lake.series_store import read_series
 from forecasting.schema import DELIVERY_HOUR, VALUE
 

@@ -27,7 +27,7 @@ from werkzeug import Request, Response
 
 from forecasting.cli import EXIT_DEGRADED, EXIT_ERROR, EXIT_OK
 from forecasting.config import TOKEN_ENV, load_settings
-from forecasting.ingest.runs import backfill
+from forecasting.jobs.ingest import backfill
 from forecasting.lake.check import QUARANTINE, check_files
 from forecasting.lake.files import LOCK_NAME, LakeBusy, LakeFS, LakeWriteError, write_lock
 from forecasting.lake.series_store import append_series, read_series

@@ -17,7 +17,7 @@ from forecasting.cli import EXIT_DEGRADED, EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from forecasting.config import TOKEN_ENV
 from forecasting.console import LOGS
 from forecasting.errors import DataError
-from forecasting.ingest.runs import backfill
+from forecasting.jobs.ingest import backfill
 from forecasting.model import registry
 
 EXPECTED_CSV = (

@@ -25,7 +25,7 @@ from forecasting.cli import EXIT_ERROR, EXIT_USAGE
 from forecasting.config import load_settings
 from forecasting.console import run_log
 from forecasting.errors import LakeError, UsageError
-from forecasting.ingest.runs import REPLAY_AS_OF_GRACE, backfill, check_as_of, default_as_of, resolve_as_of
+from forecasting.jobs.ingest import REPLAY_AS_OF_GRACE, backfill, check_as_of, default_as_of, resolve_as_of
 from forecasting.lake.files import LOCK_NAME, LakeBusy, LakeFS
 
 RECORDING_END = pd.Timestamp("2023-06-29 11:00", tz="UTC")  # the test replay's last prices, published

@@ -17,7 +17,7 @@ from forecasting.feeds.bundled import read_history_source
 from forecasting.feeds.nve_tables import read_bundled_hydro
 from forecasting.feeds.replay import ReplayFeed
 from forecasting.ingest.repair import find_holes
-from forecasting.ingest.runs import backfill, daily
+from forecasting.jobs.ingest import backfill, daily
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
 from forecasting.schema import DELIVERY_HOUR, PUBLISHED_AT, SERIES_COL, VALUE, WEEKLY_SERIES, ZONE

@@ -15,7 +15,7 @@ import pytest
 from forecasting.config import DEFAULT_CONFIG, SourceFormat, load_settings
 from forecasting.errors import DataError
 from forecasting.feeds.bundled import read_history_file, read_history_source
-from forecasting.ingest.runs import backfill, say_history_before_start
+from forecasting.jobs.ingest import backfill, say_history_before_start
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import read_series
 from forecasting.schema import DELIVERY_HOUR, SERIES_COL, VALUE

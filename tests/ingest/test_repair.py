@@ -7,7 +7,7 @@ import pandas as pd
 
 from forecasting.config import Settings
 from forecasting.ingest.repair import Hole, describe_holes, find_holes, plan_repair
-from forecasting.ingest.runs import backfill
+from forecasting.jobs.ingest import backfill
 from forecasting.lake.files import LakeFS
 from forecasting.lake.series_store import curated_file
 

@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 
 from forecasting.config import TOKEN_ENV, Settings
 from forecasting.ingest.pull import pull_planned
-from forecasting.ingest.runs import backfill, daily, default_as_of
+from forecasting.jobs.ingest import backfill, daily, default_as_of
 from forecasting.lake.files import LakeFS
 from forecasting.lake.forward_store import read_forwards
 from forecasting.lake.series_store import newest_hours, read_series

@@ -12,7 +12,7 @@ import pytest
 from spotcast_testing import TINY_PARAMS
 
 from forecasting.config import load_settings
-from forecasting.ingest import runs
+from forecasting.jobs import ingest
 from forecasting.jobs.forecast import issue_forecast
 from forecasting.jobs.reporting import write_daily_report
 from forecasting.jobs.train import train
@@ -47,7 +47,7 @@ def settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(settings):
-    report = runs.backfill(settings, as_of=AS_OF)
+    report = ingest.backfill(settings, as_of=AS_OF)
     assert report.ok
     return train(settings, AS_OF, tags={"purpose": "test"})
 
@@ -131,7 +131,7 @@ def test_retraining_on_the_same_data_is_recorded_but_not_promoted(settings, trai
 
 def test_a_champion_of_an_older_model_format_is_replaced_by_the_next_training(tmp_path):
     settings = tiny_settings(tmp_path)
-    assert runs.backfill(settings, as_of=AS_OF).ok
+    assert ingest.backfill(settings, as_of=AS_OF).ok
     first = train(settings, AS_OF)
     metadata = Path(first.artifact) / METADATA_FILE
     metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "format_version": 1}))
@@ -139,7 +139,7 @@ def test_a_champion_of_an_older_model_format_is_replaced_by_the_next_training(tm
     with pytest.raises(ArtifactFormatError, match="format 1"):
         registry.load_champion(lake, settings)
     next_day = AS_OF + pd.Timedelta(days=1)
-    assert all(report.ok for report in runs.daily(settings, as_of=next_day))  # new data: a new model id
+    assert all(report.ok for report in ingest.daily(settings, as_of=next_day))  # new data: a new model id
     second = train(settings, next_day)
     assert second.promoted and "cannot forecast here" in second.decision
     assert registry.load_champion(lake, settings).model_id_ == second.model_id

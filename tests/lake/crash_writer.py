@@ -18,7 +18,7 @@ import pandas as pd
 
 from forecasting.config import load_settings
 from forecasting.ingest.pull import PullOutcome
-from forecasting.ingest.runs import backfill
+from forecasting.jobs.ingest import backfill
 
 
 def main(argv: list[str]) -> int:

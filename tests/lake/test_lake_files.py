@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forecasting.ingest.runs import backfill
+from forecasting.jobs.ingest import backfill
 from forecasting.lake.files import LOCK_NAME, LakeBusy, LakeFS, atomic_write, temporary_name, write_lock
 from forecasting.lake.series_store import newest_hours, read_series
 from forecasting.schema import KEY_COLUMNS

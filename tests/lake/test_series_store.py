@@ -19,7 +19,7 @@ import pytest
 from forecasting.config import Settings
 from forecasting.feeds.base import SeriesRequest
 from forecasting.feeds.replay import ReplayFeed
-from forecasting.ingest.runs import backfill, daily
+from forecasting.jobs.ingest import backfill, daily
 from forecasting.lake.files import CorruptFile, LakeFS, temporary_name, write_lock
 from forecasting.lake.series_store import (
     append_series,

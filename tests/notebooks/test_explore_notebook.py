@@ -165,7 +165,7 @@ def test_explore_notebook_runs_on_a_small_lake(tmp_path: Path, isolated_env: Pat
 @pytest.mark.slow
 def test_explore_notebook_scores_the_baselines_without_a_model(tmp_path: Path, isolated_env: Path) -> None:
     """History but no champion (so no track record): the backtest section runs the two baselines."""
-    from forecasting.ingest.runs import backfill
+    from forecasting.jobs.ingest import backfill
 
     config = tiny_config(tmp_path, list(ZONES), HISTORY_START)
     assert backfill(load_config(config, tmp_path), as_of=AS_OF).ok

@@ -18,7 +18,7 @@ from spotcast_testing import tiny_config
 
 from forecasting.config import Settings, load_settings
 from forecasting.fanout import InProcess
-from forecasting.ingest import runs
+from forecasting.jobs import ingest
 from forecasting.jobs.backtest import run_configured_backtest
 from forecasting.jobs.tune import tune
 from forecasting.lake.files import LakeFS
@@ -63,7 +63,7 @@ def lake_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lake of NO1/NO2 (prices and covariates) from June 2018, as published by AS_OF."""
     folder = tmp_path_factory.mktemp("tune")
     config = tiny_config(folder, ["NO1", "NO2"], "2018-06-01", tune=tune_table())
-    assert runs.backfill(load_settings(config), as_of=AS_OF).ok
+    assert ingest.backfill(load_settings(config), as_of=AS_OF).ok
     return folder
 
 
