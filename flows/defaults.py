@@ -23,9 +23,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from forecasting.config import PROJECT_ROOT
+
 SPOTCAST_LOGGERS = "spotcast,forecasting"
 PREFECT_DEFAULTS = {
     "PREFECT_HOME": str(PROJECT_ROOT / ".prefect"),

@@ -165,7 +165,7 @@ class DeepARPipeline(BaseEstimator):
         """Learn scaler, PCA and the DeepAR ensemble from a tidy series frame."""
         from forecasting.model import deepar  # torch and lightning load only where a model trains
 
-        history = with_derived_covariates(self._validate(history), tuple(self.covariates))
+        history = self._validate(history)
         self.check_params()
         zones = self._zone_timezones(history)
         makers = self._makers(history, zones)
@@ -238,13 +238,15 @@ class DeepARPipeline(BaseEstimator):
         return hashlib.sha256((data + json.dumps(params, default=str, sort_keys=True)).encode()).hexdigest()
 
     def _validate(self, history: pd.DataFrame) -> pd.DataFrame:
+        """`history` checked, with the rows of the derived covariates it asks for added (every fit and
+        forecast path comes through here, before any cut by publication or time)."""
         missing = [c for c in REQUIRED_COLUMNS if c not in history.columns]
         if missing:
             raise ValueError(f"history lacks columns {missing}; expected a tidy series frame")
         unknown_zones = set(self.zones or ()) - set(history[ZONE].unique())
         if unknown_zones:
             raise MissingData(f"history holds no rows of configured zones {sorted(unknown_zones)}")
-        return history
+        return with_derived_covariates(history, tuple(self.covariates))
 
     def _zone_timezones(self, history: pd.DataFrame) -> dict[str, str]:
         if self.zones is not None:
@@ -255,7 +257,6 @@ class DeepARPipeline(BaseEstimator):
         self, history: pd.DataFrame, zones: Mapping[str, str], until: pd.Timestamp | None = None
     ) -> dict[str, WindowMaker]:
         series = (PRICE, *self.covariates)
-        history = with_derived_covariates(history, tuple(self.covariates))
         return {
             zone: WindowMaker(pivot_zone(history, zone, tz, series, until), self.covariates, self._past_length)
             for zone, tz in zones.items()
