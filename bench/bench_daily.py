@@ -62,9 +62,10 @@ def fresh_lake(source: Path, work: Path) -> Path:
         issues = sorted(model.iterdir())
         if issues:
             shutil.rmtree(issues[-1])
-    config = DEFAULT_CONFIG.read_text().replace('lake_root = "data/lake"', f'lake_root = "{work / "lake"}"')
+    models = PROJECT_ROOT / "data" / "models"
+    lake_root = f'lake_root = "{work / "lake"}"\nmodels_root = "{models}"'
+    config = DEFAULT_CONFIG.read_text().replace('lake_root = "data/lake"', lake_root)
     config = config.replace('source = "data/bundled"', f'source = "{PROJECT_ROOT / "data" / "bundled"}"')
-    config = config.replace('models_root = "data/models"', f'models_root = "{PROJECT_ROOT / "data" / "models"}"')
     (work / CONFIG_NAME).write_text(config)
     return work / CONFIG_NAME
 

@@ -315,6 +315,9 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     # A challenger replaces the champion only when its backtest CRPS is lower by this fraction.
     promotion_margin: float = Field(default=0.02, ge=0.0, lt=1.0)
+    # The hourly spread stage per zone: each zone's factors shrunk towards the pooled ones with this
+    # prior weight in past issues (forecasting/model/calibration.py); None: pooled for every zone.
+    zone_prior_issues: float | None = Field(default=None, gt=0.0)
 
 
 class ParamRange(_Strict):
@@ -355,6 +358,7 @@ class TuneConfig(_Strict):
         ),
         min_length=1,
     )
+    # A file extending another replaces a dimension whole; `name = false` drops the base file's.
     space: dict[str, ParamRange] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)  # trial parameters fixed over [model.params]
     # Trials TPE draws at random before it models the finished ones (Optuna's default 10); a study
@@ -364,11 +368,29 @@ class TuneConfig(_Strict):
     # and the pruner use exactly those). 1: a worker idles whenever the trial `workers` places back
     # still runs; 2: it rarely idles, and each trial misses the few newest results.
     lag_per_worker: int = Field(default=2, ge=1)
+    # true: a trial is asked as soon as a worker frees up, from every trial finished by then, the
+    # running ones counted as bad (Optuna's constant liar): TPE learns sooner, but the trials then
+    # depend on which finished first (lag_per_worker is unused). docs/scaling.md compares the two.
+    constant_liar: bool = False
     pruner_startup_trials: int = Field(default=5, ge=0)  # completed trials before any pruning
     pruner_warmup_origins: int = Field(default=4, ge=0)  # origins of a trial before it can be pruned
     storage: str | None = None  # an Optuna RDB URL; default: a journal file in the lake
     dask_address: str | None = None  # an existing Dask scheduler; default: a local cluster
     trial_threads: int = Field(default=1, ge=1)  # torch threads per trial (workers × threads ≤ cores)
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _dimensions(cls, value: object) -> object:
+        """One clear line for what is not a dimension (a `false` left over dropped nothing)."""
+        for name, bounds in value.items() if isinstance(value, dict) else ():
+            if bounds is False:
+                raise ValueError(f"{name} = false drops nothing: no file this one extends tunes {name}")
+            if not isinstance(bounds, dict | ParamRange):
+                raise ValueError(
+                    f"{name} = {bounds!r}: a dimension is a table {{ low = …, high = … }} (step and log "
+                    "optional), or false to drop one a file this one extends tunes"
+                )
+        return value
 
 
 class PeakHours(_Strict):
@@ -459,6 +481,8 @@ class Settings(_Strict):
     # A landing holds the lake's write lock for seconds: wait this long for another run's landing
     # before failing with LakeBusy.
     lake_lock_wait_s: float = Field(default=300.0, ge=0)
+    # A local folder or an fsspec URL (s3://bucket/models, on the lake's endpoint). Not given: data/models
+    # beside a local lake, <lake_root>/models under a lake on an object store (`_resolve_outputs`).
     models_root: str = "data/models"
     zones: tuple[Zone, ...] = Field(min_length=1)
     feeds: dict[str, FeedConfig]
@@ -537,13 +561,15 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
 
 
 def _check_lake_root(settings: Settings, path: Path) -> None:
-    """A lake URL must name a file system fsspec knows (s3://, gs://, memory://, …)."""
-    protocol = settings.lake_root.split("://", 1)[0] if "://" in settings.lake_root else "file"
-    if protocol not in fsspec.available_protocols() and protocol not in fsspec.registry:
-        raise ConfigError(
-            f"invalid configuration {path}: lake_root = {settings.lake_root!r}: unknown file system "
-            f"{protocol!r}; use a local path or a URL like s3://bucket/lake"
-        )
+    """A lake or models URL must name a file system fsspec knows (s3://, gs://, memory://, …)."""
+    for key in OUTPUT_PATHS:
+        root = getattr(settings, key)
+        protocol = root.split("://", 1)[0] if "://" in root else "file"
+        if protocol not in fsspec.available_protocols() and protocol not in fsspec.registry:
+            raise ConfigError(
+                f"invalid configuration {path}: {key} = {root!r}: unknown file system {protocol!r}; "
+                f"use a local path or a URL like s3://bucket/{key.removesuffix('_root')}"
+            )
 
 
 def _check_zones(settings: Settings, path: Path) -> None:
@@ -637,21 +663,41 @@ def _resolve_inputs(raw: dict, base: Path) -> dict:
 def _resolve_outputs(raw: dict, base: Path) -> dict:
     """`raw` with relative local lake and model folders made absolute against `base`: the project
     of the configuration loaded, also where a file it extends wrote them (that file's owner's lake
-    changes only when a path says so, absolute)."""
-    raw = {"models_root": "data/models", **raw}
+    changes only when a path says so, absolute). Without models_root, models go beside a local lake
+    (data/models) or under a lake on an object store (<lake_root>/models: a host needs no disk)."""
+    lake = raw.get("lake_root")
+    remote_lake = isinstance(lake, str) and "://" in lake
+    raw = {"models_root": f"{lake.rstrip('/')}/models" if remote_lake else "data/models", **raw}
     for key in OUTPUT_PATHS:
         if _local(raw.get(key)):
             raw[key] = _absolute(raw[key], base)
     return raw
 
 
-def _merged(base: dict, changes: dict) -> dict:
-    """`base` with `changes` over it: tables key by key, everything else (values, lists) replaced."""
+# Tables whose entries are each one whole (a search dimension's low, high, step and log belong
+# together): a file extending another replaces such an entry whole, and `name = false` drops it.
+WHOLE_ENTRIES = (("tune", "space"),)
+
+
+def _merged(base: dict, changes: dict, at: tuple[str, ...] = ()) -> dict:
+    """`base` with `changes` over it: tables key by key, everything else (values, lists) replaced;
+    the entries of a WHOLE_ENTRIES table replaced or dropped whole."""
+    if at in WHOLE_ENTRIES:
+        return _replaced(base, changes)
     merged = dict(base)
     for key, value in changes.items():
         below = merged.get(key)
-        merged[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+        nested = isinstance(below, dict) and isinstance(value, dict)
+        merged[key] = _merged(below, value, (*at, key)) if nested else value
     return merged
+
+
+def _replaced(base: dict, changes: dict) -> dict:
+    """`base`'s entries with those of `changes` instead; `false` drops an entry of `base` (one that
+    `base` lacks is kept, for validation to refuse: it drops nothing, a typo perhaps)."""
+    merged = {**base, **changes}
+    dropped = {key for key, value in changes.items() if value is False and isinstance(base.get(key), dict)}
+    return {key: value for key, value in merged.items() if key not in dropped}
 
 
 def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:

@@ -106,6 +106,9 @@ def configure(verbose: bool, console: Console) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG)
     for name in CHATTY_LOGGERS:  # one line per request to Prefect's API: only when asked for
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    # Prefect's notice, on a run stopped by a signal, that its event queue is still draining
+    # ("EventsWorker - Still processing items"): a state of its shutdown, not a problem of the run.
+    logging.getLogger("prefect._internal.concurrency").setLevel(logging.ERROR)
     handler: logging.Handler = (
         ConsoleHandler(console) if console.is_terminal else logging.StreamHandler(sys.stderr)
     )

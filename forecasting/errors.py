@@ -12,7 +12,8 @@ with. Any other exception is a bug and keeps its traceback.
     ├── LakeError          1  a lake file cannot be read or written; the lock is held (lake/files.py)
     ├── FeedError          1  a feed failed (feeds/base.py; normally retried and reported, not raised)
     ├── ArtifactError      1  a model artifact is missing, unreadable or of another format (model/artifact.py)
-    └── ServeError         1  a Prefect server could not be started or reached (flows/servers.py)
+    ├── ServeError         1  a Prefect server could not be started or reached (flows/servers.py)
+    └── ClusterError       1  a Dask scheduler given by address runs other versions (flows/cluster.py)
 """
 
 from __future__ import annotations

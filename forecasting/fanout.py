@@ -70,6 +70,11 @@ class Fanout(ABC):
         """Release what `_share` made, once the run's items are done."""
         return None  # the object itself: nothing to release
 
+    def _abandon(self, pending: list[Any], error: BaseException) -> None:
+        """The run stopped (`error`: Ctrl-C, SIGTERM, a failed item) with these futures unfinished:
+        stop what can be stopped of them; nothing for most."""
+        return None
+
     def stream(
         self,
         function: Function,
@@ -96,6 +101,9 @@ class Fanout(ABC):
                 place = next(k for k, (future, _) in enumerate(pending) if future is done)
                 future, index = pending.pop(place)
                 on_result(index, self._result(future))
+        except BaseException as error:
+            self._abandon([future for future, _ in pending], error)
+            raise
         finally:
             self._unshare(handle)
 

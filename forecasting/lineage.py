@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 
@@ -15,6 +16,7 @@ from forecasting.lake.forecast_store import read_forecast, read_forecast_inputs
 from forecasting.lake.series_store import FEED, read_series
 from forecasting.model.pipeline import DeepARPipeline, history_needed
 from forecasting.model.registry import artifact_location, list_runs
+from forecasting.model.store import ModelStore
 from forecasting.schema import DELIVERY_HOUR, ISSUED_AT, MODEL_ID, RETRIEVED_AT, SERIES_COL, ZONE
 
 
@@ -55,10 +57,12 @@ def _calibration_weeks(runs: pd.DataFrame) -> int:
 
 
 def _shown_artifact(settings: Settings, run: pd.Series) -> str:
-    path = artifact_location(settings, run)
-    if path is None:
+    where = artifact_location(settings, run)
+    if where is None:
         return "(not kept)"
-    return str(path) if path.exists() else f"{path} (missing: moved or deleted)"
+    # A URL is in the models store (reached with its endpoint); a local path is looked at here.
+    kept = ModelStore.of(settings).store.fs.exists(where) if "://" in where else Path(where).exists()
+    return where if kept else f"{where} (missing: moved or deleted)"
 
 
 def lineage(settings: Settings, issue_date: date, zone: str) -> Lineage:

@@ -9,6 +9,7 @@ from forecasting.config import (
     PROJECT_ROOT,
     TOKEN_ENV,
     ConfigError,
+    ParamRange,
     default_config,
     load_settings,
     project_of,
@@ -221,6 +222,47 @@ def test_the_two_core_tuning_configuration_is_the_default_with_a_smaller_space()
     assert small.model_copy(update={"tune": base.tune}) == base
     assert small.tune.space["max_epochs"].high < base.tune.space["max_epochs"].high
     assert small.tune.sampler_startup_trials == 6  # TPE models trials 0–5 from trial 6 on
+
+
+def _extending_default(tmp_path: Path, space: str) -> Path:
+    path = tmp_path / "child.toml"
+    path.write_text(f'extends = "{DEFAULT_CONFIG}"\n[tune.space]\n{space}\n')
+    return path
+
+
+def test_a_dimension_given_by_an_extending_file_replaces_the_base_files_whole(tmp_path):
+    base = load_settings().tune.space
+    assert (base["max_epochs"].step, base["hidden_size"].log) == (5, True)  # what must not leak through
+
+    given = "max_epochs = { low = 1, high = 2 }\nhidden_size = { low = 4, high = 8 }"
+    space = load_settings(_extending_default(tmp_path, given)).tune.space
+
+    assert space["max_epochs"] == ParamRange(low=1, high=2)  # no step 5: Optuna would collapse it to [1, 1]
+    assert space["hidden_size"] == ParamRange(low=4, high=8)  # not on the base's log scale
+    assert space["num_layers"] == base["num_layers"]  # a dimension not given is the base's
+
+
+def test_an_extending_file_drops_a_base_dimension_with_false(tmp_path):
+    base = load_settings().tune.space
+
+    space = load_settings(_extending_default(tmp_path, "max_epochs = false")).tune.space
+
+    assert set(space) == set(base) - {"max_epochs"}
+    assert list(space) == [name for name in base if name != "max_epochs"]  # in the base's order
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("max_epoch = false", r"tune\.space: max_epoch = false drops nothing: no file this"),
+        ("max_epochs = 5", r"tune\.space: max_epochs = 5: a dimension is a table \{ low = …, high = … \}"),
+        ("max_epochs = true", r"max_epochs = True: a dimension is a table .*or false to drop one"),
+    ],
+)
+def test_what_is_not_a_dimension_is_refused_in_one_line(tmp_path, line: str, message: str):
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_settings(_extending_default(tmp_path, line))
+    assert "\n" not in str(refused.value)
 
 
 def test_a_configuration_that_extends_itself_is_refused(tmp_path):

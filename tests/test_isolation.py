@@ -124,7 +124,7 @@ class TrainedModel:
 
 def _record(tmp_path: Path, artifact: Path | None = None) -> tuple[LakeFS, pd.Series]:
     settings = load_settings(lake_root=str(tmp_path / "lake"), models_root=str(tmp_path / "models"))
-    artifact = artifact or registry.artifact_dir(settings, TrainedModel.model_id_)
+    artifact = artifact or Path(registry.artifact_dir(settings, TrainedModel.model_id_))
     artifact.mkdir(parents=True)
     lake = LakeFS.of(settings)
     registry.record_run(
@@ -140,8 +140,8 @@ def test_a_run_records_its_artifact_relative_to_the_models_folder_and_is_found_a
     (tmp_path / "models").rename(tmp_path / "models-moved")
     moved = load_settings(lake_root=str(tmp_path / "lake"), models_root=str(tmp_path / "models-moved"))
 
-    assert artifact_location(moved, run) == tmp_path / "models-moved" / "deepar-moved"
-    assert artifact_location(moved, run).is_dir()
+    assert artifact_location(moved, run) == str(tmp_path / "models-moved" / "deepar-moved")
+    assert Path(artifact_location(moved, run)).is_dir()
 
 
 def test_an_older_record_of_an_absolute_path_names_where_the_model_is_now(tmp_path):
@@ -151,7 +151,7 @@ def test_an_older_record_of_an_absolute_path_names_where_the_model_is_now(tmp_pa
     (tmp_path / "models").rename(tmp_path / "models-moved")
     moved = load_settings(lake_root=lake.root, models_root=str(tmp_path / "models-moved"))
 
-    assert artifact_location(moved, legacy) == tmp_path / "models-moved" / "deepar-moved"
+    assert artifact_location(moved, legacy) == str(tmp_path / "models-moved" / "deepar-moved")
 
 
 @pytest.mark.slow

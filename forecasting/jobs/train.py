@@ -76,7 +76,13 @@ def forecaster_of(
 ) -> CalibratedForecaster:
     """The configured forecaster around `pipeline`: calibration issues on the schedule's clock,
     the configured products, raw paths kept in `track_record` (default: this process only)."""
-    return CalibratedForecaster(pipeline, track_record, clock=settings.schedule.timezone, products=settings.products)
+    return CalibratedForecaster(
+        pipeline,
+        track_record,
+        clock=settings.schedule.timezone,
+        products=settings.products,
+        zone_prior_issues=settings.model.zone_prior_issues,
+    )
 
 
 def model_series(pipeline: DeepARPipeline) -> list[str]:

@@ -19,17 +19,20 @@ from forecasting.lake.series_store import check_curated_file, curated_files
 log = logging.getLogger("spotcast.lake")
 
 QUARANTINE = "_quarantine"
+# Model artifacts when models_root defaults to <lake_root>/models: checked against their own
+# manifest when loaded (model/store.py), and no lake repair applies to them.
+MODELS = "models"
 
 
 def data_files(lake: LakeFS) -> list[str]:
-    """Every Parquet and JSON file of the lake, except temporaries and the quarantine."""
+    """Every Parquet and JSON file of the lake, except temporaries, the quarantine and models."""
     if not lake.exists(lake.root):
         return []
     files = []
     for path in lake.fs.find(lake.root, withdirs=False):
         relative = lake.relative(path)
         name = relative.rsplit("/", 1)[-1]
-        if relative.startswith(QUARANTINE + "/") or name.startswith(TMP_PREFIX):
+        if relative.startswith((QUARANTINE + "/", MODELS + "/")) or name.startswith(TMP_PREFIX):
             continue
         if name.endswith((".parquet", ".json")) and not name.startswith("_"):  # not the lock
             files.append(path)

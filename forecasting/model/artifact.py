@@ -5,8 +5,14 @@
                         data hash, start of the out-of-sample calibration weeks, library versions
     preprocessing.npz   fitted StandardScaler and PCA attributes (plain arrays, no pickle)
     predictor/<k>/      the GluonTS predictor of ensemble member k, written by its own serialize()
+    gbm/p10.txt … p90.txt   the LightGBM member's boosters (gbm_weight > 0), LightGBM's text format
 
-Security: the scikit-learn part is loaded from plain arrays, but the GluonTS predictor is rebuilt by
+`save_pipeline` and `load_pipeline` work on a local directory (GluonTS serializes to local files);
+forecasting/model/store.py puts it under models_root (a local folder or an object store) with a
+manifest.json of every file, written last, and fetches it back checked against that manifest.
+
+Security: the scikit-learn part is loaded from plain arrays and the LightGBM boosters from their
+text format (numbers, no code), but the GluonTS predictor is rebuilt by
 GluonTS's serde, which instantiates the classes named in its JSON, and by torch.load of the network
 state. Only load artifacts you (or your pipeline) wrote: a tampered artifact can run code.
 """
@@ -24,6 +30,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from forecasting.errors import SpotcastError
+from forecasting.model.gbm import QuantileMember
 from forecasting.model.pipeline import DeepARPipeline, FittedState
 
 FORMAT_VERSION = 2
@@ -31,7 +38,8 @@ PARAMS_FILE = "params.json"
 METADATA_FILE = "metadata.json"
 PREPROCESSING_FILE = "preprocessing.npz"
 PREDICTOR_DIR = "predictor"
-LIBRARIES = ("gluonts", "torch", "lightning", "scikit-learn", "numpy", "pandas")
+GBM_DIR = "gbm"
+LIBRARIES = ("gluonts", "torch", "lightning", "scikit-learn", "numpy", "pandas", "lightgbm")
 STAGES: dict[str, type] = {"scaler": StandardScaler, "pca": PCA}
 
 
@@ -60,30 +68,37 @@ def save_pipeline(pipeline: DeepARPipeline, path: str | Path) -> Path:
     for member, predictor in enumerate(state.predictors):
         (path / PREDICTOR_DIR / str(member)).mkdir(exist_ok=True)
         predictor.serialize(path / PREDICTOR_DIR / str(member))
+    if state.member is not None:
+        state.member.save(path / GBM_DIR)
     return path
 
 
 def load_pipeline(
-    path: str | Path, zones: Iterable[str] | None = None, covariates: Iterable[str] | None = None
+    path: str | Path,
+    zones: Iterable[str] | None = None,
+    covariates: Iterable[str] | None = None,
+    where: str | None = None,
 ) -> DeepARPipeline:
     """Read an artifact written by `save_pipeline` (trusted artifacts only, see the module doc).
 
     `zones` / `covariates`, when given, are what the caller will forecast with; an artifact trained
     for anything else raises ArtifactMismatchError instead of forecasting nonsense. A damaged
-    artifact (truncated or unreadable file) raises ArtifactError naming the file.
+    artifact (truncated or unreadable file) raises ArtifactError naming the file. `where` names the
+    artifact in messages when `path` is a local copy (of one on an object store, model/store.py).
     """
     from gluonts.torch.model.predictor import PyTorchPredictor  # torch loads only with a model
 
     path = Path(path)
+    where = where or str(path)
     for name in (PARAMS_FILE, METADATA_FILE, PREPROCESSING_FILE, PREDICTOR_DIR):
         if not (path / name).exists():
-            raise ArtifactError(f"{path} is not a model artifact: {name} is missing")
+            raise ArtifactError(f"{where} is not a model artifact: {name} is missing")
     meta = _read_json(path / METADATA_FILE)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactFormatError(
-            f"{path}: artifact format {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+            f"{where}: artifact format {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
         )
-    check_matches(meta, zones, covariates, where=str(path))
+    check_matches(meta, zones, covariates, where=where)
 
     params = _read_json(path / PARAMS_FILE)
     params["covariates"] = tuple(params["covariates"])
@@ -95,8 +110,13 @@ def load_pipeline(
             PyTorchPredictor.deserialize(path / PREDICTOR_DIR / str(member), device="cpu")
             for member in range(params.get("ensemble_size", 1))
         ]
+        member = None
+        if params.get("gbm_weight", 0.0) > 0:
+            member = QuantileMember.load(path / GBM_DIR, tuple(meta["gbm_features"]))
     except (OSError, ValueError, KeyError, RuntimeError, EOFError) as exc:
-        raise ArtifactError(f"{path}: damaged model artifact ({type(exc).__name__}: {exc}); retrain it") from exc
+        raise ArtifactError(
+            f"{where}: damaged model artifact ({type(exc).__name__}: {exc}); retrain it"
+        ) from exc
     state = FittedState(
         zones=dict(meta["zones"]),
         covariate_features=tuple(meta["covariate_features"]),
@@ -108,6 +128,7 @@ def load_pipeline(
         training_range=tuple(meta["training_range"]),
         training_data_hash=meta["training_data_hash"],
         model_id=meta["model_id"],
+        member=member,
     )
     return DeepARPipeline.from_state(params, state)
 
@@ -141,6 +162,7 @@ def _metadata(covariates: Iterable[str], state: FittedState) -> dict:
         "training_range": list(state.training_range),
         "training_data_hash": state.training_data_hash,
         "libraries": {name: version(name) for name in LIBRARIES},
+        "gbm_features": None if state.member is None else list(state.member.features),
     }
 
 

@@ -64,7 +64,16 @@ def horizon_week(frame: pd.DataFrame) -> np.ndarray:
 
 
 class SpreadCalibration:
-    """Spread factors per horizon week (`factors_`) from past raw forecasts and their outcomes."""
+    """Spread factors per horizon week (`factors_`, pooled over zones) and per zone and horizon week
+    (`zone_factors_`) from past raw forecasts and their outcomes.
+
+    `prior_issues` (None: pooled factors for every zone): a zone's factor is its own 80 % quantile
+    shrunk towards the pooled one, geometrically, with weight n / (n + prior_issues) on its own for
+    n past issues of the zone (credibility weighting: the hours of one issue share its error, so
+    issues, not hours, are the evidence; a zone with few issues stays near the pool)."""
+
+    def __init__(self, prior_issues: float | None = None) -> None:
+        self.prior_issues = prior_issues
 
     def fit(self, past_forecasts: pd.DataFrame, prices: pd.DataFrame) -> Self:
         """`past_forecasts`: raw forecast frames of delivered issues; `prices`: zone, delivery_hour,
@@ -77,14 +86,22 @@ class SpreadCalibration:
             outcome[VALUE].to_numpy(dtype="float64"),
         )
         weeks = horizon_week(outcome)
-        factors = np.ones(HORIZON_WEEKS)
-        for week in range(HORIZON_WEEKS):
-            seen = ratio[(weeks == week) & ~np.isnan(ratio)]
-            if seen.size:
-                factors[week] = np.quantile(seen, COVERAGE)
-        self.factors_ = factors
+        self.factors_ = _week_factors(ratio, weeks, np.ones(HORIZON_WEEKS))
+        self.zone_factors_: dict[str, np.ndarray] = {}
+        if self.prior_issues is not None:
+            zones, issues = outcome[ZONE].to_numpy(), outcome[ISSUED_AT].to_numpy()
+            for zone in np.unique(zones):
+                mine = zones == zone
+                own = _week_factors(ratio[mine], weeks[mine], self.factors_)
+                seen = len(np.unique(issues[mine & ~np.isnan(ratio)]))
+                trust = seen / (seen + self.prior_issues)
+                self.zone_factors_[str(zone)] = np.exp(trust * np.log(own) + (1 - trust) * np.log(self.factors_))
         self.issues_ = int(past_forecasts[ISSUED_AT].nunique()) if len(past_forecasts) else 0
         return self
+
+    def factors_of(self, zone: str) -> np.ndarray:
+        """The factors per horizon week that `apply` uses for `zone`."""
+        return self.zone_factors_.get(zone, self.factors_)
 
     def apply(self, paths: ZonePaths) -> ZonePaths:
         """The paths with each hour's marginal moved from its median by the week's factor, in the
@@ -92,9 +109,20 @@ class SpreadCalibration:
         if not hasattr(self, "factors_"):
             raise NotFittedError("SpreadCalibration is not fitted yet: call fit(past_forecasts, prices)")
         raw = paths.values.astype("float64")
-        factor = self.factors_[np.arange(raw.shape[1]) // WEEK_HOURS]
+        factor = self.factors_of(paths.zone)[np.arange(raw.shape[1]) // WEEK_HOURS]
         median = np.median(raw, axis=0)
         return paths.with_values(ensemble_copula_coupling(raw, median + factor * (raw - median)))
+
+
+def _week_factors(ratio: np.ndarray, weeks: np.ndarray, default: np.ndarray) -> np.ndarray:
+    """Per horizon week, the 80 % quantile of the outcomes' half-band ratios (`default` where a
+    week has none)."""
+    factors = default.copy()
+    for week in range(HORIZON_WEEKS):
+        seen = ratio[(weeks == week) & ~np.isnan(ratio)]
+        if seen.size:
+            factors[week] = np.quantile(seen, COVERAGE)
+    return factors
 
 
 def ensemble_copula_coupling(raw: np.ndarray, marginals: np.ndarray) -> np.ndarray:

@@ -38,7 +38,9 @@ DEFAULT_CLOCK = "Europe/Oslo"
 class CalibratedForecaster:
     """A fitted (or to-be-fitted) pipeline with its track record and spread stages (implements
     `Forecaster`). `clock`: the time zone whose weekday and hour the calibration issues share with
-    the forecast (the daily schedule's); `products`: peak hours and custom periods."""
+    the forecast (the daily schedule's); `products`: peak hours and custom periods;
+    `zone_prior_issues`: the hourly spread factors per zone, shrunk towards the pooled ones with this
+    prior weight in issues (`SpreadCalibration`; None: pooled factors for every zone)."""
 
     def __init__(
         self,
@@ -46,11 +48,13 @@ class CalibratedForecaster:
         track_record: TrackRecord | None = None,
         clock: str = DEFAULT_CLOCK,
         products: ProductsConfig | None = None,
+        zone_prior_issues: float | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.track_record = track_record if track_record is not None else MemoryTrackRecord()
         self.clock = clock
         self.products = products or ProductsConfig()
+        self.zone_prior_issues = zone_prior_issues
 
     def fit(self, history: pd.DataFrame) -> Self:
         self.pipeline.fit(history)
@@ -81,13 +85,18 @@ class CalibratedForecaster:
             log.warning("no delivered out-of-sample issue to calibrate on: raw paths")
             products = self._products(raw, prices)
             return ForecastRecord(raw.forecast_frame(), status, np.ones(HORIZON_WEEKS), raw, products)
-        hourly = SpreadCalibration().fit(pd.concat([p.forecast_frame() for p in past], ignore_index=True), prices)
+        hourly = self.hourly_stage(past, prices)
         calibrated = raw.map(hourly.apply)
         products, product_factors = self.calibrated_products(calibrated, past, hourly, prices)
         log.info(
             "spread factors per horizon week: %s (%d past issues)", np.round(hourly.factors_, 2), len(past)
         )
         return ForecastRecord(calibrated.forecast_frame(), status, hourly.factors_, calibrated, products, product_factors)
+
+    def hourly_stage(self, past: list[IssuePaths], prices: pd.DataFrame) -> SpreadCalibration:
+        """The hourly spread stage fitted on the raw paths of past issues and the published prices."""
+        frames = pd.concat([issue.forecast_frame() for issue in past], ignore_index=True)
+        return SpreadCalibration(self.zone_prior_issues).fit(frames, prices)
 
     def calibrated_products(
         self, calibrated: IssuePaths, past: list[IssuePaths], hourly: SpreadCalibration, prices: pd.DataFrame

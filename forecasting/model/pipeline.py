@@ -1,8 +1,9 @@
 """The forecasting model: ONE scikit-learn style estimator that turns a tidy series frame into
 four-week hourly sample paths of every configured zone.
 
-    covariate preparation  →  StandardScaler  →  PCA  →  GluonTS DeepAR (torch)
-    (windows: extended covariates + calendar; anchored price target and anchor features)
+    covariate preparation  →  StandardScaler  →  PCA  →  GluonTS DeepAR (torch)  ─┐ quantile average
+    (windows: extended covariates + calendar;   →  LightGBM deciles (optional)  ─┘ in DeepAR's paths
+     anchored price target and anchor features)
 
 One global DeepAR model serves all zones (zone = static categorical with a learned embedding).
 Training and forecasting build their windows with the same code, from what was published at each
@@ -47,6 +48,8 @@ from forecasting.model.calibration import (
     HORIZON_WEEKS,
     NEWEST_CALIBRATION_WEEKS,
 )
+from forecasting.model.combination import combine_paths
+from forecasting.model.gbm import QuantileMember, TrainingRows, feature_names
 from forecasting.paths import PATH_DTYPE, IssuePaths, RawForecast, ZonePaths
 from forecasting.publication import known_at
 from forecasting.schema import (
@@ -67,6 +70,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEZONE = "Europe/Oslo"
 DEFAULT_COVARIATES: tuple[str, ...] = ("load_da", "generation_da", "wind_onshore_da")
 SCALER_ROWS = 200_000  # covariate rows, drawn at random from all training windows, that fit scaler and PCA
+MEMBER_ROWS = 100_000  # horizon hours, drawn at random from all training windows, that fit the LightGBM member
 # History a window reads before its issue: the last-year covariate extension (52 weeks + the 2-week
 # ratio) behind the oldest published covariate hour it may use (8 weeks back), plus a margin.
 WINDOW_LOOKBACK = pd.Timedelta(hours=LAST_YEAR + RATIO_HOURS + NEWEST_SEARCH_HOURS) + WEEK
@@ -88,6 +92,7 @@ class FittedState:
     training_range: tuple[str, str]
     training_data_hash: str
     model_id: str
+    member: QuantileMember | None = None  # the LightGBM member (gbm_weight > 0)
 
 
 class DeepARPipeline(BaseEstimator):
@@ -108,6 +113,8 @@ class DeepARPipeline(BaseEstimator):
     calibration_weeks: how many weekly out-of-sample forecasts calibrate the decile spread per
         horizon week: the newest ones before each issue whose horizon is delivered, never before the
         weeks held out of training at the end of the fit history; 0 keeps the raw sample deciles.
+    gbm_weight: the weight of the LightGBM quantile member (`forecasting.model.gbm`) in the
+        quantile average of each hour's marginal (`forecasting.model.combination`); 0 trains none.
     n_jobs: ensemble members trained at once, each in its own process of cores // n_jobs torch
         threads (None: every member at once, up to two per CPU core: on CPU a small LSTM gains less
         from a second thread than from a second member beside it). Does not change the model id.
@@ -133,6 +140,7 @@ class DeepARPipeline(BaseEstimator):
         origin_stride_days: int = 2,
         issue_hour: int = 14,
         calibration_weeks: int = 16,
+        gbm_weight: float = 0.0,
         random_state: int = 0,
         n_jobs: int | None = None,
         model_id: str | None = None,
@@ -155,6 +163,7 @@ class DeepARPipeline(BaseEstimator):
         self.origin_stride_days = origin_stride_days
         self.issue_hour = issue_hour
         self.calibration_weeks = calibration_weeks
+        self.gbm_weight = gbm_weight
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.model_id = model_id
@@ -174,10 +183,13 @@ class DeepARPipeline(BaseEstimator):
         with tempfile.TemporaryDirectory(prefix="spotcast-windows-") as folder:
             scaler, pca = self._fit_preprocessing(issues, folder)
             writer = deepar.TrainingSetWriter(folder)
+            rows = TrainingRows(len(self.covariates), -(-MEMBER_ROWS // len(issues)), self.random_state)
             zone_index = {zone: k for k, zone in enumerate(zones)}
             for maker, issue in issues:
                 if (window := maker.window(issue, with_future=True)) is not None:
                     writer.add(window, _dynamic(scaler, pca, window), zone_index[window.zone])
+                    if self.gbm_weight > 0:
+                        rows.add(window)
             training = writer.close()
             if training.count == 0:
                 raise MissingData(self._too_short())
@@ -189,6 +201,9 @@ class DeepARPipeline(BaseEstimator):
             predictors = deepar.train_ensemble(
                 self._estimator_kwargs(len(zones), pca), training, seeds, self._workers()
             )
+        member = None
+        if self.gbm_weight > 0:
+            member = QuantileMember.fit(rows, feature_names(tuple(self.covariates)), self.random_state)
 
         hours = history.loc[history[ZONE].isin(list(zones)), DELIVERY_HOUR]
         data = data_hash(history, tuple(zones), (PRICE, *self.covariates))
@@ -204,6 +219,7 @@ class DeepARPipeline(BaseEstimator):
                 training_range=(str(hours.min()), str(hours.max())),
                 training_data_hash=data,
                 model_id=self.model_id or f"deepar-{self._model_hash(data)[:12]}",
+                member=member,
             )
         )
         return self
@@ -216,6 +232,8 @@ class DeepARPipeline(BaseEstimator):
                 f"ensemble_size = {self.ensemble_size!r} must be 1…num_samples ({self.num_samples}): "
                 "the members share the num_samples sample paths"
             )
+        if not 0.0 <= self.gbm_weight <= 1.0:
+            raise ValueError(f"gbm_weight = {self.gbm_weight!r} must be within 0…1 (the member's share)")
 
     def _too_short(self) -> str:
         past_weeks = -(-self._past_length // WEEK_HOURS)
@@ -235,6 +253,8 @@ class DeepARPipeline(BaseEstimator):
     def _model_hash(self, data: str) -> str:
         """sha256 of the training data hash and every parameter that shapes the forecasts."""
         params = {k: v for k, v in self.get_params().items() if k not in NOT_IN_MODEL_ID}
+        if not self.gbm_weight:
+            del params["gbm_weight"]  # models without the member keep the ids they had before it
         return hashlib.sha256((data + json.dumps(params, default=str, sort_keys=True)).encode()).hexdigest()
 
     def _validate(self, history: pd.DataFrame) -> pd.DataFrame:
@@ -344,6 +364,7 @@ class DeepARPipeline(BaseEstimator):
             training_range=self.training_range_,
             training_data_hash=self.training_data_hash_,
             model_id=self.model_id_,
+            member=self.member_,
         )
 
     @classmethod
@@ -363,6 +384,9 @@ class DeepARPipeline(BaseEstimator):
         self.training_range_ = tuple(state.training_range)
         self.training_data_hash_ = state.training_data_hash
         self.model_id_ = state.model_id
+        self.member_ = state.member
+        if self.gbm_weight > 0 and state.member is None:
+            raise ValueError(f"gbm_weight = {self.gbm_weight} but the fitted state holds no LightGBM member")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "predictors_"):
@@ -484,9 +508,15 @@ class DeepARPipeline(BaseEstimator):
             timezone=self.zones_[window.zone],
             issued_at=issued_at,
             delivery_hours=hours,
-            values=window.horizon_prices(samples).astype(PATH_DTYPE),
+            values=self._combined(window, window.horizon_prices(samples)).astype(PATH_DTYPE),
             model_id=self.model_id_,
         )
+
+    def _combined(self, window: Window, paths: np.ndarray) -> np.ndarray:
+        """DeepAR's paths (EUR/MWh) with each hour's marginal averaged with the member's deciles."""
+        if self.member_ is None:
+            return paths
+        return combine_paths(paths, self.member_.deciles(window, len(self.covariates)), self.gbm_weight)
 
 
 def history_needed(calibration_weeks: int) -> pd.Timedelta:

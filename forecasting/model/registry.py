@@ -1,7 +1,8 @@
 """The model registry: where artifacts live, the record of every training run (in the lake), and
 which model was the champion — the one the daily flow forecasts with — at each instant.
 
-    <models_root>/<model_id>/                 one artifact directory (see forecasting.model.artifact)
+    <models_root>/<model_id>/                 one artifact directory (see forecasting.model.artifact),
+                                               a local folder or on an object store (model/store.py)
     <lake>/model_runs/run_id=<id>/data.parquet one row per training run: id, time, the instant whose
                                                published data trained it (`as_of`), code version,
                                                configuration, parameters, data range and hash,
@@ -36,7 +37,8 @@ from forecasting import progress
 from forecasting.clock import as_utc, utc_now
 from forecasting.config import PROJECT_ROOT, Settings
 from forecasting.errors import SpotcastError, UsageError
-from forecasting.lake.files import CorruptFile, LakeFS, atomic_write
+from forecasting.lake.files import CorruptFile, LakeFS
+from forecasting.model.store import ModelStore
 
 if TYPE_CHECKING:  # the model (torch) is imported only where one is loaded: listing runs stays fast
     from forecasting.model.pipeline import DeepARPipeline
@@ -96,50 +98,44 @@ def code_version() -> str:
         return version("spotcast")
 
 
-def artifact_dir(settings: Settings, model_id: str) -> Path:
-    return Path(settings.models_root) / model_id
+def artifact_dir(settings: Settings, model_id: str) -> str:
+    """Where the artifact of `model_id` is: a local path, or a URL on an object store."""
+    return ModelStore.of(settings).location(model_id)
 
 
-def stored_artifact(settings: Settings, artifact: Path | None) -> str:
+def stored_artifact(settings: Settings, artifact: str | Path | None) -> str:
     """How a run records its artifact: relative to models_root (`deepar-…`), so the record stays
-    right when the models folder moves; a folder outside it absolute; "" when none was kept."""
+    right when the models folder moves; a folder outside it as it is; "" when none was kept."""
     if artifact is None:
         return ""
-    try:
-        return Path(artifact).relative_to(settings.models_root).as_posix()
-    except ValueError:
-        return str(artifact)
+    relative = ModelStore.of(settings).relative(str(artifact))
+    return str(artifact) if relative is None else relative
 
 
-def artifact_location(settings: Settings, run: pd.Series) -> Path | None:
+def artifact_location(settings: Settings, run: pd.Series) -> str | None:
     """Where run `run`'s artifact is now (a row of `list_runs`): its record under the configured
     models_root. Records of before relative ones (an absolute path as it was when trained) name the
     folder `artifact_dir` loads, when that path is gone (the models folder moved). None: not kept."""
     stored = str(run.get("artifact") or "")
     if not stored:
         return None
-    path = Path(stored)
-    if not path.is_absolute():
-        return Path(settings.models_root) / path
-    return path if path.exists() else artifact_dir(settings, str(run["model_id"]))
+    if "://" in stored or Path(stored).is_absolute():  # an older record: where it was trained
+        still_there = "://" not in stored and Path(stored).exists()
+        return stored if still_there else artifact_dir(settings, str(run["model_id"]))
+    return artifact_dir(settings, stored)
 
 
-def save_artifact(settings: Settings, pipeline: DeepARPipeline) -> Path:
-    """Save under a temporary name, then rename: a crash never leaves a half-written model behind."""
-    final = artifact_dir(settings, pipeline.model_id_)
-    from forecasting.model.artifact import save_pipeline
-
-    # Same data and parameters → same model id: a new copy replaces the older one.
-    with atomic_write(final) as temporary:
-        save_pipeline(pipeline, temporary)
-    return final
+def save_artifact(settings: Settings, pipeline: DeepARPipeline) -> str:
+    """Store the fitted pipeline under models_root, all or nothing (forecasting.model.store);
+    returns its location. Same data and parameters → same model id: a new copy replaces the older."""
+    return ModelStore.of(settings).save(pipeline)
 
 
 def record_run(
     lake: LakeFS,
     settings: Settings,
     pipeline: DeepARPipeline,
-    artifact: Path | None,
+    artifact: str | Path | None,
     metrics: dict[str, float],
     tags: dict[str, str],
     training_seconds: float,
@@ -288,20 +284,25 @@ def load_champion(lake: LakeFS, settings: Settings, as_of: pd.Timestamp | None =
     from forecasting.model.artifact import ArtifactError, load_pipeline
 
     current = champion(lake, as_of)
-    path = artifact_dir(settings, current.model_id)
-    if not path.exists():
+    store = ModelStore.of(settings)
+    where = store.location(current.model_id)
+    if not store.exists(current.model_id):
         raise ArtifactError(
-            f"champion {current.model_id} has no artifact at {path}; retrain or promote another"
+            f"champion {current.model_id} has no artifact at {where}; retrain or promote another"
         )
     try:
-        with progress.task(f"loading the model {current.model_id}"):  # torch and GluonTS: seconds
-            return load_pipeline(path, zones=settings.zone_names)
+        # torch and GluonTS take seconds; from an object store, a checked download first
+        with (
+            progress.task(f"loading the model {current.model_id}"),
+            store.local_copy(current.model_id) as path,
+        ):
+            return load_pipeline(path, zones=settings.zone_names, where=where)
     except ArtifactError:
         raise
     except UNREADABLE_ARTIFACT as exc:
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
         raise ArtifactError(
-            f"champion {current.model_id}: the model artifact {path} is unreadable ({detail}); "
+            f"champion {current.model_id}: the model artifact {where} is unreadable ({detail}); "
             "retrain (`spotcast train`) or promote another run (`spotcast models promote`)"
         ) from exc
 

@@ -9,11 +9,12 @@ timing: the trial at position p (its place in the study's sequence) is asked onc
 positions ≤ p − lag is told (lag = workers × [tune] lag_per_worker), and TPE (seeded with seed + p)
 and the pruner see exactly those trials, not whatever else has finished meanwhile. So the same seed,
 configuration and worker count give the same trials and the same best trial, however the trials'
-durations fall and however often the study is interrupted. The first trial of a new study is the
-configured model, the baseline on the same validation periods. A killed `tune` keeps its finished
-trials and leaves the others RUNNING; the next `tune` marks those failed and runs their parameters
-again first, at their old positions and judged against the same trials. One `tune` per study at a
-time.
+durations fall and however often the study is interrupted ([tune] constant_liar trades that for
+sooner learning: a trial is asked as soon as a worker is free, from whatever has finished by then,
+the running trials counted as bad). The first trial of a new study is the configured model, the
+baseline on the same validation periods. A killed `tune` keeps its finished trials and leaves the
+others RUNNING; the next `tune` marks those failed and runs their parameters again first, at their
+old positions and judged against the same trials. One `tune` per study at a time.
 """
 
 from __future__ import annotations
@@ -78,8 +79,11 @@ def storage_of(settings: Settings) -> optuna.storages.BaseStorage | str:
         return settings.tune.storage
     lake = LakeFS.of(settings)
     if not lake.is_local:
+        # Optuna's journal file needs a POSIX file lock, which no object store has.
         raise ConfigError(
-            f"the lake {settings.lake_root} is not a local folder: set [tune] storage to an Optuna RDB URL"
+            f"the lake {settings.lake_root} is not a local folder, so the study cannot be a journal file in "
+            "it: set [tune] storage to an Optuna RDB URL (postgresql://… shared by hosts, or sqlite:////abs/"
+            "path/study.db on one host)"
         )
     path = Path(journal_path(lake, settings.tune.study))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +129,9 @@ def sampler_of(settings: Settings, position: int) -> optuna.samplers.TPESampler:
     """The sampler that asks the study's `position`-th trial: seeded by position, so what it suggests
     depends on the seed and the trials finished before, not on when it runs."""
     return optuna.samplers.TPESampler(
-        seed=settings.tune.seed + position, n_startup_trials=settings.tune.sampler_startup_trials
+        seed=settings.tune.seed + position,
+        n_startup_trials=settings.tune.sampler_startup_trials,
+        constant_liar=settings.tune.constant_liar,  # explicit: Optuna 4 and 5 default differently
     )
 
 
@@ -177,13 +183,17 @@ def ask_next(
     else:
         position = max(map(position_of, counted), default=-1) + 1
         judged_against = None
-    seen = [t for t in counted if _sees(t, position, workers * settings.tune.lag_per_worker)]
+    if settings.tune.constant_liar:  # whatever has finished by now: timing decides
+        seen = [t for t in counted if t.state != TrialState.RUNNING]
+    else:
+        seen = [t for t in counted if _sees(t, position, workers * settings.tune.lag_per_worker)]
     if judged_against is None:  # a new trial, the configured one, or a retry from before this was recorded
         if any(t.state == TrialState.RUNNING for t in seen):
             return None
         judged_against = [t.number for t in seen if t.state in FINISHED]
     if not queued:
-        params = _suggest(settings, [trials[number] for number in judged_against], position, space)
+        liars = [t for t in counted if t.state == TrialState.RUNNING] if settings.tune.constant_liar else []
+        params = _suggest(settings, [*(trials[number] for number in judged_against), *liars], position, space)
         study.enqueue_trial(params)
     trial = study.ask(space)  # the oldest queued trial: fixed parameters
     trial.set_user_attr(POSITION, position)
@@ -198,7 +208,8 @@ def _suggest(
     space: dict[str, BaseDistribution],
 ) -> dict[str, Any]:
     """TPE's parameters for the trial at `position`, from the finished trials it may see (an in-memory
-    copy of them), not from whatever else has finished by now."""
+    copy of them), not from whatever else has finished by now; running ones seen ([tune]
+    constant_liar) count as bad, so that TPE suggests elsewhere."""
     copy = optuna.create_study(direction="minimize", sampler=sampler_of(settings, position))
     copy.add_trials(seen)
     return copy.ask(space).params

@@ -1,6 +1,7 @@
 """The fault suite's fixtures: a small filled lake with its configuration file, a lake filled from a
-bring-your-own CSV, the `spotcast` command run in this process, helper processes that hold the
-lake's lock or a temporary file, and the lake's content as file hashes (what "nothing already in the lake lost or changed" is checked against).
+bring-your-own CSV, the `spotcast` command run in this process or in one of its own
+(`start_command`, its stderr read line by line), one Prefect server for the commands of a module
+(`prefect_api`), helper processes that hold the lake's lock or a temporary file, and the lake's content as file hashes (what "nothing already in the lake lost or changed" is checked against).
 
 Every fault case ends with the same three checks: one clear line (`Outcome.message`), the
 documented exit code, and the lake's files unchanged (`Lake.hashes()` before and after).
@@ -10,23 +11,30 @@ from __future__ import annotations
 
 import contextlib
 import io
+import queue
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from fault_kit import (
     BYO_AS_OF,
     FILLED_AS_OF,
     HOLD,
     PROJECT_ROOT,
+    STOP_WITHIN_S,
     Lake,
     Outcome,
     byo_lake,
     deepforkit_csv,
+    detached_env,
     lake_config,
 )
 
@@ -104,3 +112,94 @@ def hold() -> Iterator[Callable[..., tuple[subprocess.Popen, str]]]:
     for process in started:
         process.kill()
         process.wait()
+
+
+@dataclass
+class Command:
+    """A `spotcast` command running in a process of its own; its stderr read line by line."""
+
+    process: subprocess.Popen
+    lines: queue.Queue
+    said: list[str]
+
+    def wait_for(self, text: str, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                assert self.process.poll() is None, "".join(self.said)[-3000:]
+                continue
+            if line is None or text in line:
+                assert line is not None, f"ended before {text!r}:\n" + "".join(self.said)[-3000:]
+                return
+        pytest.fail(f"no {text!r} within {timeout_s} s:\n" + "".join(self.said)[-3000:])
+
+    def stop(self, signum: int, every_process: bool = False) -> tuple[int, float]:
+        """Send `signum` to the command (`kill PID`), or to it and every process it started, as a
+        terminal's Ctrl-C (its foreground process group) and systemd's stop (the service's cgroup)
+        do; the exit code and the seconds it took to exit."""
+        receivers = [psutil.Process(self.process.pid)]
+        if every_process:
+            receivers += receivers[0].children(recursive=True)
+        sent = time.monotonic()
+        for receiver in receivers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                receiver.send_signal(signum)
+        code = self.process.wait(STOP_WITHIN_S * 3)
+        return code, time.monotonic() - sent
+
+    @property
+    def messages(self) -> list[str]:
+        """The command's own lines (`spotcast: …`); waits for the whole of its stderr."""
+        while self.lines.get() is not None:
+            pass
+        text = "".join(self.said)
+        assert "Traceback" not in text, text[-3000:]
+        return [line.rstrip("\n") for line in self.said if line.startswith("spotcast")]
+
+
+@pytest.fixture
+def start_command(tmp_path: Path) -> Iterator:
+    started: list[subprocess.Popen] = []
+
+    def start(*argv: str, **env: str) -> Command:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "forecasting.cli", *argv],
+            cwd=PROJECT_ROOT,
+            env={**detached_env(tmp_path), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        lines: queue.Queue = queue.Queue()
+        said: list[str] = []
+
+        def read() -> None:
+            assert process.stderr is not None
+            for line in process.stderr:
+                said.append(line)
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        return Command(process, lines, said)
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One Prefect server for the commands that run a flow here (each would start one, ~15 s): the
+    temporary server of this test process, stopped when it exits."""
+    from flows.servers import start_temporary_server
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect")))
+        return start_temporary_server()

@@ -96,6 +96,9 @@ class Outcome:
         return lines[0]
 
 
+STOP_WITHIN_S = 20  # a stopped command exits within: typically 2 s; the rest is Prefect's own exit
+
+
 def detached_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a `spotcast` command in a process of its own: a Prefect home of its own
     below `tmp_path`, no telemetry, and no PREFECT_API_URL inherited from the test's shell."""

@@ -65,7 +65,7 @@ def champion_of(lake: Lake) -> Callable[[str], Path]:
         (lake.root / "model_runs").mkdir(exist_ok=True)
         champion = {"model_id": MODEL_ID, "run_id": "r1", "promoted_at": "2023-06-01", "reason": "test"}
         (lake.root / "model_runs" / "champion.json").write_text(json.dumps(champion))
-        folder = registry.artifact_dir(settings, MODEL_ID)
+        folder = Path(registry.artifact_dir(settings, MODEL_ID))
         if damage != "missing":
             write_layout(folder, settings.zone_names, damage)
         return folder

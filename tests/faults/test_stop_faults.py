@@ -5,21 +5,15 @@ clear line, the documented exit code (128 + the signal: 143, 130), no temporary 
 left, and what was in the lake kept.
 
 The commands run as they do from a shell or systemd: `python -m forecasting.cli` in a process of its
-own, against a local HTTP server on 127.0.0.1. Those that run a flow share one Prefect server
-(`prefect_api`) instead of starting one each; `kill -9` and the start timeout go through the command's
+own (`start_command`), against a local HTTP server on 127.0.0.1. Those that run a flow share one
+Prefect server (`prefect_api`, conftest) instead of starting one each; `kill -9` and the start timeout go through the command's
 own temporary server.
 """
 
 from __future__ import annotations
 
-import queue
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +21,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fault_kit import AS_OF, PROJECT_ROOT, Lake, detached_env, lake_config
+from fault_kit import AS_OF, STOP_WITHIN_S, Lake, lake_config
 from pytest_httpserver import HTTPServer
 from test_lake_faults import assert_kept
 from werkzeug import Response
@@ -45,91 +39,6 @@ LONG_RETRY = {  # the defaults' order of magnitude: a stop must not sleep throug
     "not_available": {"interval_s": 3600, "backoff": 1.0, "max_attempts": 8},
     "site_down": {"interval_s": 3600, "backoff": 2.0, "max_attempts": 5},
 }
-STOP_WITHIN_S = 20  # typically 2 s; the rest is Prefect's own exit (its clients send what they hold)
-
-
-@dataclass
-class Command:
-    """A `spotcast` command running in a process of its own; its stderr read line by line."""
-
-    process: subprocess.Popen
-    lines: queue.Queue
-    said: list[str]
-
-    def wait_for(self, text: str, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                assert self.process.poll() is None, "".join(self.said)[-3000:]
-                continue
-            if line is None or text in line:
-                assert line is not None, f"ended before {text!r}:\n" + "".join(self.said)[-3000:]
-                return
-        pytest.fail(f"no {text!r} within {timeout_s} s:\n" + "".join(self.said)[-3000:])
-
-    def stop(self, signum: int) -> tuple[int, float]:
-        """Send `signum`; the exit code and the seconds it took to exit."""
-        sent = time.monotonic()
-        self.process.send_signal(signum)
-        code = self.process.wait(STOP_WITHIN_S * 3)
-        return code, time.monotonic() - sent
-
-    @property
-    def messages(self) -> list[str]:
-        """The command's own lines (`spotcast: …`); waits for the whole of its stderr."""
-        while self.lines.get() is not None:
-            pass
-        text = "".join(self.said)
-        assert "Traceback" not in text, text[-3000:]
-        return [line.rstrip("\n") for line in self.said if line.startswith("spotcast")]
-
-
-@pytest.fixture
-def start_command(tmp_path: Path) -> Iterator:
-    started: list[subprocess.Popen] = []
-
-    def start(*argv: str, **env: str) -> Command:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "forecasting.cli", *argv],
-            cwd=PROJECT_ROOT,
-            env={**detached_env(tmp_path), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(process)
-        lines: queue.Queue = queue.Queue()
-        said: list[str] = []
-
-        def read() -> None:
-            assert process.stderr is not None
-            for line in process.stderr:
-                said.append(line)
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
-        return Command(process, lines, said)
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One Prefect server for the commands that run a flow here (each would start one, ~15 s): the
-    temporary server of this test process, stopped when it exits."""
-    from flows.servers import start_temporary_server
-
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect")))
-        return start_temporary_server()
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def test_first_model_is_recorded_and_promoted(settings, trained):
     newest_published_price = pd.Timestamp("2019-03-06 22:00", tz="UTC")  # Wednesday 23:00 CET
     assert pd.Timestamp(run["train_end"]) <= newest_published_price and len(run["data_hash"]) == 64
     assert run["artifact"] == run["model_id"]  # relative to models_root: right after the folder moves
-    assert registry.artifact_location(settings, run).is_dir()
+    assert Path(registry.artifact_location(settings, run)).is_dir()
     assert {"metric_crps", "metric_rmae", "metric_coverage_10_90"} <= set(run.index)
 
 

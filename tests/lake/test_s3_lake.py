@@ -1,16 +1,19 @@
 """An s3:// lake against a real S3-compatible server (moto's, on 127.0.0.1): the commands an operator
 runs, the lake's write lock as a conditional PUT, single PUTs to final keys, DuckDB reading the
-curated area, a backtest's results and report, and store errors as one line."""
+curated area, a backtest's results and report, store errors as one line, and a second host that
+runs the daily job from the object store alone (its models there too)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from moto.server import ThreadedMotoServer
-from spotcast_testing import tiny_config
+from spotcast_testing import dump_toml, issue_tiny_forecast, tiny_config
 
 from forecasting.config import load_settings
 from forecasting.errors import LakeError
@@ -34,6 +37,7 @@ from forecasting.lake.files import LOCK_NAME, TMP_PREFIX, LakeBusy, LakeFS, writ
 from forecasting.lake.forecast_store import issue_dates, read_forecast
 from forecasting.lake.series_store import read_series
 from forecasting.model import registry
+from forecasting.model.store import MANIFEST_FILE
 
 SECRET = "s3cret-never-shown-8d1f"  # the test server accepts any key; this one must show nowhere
 
@@ -286,3 +290,67 @@ def test_missing_credentials_end_the_command_with_one_line_and_exit_2(
     assert done.returncode == 2
     assert done.stderr.startswith(f"spotcast: no credentials for the lake {lake_url}")
     assert "AWS_ACCESS_KEY_ID" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- A second host: nothing but the configuration --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def second_host(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Host A backfills, trains and forecasts (library calls) with the lake and its models on S3, and
+    is then gone. Host B is a folder holding only configs/spotcast.toml, A's configuration without
+    models_root (so models default to <lake_root>/models, where A put them); it runs `spotcast daily`
+    the next day from that folder, without --config."""
+    url = f"s3://{new_bucket()}/lake"
+    first = tmp_path_factory.mktemp("host-a")
+    config = tiny_config(first, ["NO1"], "2018-09-01", lake_root=url, models_root=f"{url}/models")
+    issued = issue_tiny_forecast(config, pd.Timestamp("2019-03-05 13:30", tz="UTC"))
+    assert not (first / "models").exists() and not (first / "data").exists()
+    raw = tomllib.loads(config.read_text())
+    del raw["models_root"]
+    shutil.rmtree(first)  # nothing of host A is left on this machine
+
+    second = tmp_path_factory.mktemp("host-b")
+    (second / "configs").mkdir()
+    (second / "configs" / "spotcast.toml").write_text(dump_toml(raw) + "\n")
+    env = {
+        **os.environ,
+        **s3_env,
+        "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-b")),
+        "DO_NOT_TRACK": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    command = [sys.executable, "-m", "forecasting.cli", "daily", "--as-of", "2019-03-06T13:30"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=second)
+    return {
+        "lake": LakeFS.open(url),
+        "url": url,
+        "model_id": issued.forecast["model_id"].iloc[0],
+        "done": done,
+        "folder": second,
+    }
+
+
+@pytest.mark.slow
+def test_a_second_host_with_only_the_configuration_forecasts_with_the_champion_from_s3(
+    second_host: dict,
+) -> None:
+    done, lake, model_id = second_host["done"], second_host["lake"], second_host["model_id"]
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert registry.champion(lake).model_id == model_id
+    assert len(registry.list_runs(lake)) == 1  # host B trained nothing: it loaded A's champion
+    assert [d.isoformat() for d in issue_dates(lake)] == ["2019-03-05", "2019-03-06"]
+    assert set(read_forecast(lake, issue_dates(lake)[-1])["model_id"]) == {model_id}
+    assert lake.exists(lake.path("models", model_id, MANIFEST_FILE))
+    assert registry.list_runs(lake).iloc[0]["artifact"] == model_id  # relative to models_root
+    assert SECRET not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_the_second_host_writes_nothing_beside_its_configuration(second_host: dict) -> None:
+    folder = second_host["folder"]
+    assert second_host["done"].returncode == 0, second_host["done"].stderr[-3000:]
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "configs",
+        "configs/spotcast.toml",
+    ]

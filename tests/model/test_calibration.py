@@ -79,6 +79,7 @@ def test_calibrated_paths_keep_the_raw_rank_order_in_every_hour():
     raw = paths(ISSUED, median=50.0, half_width=10.0)
     calibration = SpreadCalibration()
     calibration.factors_ = np.array([2.0, 1.0, 0.5, 1.5])
+    calibration.zone_factors_ = {}
     calibrated = calibration.apply(raw)
     np.testing.assert_array_equal(np.argsort(calibrated.values, axis=0), np.argsort(raw.values, axis=0))
     week = np.arange(HORIZON_HOURS) // 168
@@ -205,3 +206,24 @@ def test_product_stage_falls_back_to_the_kind_then_to_the_paths_spread():
     pooled = factors.loc[("week", 1)]  # 10 outcomes: the kind's factor over all its weeks (30)
     assert factors.loc[("week", 2)] != pooled  # 20 outcomes: its own
     assert factors.loc[("bom", 3)] == 1.0  # 10 outcomes of the kind in all: the paths' spread
+
+
+def zone_frame(zone: str, issued_at: pd.Timestamp) -> pd.DataFrame:
+    return frame(issued_at, median=50.0, half_width=10.0).assign(zone=zone)
+
+
+def test_zone_factors_are_shrunk_towards_the_pool_by_their_count_of_issues():
+    """Two zones: NO1's outcomes need the band × 1.6, NO2's × 0.8. With a prior of 4 issues, a zone
+    with 4 issues is half its own factor, half the pool's (geometrically); with none, all the pool's."""
+    issues = [ISSUED - pd.Timedelta(weeks=k) for k in range(4)]
+    past = pd.concat([zone_frame(z, t) for z in ("NO1", "NO2") for t in issues], ignore_index=True)
+    wide = 50.0 + np.tile(np.linspace(-20.0, 20.0, 168), HORIZON_WEEKS)  # q80 of |ratio| = 1.6
+    narrow = 50.0 + np.tile(np.linspace(-10.0, 10.0, 168), HORIZON_WEEKS)  # 0.8
+    truth = np.where(past[ZONE].eq("NO1").to_numpy(), np.tile(wide, 8), np.tile(narrow, 8))
+    stage = SpreadCalibration(prior_issues=4).fit(past, prices(past, truth))
+    pooled = stage.factors_
+    for zone, own in (("NO1", 1.6), ("NO2", 0.8)):
+        assert stage.factors_of(zone) == pytest.approx(np.sqrt(own * pooled), rel=0.03)
+    assert 0.8 < pooled[0] < 1.6
+    np.testing.assert_array_equal(stage.factors_of("NO3"), pooled)  # a zone without issues: the pool
+    np.testing.assert_array_equal(SpreadCalibration().fit(past, prices(past, truth)).factors_of("NO1"), pooled)

@@ -1,0 +1,128 @@
+"""Choosing the combination (issue 18): the LightGBM member's weight in the quantile average and the
+per-zone shrinkage of the hourly spread stage, scored like the backtest (weekly Monday issues, the
+configured model refitted at each period's first origin on what was published by then, each
+forecast calibrated on its own delivered past issues) — on the VALIDATION periods by default.
+
+    .venv/bin/python bench/bench_combination.py [--periods val2018 val2021h2] [--weights 0 0.25 0.5 0.75 1]
+                                                [--priors none 8] [--set PARAM=VALUE ...] [--out /tmp/comb.csv]
+
+One fit per period serves every candidate: the combination is linear in the weight (the same
+DeepAR samples, moved in their own rank order), so the paths at weight w are (1 − w) × DeepAR's +
+w × the member's quantiles at the samples' levels, both made once per issue. Prints rMAE, CRPS and
+10–90 cover per candidate (overall, per horizon week; per zone × horizon week in --out) next to the
+seasonal naive on the same hours. Products are not scored here (their stage is unchanged;
+bench_backtest.py scores them for the chosen candidate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_backtest import PERIOD_LABELS, PERIODS
+from measure import machine, param, peak_mb
+
+from forecasting.clock import weekly_origins
+from forecasting.config import load_settings
+from forecasting.evaluation.baselines import SEASONAL_NAIVE, SeasonalNaive
+from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL, score
+from forecasting.feeds.replay import ReplayFeed, forget_recordings
+from forecasting.jobs.train import build_pipeline, forecaster_of
+from forecasting.model.calibration import SpreadCalibration
+from forecasting.model.pipeline import DeepARPipeline
+from forecasting.paths import IssuePaths
+from forecasting.publication import known_at
+from forecasting.schema import FORECAST_COLUMNS, PRICE, SERIES_COL, ZONE
+
+log = logging.getLogger("bench_combination")
+
+
+def view(pipeline: DeepARPipeline, weight: float) -> DeepARPipeline:
+    """The fitted pipeline forecasting with the member at `weight` (its own model id)."""
+    state = pipeline.fitted_state()
+    state = replace(state, model_id=f"{state.model_id}-w{weight:g}", member=state.member if weight else None)
+    return DeepARPipeline.from_state({**pipeline.get_params(), "gbm_weight": weight}, state)
+
+
+def blend(alone: IssuePaths, member: IssuePaths, weight: float) -> IssuePaths:
+    zones = tuple(
+        a.with_values((1 - weight) * a.values.astype("float64") + weight * m.values.astype("float64"))
+        for a, m in zip(alone.zones, member.zones, strict=True)
+    )
+    return IssuePaths(alone.issued_at, alone.model_id, zones)
+
+
+def candidates(weights: list[float], priors: list[float | None]) -> list[tuple[str, float, float | None]]:
+    return [(f"w{w:g}_{'pooled' if p is None else f'zone{p:g}'}", w, p) for w in weights for p in priors]
+
+
+def evaluate(history: pd.DataFrame, name: str, args: argparse.Namespace, settings) -> pd.DataFrame:
+    start, end = PERIODS[name]
+    origins = weekly_origins(start, end, 0, pd.Timestamp("12:00").time(), "Europe/Oslo")
+    began = time.perf_counter()
+    overrides = {**dict(args.set), "gbm_weight": 1.0}  # trains the member; the views set the weight
+    pipeline = build_pipeline(settings).set_params(**overrides).fit(known_at(history, origins[0]))
+    fitted = time.perf_counter() - began
+    forecaster = forecaster_of(settings, view(pipeline, 0.0))
+    issues = forecaster.raw_issues(origins)
+    alone = {p.issued_at: p for p in view(pipeline, 0.0).raw_forecasts(history, issues)}
+    member = {p.issued_at: p for p in view(pipeline, 1.0).raw_forecasts(history, issues)}
+    sampled = time.perf_counter() - began - fitted
+    log.info("%s: fit %.0f s, %d raw issues × 2 in %.0f s", name, fitted, len(issues), sampled)
+    prices = history[history[SERIES_COL] == PRICE]
+    timezones = settings.zone_timezones
+    naive = SeasonalNaive(timezones).fit(known_at(history, origins[0]))
+    frames = [naive.predict(known_at(history, origin), origin).assign(**{MODEL: SEASONAL_NAIVE}) for origin in origins]
+    for label, weight, prior in candidates(args.weights, args.priors):
+        raw_frames = {t: blend(alone[t], member[t], weight).forecast_frame() for t in alone}
+        for origin in origins:
+            past = [raw_frames[t] for t in forecaster.pipeline.calibration_issues(origin, forecaster.clock) if t in raw_frames]
+            stage = SpreadCalibration(prior).fit(pd.concat(past, ignore_index=True), known_at(prices, origin))
+            made = blend(alone[origin], member[origin], weight).map(stage.apply)
+            frames.append(made.forecast_frame().assign(**{MODEL: label}))
+    forecasts = pd.concat([f[[*FORECAST_COLUMNS, MODEL]] for f in frames], ignore_index=True)
+    table = score(forecasts, prices, model_col=MODEL, by_zone=True)
+    return table.assign(period=PERIOD_LABELS[name], fit_s=fitted, sample_s=sampled)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--periods", nargs="+", choices=list(PERIODS), default=["val2018", "val2021h2"])
+    parser.add_argument("--weights", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--priors", nargs="+", type=lambda t: None if t == "none" else float(t), default=[None, 8.0])
+    parser.add_argument("--set", type=param, action="append", default=[], metavar="PARAM=VALUE")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/spotcast-combination.csv"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("lightning", "lightning.pytorch"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    began = time.perf_counter()
+    settings = load_settings()
+    history = ReplayFeed.from_settings(settings).history
+    forget_recordings()
+    tables = [evaluate(history, name, args, settings) for name in args.periods]
+    table = pd.concat(tables, ignore_index=True)
+    table.to_csv(args.out, index=False)
+    overall = table[(table[ZONE] == ALL)]
+    pd.set_option("display.width", 200)
+    for period, rows in overall.groupby("period", sort=False):
+        print(f"\n## {period}")
+        print(rows.pivot_table(index=MODEL, columns=HORIZON_WEEK, values=["rmae", "crps", "coverage_10_90"], sort=False).round(3))
+    mean = overall[overall[HORIZON_WEEK] == ALL].groupby(MODEL, sort=False)[["rmae", "crps", "coverage_10_90"]].mean()
+    print("\n## mean over the periods (choose here)\n", mean.round(4).sort_values("crps"))
+    zone_cover = table[(table[ZONE] != ALL) & (table[HORIZON_WEEK] != ALL)]
+    spread = zone_cover.groupby(MODEL, sort=False)["coverage_10_90"].agg(["min", "max"])
+    print("\n## 10–90 cover over zone × horizon week × period\n", spread.round(3))
+    print(f"\nwall {(time.perf_counter() - began) / 60:.1f} min, peak RSS {peak_mb():.0f} MB; {machine()}; → {args.out}")
+
+
+if __name__ == "__main__":
+    main()
