@@ -204,7 +204,9 @@ class DaskFanout(Fanout):
     Completed run of it (run count 1). So each run of an item leaves an event on the scheduler
     (STARTED), and while it waits the fan-out reads them (every WATCH_S): a second run of an item
     is said on the console and in the item's task run log ("trial 3 re-run after a lost worker
-    (tcp://…): run 2"). Events are what any client may read: no code of ours runs on the scheduler."""
+    (tcp://…): run 2"). Events are what any client may read: no code of ours runs on the scheduler.
+    A worker lost within milliseconds of starting an item may die before its event is sent: that
+    re-run goes unsaid (the result is right either way)."""
 
     def __init__(self, runner: DaskTaskRunner) -> None:
         self.runner = runner

@@ -473,6 +473,7 @@ def test_prefect_yaml_backfill_on_a_process_worker_logs_retries_and_their_waits_
         assert done.returncode == 0, done.stdout + done.stderr
 
     cli("work-pool", "create", "spotcast", "--type", "process")
+    cli("work-pool", "create", "spotcast-heavy", "--type", "process")  # tune and backtest deploy there
     cli("--no-prompt", "deploy", "--all")
     config = tiny_config(
         tmp_path,

@@ -11,7 +11,8 @@ from forecasting.forecast_frame import ForecastRecord
 from forecasting.lake.track_record import MemoryTrackRecord
 from forecasting.model.calibration import DELIVERED_AFTER
 from forecasting.model.forecaster import CalibratedForecaster
-from forecasting.schema import HORIZON_HOURS, QUANTILE_COLUMNS, ZONE
+from forecasting.publication import known_at
+from forecasting.schema import HORIZON_HOURS, PRICE, QUANTILE_COLUMNS, SERIES_COL, ZONE
 
 ISSUED = pd.Timestamp("2019-04-10 12:00", tz="UTC")  # 14:00 in Oslo, after the price auction
 CLOCK = "Europe/Oslo"
@@ -139,3 +140,25 @@ def test_a_backtest_scores_products_next_to_both_product_baselines(fitted, histo
     assert {"crps", "mae", "coverage_10_90"} <= set(metrics.columns)
     assert ((metrics["model"] == "deepar") & (metrics["kind"] == "week") & (metrics["horizon_week"] == "all")).any()
     assert "Products p" in result.to_markdown()
+
+
+def test_zone_prior_gives_each_zone_its_own_shrunk_factors(fitted, history):
+    """With `zone_prior_issues` every zone's band is its raw band times that zone's factor: its own
+    80 % quantile shrunk towards the pooled one (SpreadCalibration), not the pooled factor."""
+    forecaster = CalibratedForecaster(fitted, clock=CLOCK, zone_prior_issues=4)
+    made = forecaster.predict(history, ISSUED)
+    issues = fitted.calibration_issues(ISSUED, CLOCK)
+    past = [forecaster.track_record.get(fitted.model_id_, issue) for issue in issues]
+    prices = known_at(history[history[SERIES_COL] == PRICE], ISSUED)
+    stage = forecaster.hourly_stage(past, prices)
+    raw = fitted.predict(history, ISSUED).frame
+    week = (raw["horizon_hour"].to_numpy() - 1) // 168
+    factors = {}
+    for zone in ("NO1", "NO2"):
+        mine = (raw[ZONE] == zone).to_numpy()
+        width_raw = (raw["p90"] - raw["p10"]).to_numpy()[mine]
+        width = (made.frame["p90"] - made.frame["p10"]).to_numpy()[mine]
+        factors[zone] = stage.factors_of(zone)
+        np.testing.assert_allclose(width, factors[zone][week[mine]] * width_raw, rtol=1e-4, atol=1e-3)
+    assert not np.allclose(factors["NO1"], factors["NO2"])
+    np.testing.assert_allclose(made.spread_factors, stage.factors_)  # the record keeps the pooled ones
