@@ -112,3 +112,13 @@ def issue_tiny_forecast(config: Path, as_of: pd.Timestamp) -> IssuedForecast:
     assert report.ok, report.problems()
     assert train(settings, as_of).promoted
     return issue_forecast(settings, load_champion(LakeFS.open(settings.lake_root), settings), as_of)
+
+
+def assert_predict_leaves_unchanged(estimator, history: pd.DataFrame, issued_at: pd.Timestamp) -> None:
+    """scikit-learn's check_dict_unchanged: a forecast returns its by-products, stores none."""
+    before = dict(estimator.__dict__)
+    params = estimator.get_params()
+    estimator.predict(history, issued_at)
+    assert estimator.__dict__.keys() == before.keys()
+    assert all(estimator.__dict__[key] is value for key, value in before.items())
+    assert estimator.get_params() == params

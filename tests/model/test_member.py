@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from spotcast_testing import assert_predict_leaves_unchanged
 
 from forecasting.model.combination import combine_paths
 from forecasting.model.gbm import QuantileMember, feature_names, horizon_features
@@ -62,12 +63,7 @@ def test_member_moves_the_forecast_and_keeps_deepar_paths_rank_order(fitted, com
 
 
 def test_predict_leaves_the_combined_estimator_unchanged(combined, history):
-    before = dict(combined.__dict__)
-    params = combined.get_params()
-    combined.predict(history, ISSUED + pd.Timedelta(days=1))
-    assert combined.__dict__.keys() == before.keys()
-    assert all(combined.__dict__[key] is value for key, value in before.items())
-    assert combined.get_params() == params
+    assert_predict_leaves_unchanged(combined, history, ISSUED + pd.Timedelta(days=1))
 
 
 def test_member_is_part_of_the_model_id(fitted, combined):

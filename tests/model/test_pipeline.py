@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from spotcast_testing import assert_predict_leaves_unchanged
 
 from forecasting.features.covariates import HOURS_EXTENDED, INPUT_STATUS_COLUMNS, NEWEST_PUBLISHED_HOUR
 from forecasting.forecast_frame import forecast_start
@@ -61,13 +62,7 @@ def test_predict_before_fit_raises_not_fitted(history):
 
 
 def test_predict_leaves_the_estimator_unchanged(fitted, history):
-    """scikit-learn's check_dict_unchanged: a forecast returns its by-products, stores none."""
-    before = dict(fitted.__dict__)
-    params = fitted.get_params()
-    fitted.predict(history, ISSUED + pd.Timedelta(days=1))
-    assert fitted.__dict__.keys() == before.keys()
-    assert all(fitted.__dict__[key] is value for key, value in before.items())
-    assert fitted.get_params() == params
+    assert_predict_leaves_unchanged(fitted, history, ISSUED + pd.Timedelta(days=1))
 
 
 def test_state_round_trip_gives_the_same_forecast(fitted, history, forecast):
