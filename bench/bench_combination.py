@@ -82,11 +82,14 @@ def evaluate(history: pd.DataFrame, name: str, args: argparse.Namespace, setting
     naive = SeasonalNaive(timezones).fit(known_at(history, origins[0]))
     frames = [naive.predict(known_at(history, origin), origin).assign(**{MODEL: SEASONAL_NAIVE}) for origin in origins]
     for label, weight, prior in candidates(args.weights, args.priors):
-        raw_frames = {t: blend(alone[t], member[t], weight).forecast_frame() for t in alone}
+        blended = {t: blend(alone[t], member[t], weight) for t in alone}
+        # each issue's hourly frame made once per weight (the forecaster's hourly_stage makes the
+        # frames of its 16 past issues at every forecast)
+        raw_frames = {t: paths.forecast_frame() for t, paths in blended.items()}
         for origin in origins:
             past = [raw_frames[t] for t in forecaster.pipeline.calibration_issues(origin, forecaster.clock) if t in raw_frames]
             stage = SpreadCalibration(prior).fit(pd.concat(past, ignore_index=True), known_at(prices, origin))
-            made = blend(alone[origin], member[origin], weight).map(stage.apply)
+            made = blended[origin].map(stage.apply)
             frames.append(made.forecast_frame().assign(**{MODEL: label}))
     forecasts = pd.concat([f[[*FORECAST_COLUMNS, MODEL]] for f in frames], ignore_index=True)
     table = score(forecasts, prices, model_col=MODEL, by_zone=True)

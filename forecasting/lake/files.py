@@ -61,7 +61,8 @@ LOCK_POLL_S = 0.2
 LOCAL_WRITERS = 8
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (its type where it has none)."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -69,7 +70,7 @@ def _write_failure(path: str, exc: OSError) -> str:
     """What went wrong writing `path`, in one line: a full disk (or quota) says so first."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"{os.strerror(exc.errno)} writing {path}: free some space and run again"
-    return f"could not write {path}: {_one_line(exc)}"
+    return f"could not write {path}: {one_line(exc)}"
 
 
 class LakeBusy(LakeError):
@@ -81,7 +82,7 @@ class CorruptFile(LakeError):
 
     def __init__(self, path: str, reason: BaseException | str) -> None:
         self.path = path
-        self.reason = _one_line(reason) if isinstance(reason, BaseException) else reason
+        self.reason = one_line(reason) if isinstance(reason, BaseException) else reason
         super().__init__(
             f"corrupt lake file {path} ({self.reason}); `spotcast check` lists every bad file, "
             "`spotcast backfill --repair` sets bad series files aside and pulls their hours again"
@@ -122,15 +123,15 @@ def _check_bucket(lake: LakeFS, url: str) -> None:
         lake.fs.info(bucket)
     except (NoCredentialsError, PartialCredentialsError) as exc:
         raise ConfigError(
-            f"no credentials for the lake {url} ({_one_line(exc)}): set AWS_ACCESS_KEY_ID and "
+            f"no credentials for the lake {url} ({one_line(exc)}): set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment"
         ) from None
     except FileNotFoundError:
         raise LakeError(f"the lake {url}: bucket {bucket!r} does not exist; create it first") from None
     except PermissionError as exc:
-        raise LakeError(f"the lake {url}: access denied ({_one_line(exc)})") from None
+        raise LakeError(f"the lake {url}: access denied ({one_line(exc)})") from None
     except (OSError, BotoCoreError) as exc:
-        raise LakeError(f"cannot reach the lake {url}: {_one_line(exc)}") from None
+        raise LakeError(f"cannot reach the lake {url}: {one_line(exc)}") from None
 
 
 def _host_tag() -> str:
@@ -424,7 +425,7 @@ def _read_holder(lake: LakeFS, path: str) -> dict | str | None:
         return None
     except OSError as exc:
         raise LakeError(
-            f"the lake lock {path} cannot be read ({_one_line(exc)}); it must be a file Spotcast "
+            f"the lake lock {path} cannot be read ({one_line(exc)}); it must be a file Spotcast "
             "writes: if no Spotcast run is writing to this lake, remove it"
         ) from None
     text = raw.decode("utf-8", errors="replace")
@@ -506,7 +507,7 @@ def _create(lake: LakeFS, path: str, holder: dict) -> bool:
                 f"{os.strerror(exc.errno)} writing the lake lock {path}: free some space and run again; "
                 "nothing was written"
             ) from exc
-        raise LakeWriteError(f"could not create the lake lock {path}: {_one_line(exc)}") from exc
+        raise LakeWriteError(f"could not create the lake lock {path}: {one_line(exc)}") from exc
 
 
 def _acquire(lake: LakeFS, path: str, holder: dict, wait_s: float) -> None:

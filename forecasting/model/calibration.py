@@ -54,8 +54,8 @@ DELIVERED_AFTER = pd.Timedelta(hours=HORIZON_HOURS + 48)  # an issue's horizon i
 NEWEST_CALIBRATION_WEEKS = -(-DELIVERED_AFTER // WEEK)  # weeks back to the newest delivered issue
 COVERAGE = 0.8  # the band p10…p90
 MEDIAN, LOW, HIGH = "p50", "p10", "p90"
-_P10, _P50, _P90 = (QUANTILE_COLUMNS.index(column) for column in (LOW, MEDIAN, HIGH))  # in p10 … p90
-_TINY = 1e-6  # floor of a half band, EUR/MWh
+P10_AT, P50_AT, P90_AT = (QUANTILE_COLUMNS.index(column) for column in (LOW, MEDIAN, HIGH))  # in p10 … p90
+MIN_HALF_BAND = 1e-6  # floor of a half band, EUR/MWh
 FACTOR, OUTCOMES = "factor", "outcomes"
 
 
@@ -140,8 +140,8 @@ def ensemble_copula_coupling(raw: np.ndarray, marginals: np.ndarray) -> np.ndarr
 
 def _half_band_ratios(median: np.ndarray, low: np.ndarray, high: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """How far each outcome lies from the median, in units of the band's half width on its side."""
-    above = np.maximum(high - median, _TINY)
-    below = np.maximum(median - low, _TINY)
+    above = np.maximum(high - median, MIN_HALF_BAND)
+    below = np.maximum(median - low, MIN_HALF_BAND)
     return np.where(truth >= median, (truth - median) / above, (median - truth) / below)
 
 
@@ -160,7 +160,7 @@ class ProductSpreadCalibration:
         (what `apply` makes with factor 1; products not made from paths: their own deciles)."""
         deciles = _unit_deciles(past)
         table = past.table.assign(ratio=_half_band_ratios(
-            deciles[:, _P50], deciles[:, _P10], deciles[:, _P90], np.asarray(settlements, dtype="float64"),
+            deciles[:, P50_AT], deciles[:, P10_AT], deciles[:, P90_AT], np.asarray(settlements, dtype="float64"),
         ))
         table = table[table["ratio"].notna()]
         by_kind = table.groupby([KIND, LOAD])["ratio"]
@@ -189,11 +189,11 @@ class ProductSpreadCalibration:
             median = np.median(samples, axis=1, keepdims=True)
             return products.with_samples(median + factor[:, None] * (samples - median))
         hourly = products.hourly_deciles
-        center = hourly[:, [_P50]]
+        center = hourly[:, [P50_AT]]
         deciles = center + factor[:, None] * (hourly - center)
         own_band = products.table[HIGH].to_numpy() - products.table[LOW].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
-            to_hourly = np.where(own_band > _TINY, (hourly[:, _P90] - hourly[:, _P10]) / own_band, 1.0)
+            to_hourly = np.where(own_band > MIN_HALF_BAND, (hourly[:, P90_AT] - hourly[:, P10_AT]) / own_band, 1.0)
         tail = factor * to_hourly
         held = _holding_deciles(deciles, np.sort(samples, axis=1), tail)
         return products.with_samples(ensemble_copula_coupling(samples.T, held.T).T)

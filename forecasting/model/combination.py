@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from forecasting.model.calibration import MIN_HALF_BAND, P10_AT, P50_AT, P90_AT
 from forecasting.schema import QUANTILE_LEVELS
-
-_TINY = 1e-6  # floor of a half band, EUR/MWh
-_P10, _P50, _P90 = (QUANTILE_LEVELS.index(level) for level in (0.1, 0.5, 0.9))
 
 
 def combine_paths(paths: np.ndarray, member_deciles: np.ndarray, weight: float) -> np.ndarray:
@@ -48,14 +46,14 @@ def member_quantiles(own: np.ndarray, member_deciles: np.ndarray) -> np.ndarray:
     levels = np.arange(samples) / max(samples - 1, 1)
     inner = np.array([np.interp(levels, QUANTILE_LEVELS, column) for column in member_deciles.T]).T
     own_deciles = np.quantile(own, QUANTILE_LEVELS, axis=0)
-    low_ratio = _band(member_deciles, _P50, _P10) / _band(own_deciles, _P50, _P10)
-    high_ratio = _band(member_deciles, _P90, _P50) / _band(own_deciles, _P90, _P50)
-    below = levels < QUANTILE_LEVELS[_P10]
-    above = levels > QUANTILE_LEVELS[_P90]
-    inner[below] = member_deciles[_P10] + low_ratio * (own[below] - own_deciles[_P10])
-    inner[above] = member_deciles[_P90] + high_ratio * (own[above] - own_deciles[_P90])
+    low_ratio = _band(member_deciles, P50_AT, P10_AT) / _band(own_deciles, P50_AT, P10_AT)
+    high_ratio = _band(member_deciles, P90_AT, P50_AT) / _band(own_deciles, P90_AT, P50_AT)
+    below = levels < QUANTILE_LEVELS[P10_AT]
+    above = levels > QUANTILE_LEVELS[P90_AT]
+    inner[below] = member_deciles[P10_AT] + low_ratio * (own[below] - own_deciles[P10_AT])
+    inner[above] = member_deciles[P90_AT] + high_ratio * (own[above] - own_deciles[P90_AT])
     return inner
 
 
 def _band(deciles: np.ndarray, upper: int, lower: int) -> np.ndarray:
-    return np.maximum(deciles[upper] - deciles[lower], _TINY)
+    return np.maximum(deciles[upper] - deciles[lower], MIN_HALF_BAND)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forecasting.lake.files import LakeFS, atomic_write
+from forecasting.lake.files import LakeFS, atomic_write, one_line
 
 if TYPE_CHECKING:  # the model (torch, scikit-learn) is imported only where one is saved or loaded
     from forecasting.config import Settings
@@ -39,10 +39,6 @@ if TYPE_CHECKING:  # the model (torch, scikit-learn) is imported only where one 
 
 MANIFEST_FILE = "manifest.json"
 CHUNK = 1 << 20
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _sha256(path: Path) -> str:
@@ -125,7 +121,7 @@ class ModelStore:
             fs.put_file(str(folder / MANIFEST_FILE), manifest)  # last: now the artifact is complete
         except OSError as exc:
             raise ArtifactError(
-                f"could not upload the model artifact {self.store.shown(prefix)} ({_one_line(exc)}); "
+                f"could not upload the model artifact {self.store.shown(prefix)} ({one_line(exc)}); "
                 "it is not loadable: train again"
             ) from None
 
@@ -151,15 +147,15 @@ class ModelStore:
             fs.get([f"{prefix}/{name}" for name in files], [str(folder / name) for name in files])
         except FileNotFoundError as exc:
             raise ArtifactError(
-                f"{where} is no complete model artifact ({_one_line(exc)} is missing: an upload that "
+                f"{where} is no complete model artifact ({one_line(exc)} is missing: an upload that "
                 "did not finish); retrain (`spotcast train`) or promote another run"
             ) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(
-                f"{where}/{MANIFEST_FILE} is unreadable ({_one_line(exc)}); retrain"
+                f"{where}/{MANIFEST_FILE} is unreadable ({one_line(exc)}); retrain"
             ) from None
         except OSError as exc:  # the store did not answer: nothing is wrong with the artifact
-            raise ArtifactError(f"cannot download the model artifact {where}: {_one_line(exc)}") from None
+            raise ArtifactError(f"cannot download the model artifact {where}: {one_line(exc)}") from None
         for name, entry in files.items():
             path = folder / name
             if path.stat().st_size != entry["bytes"] or _sha256(path) != entry["sha256"]:
