@@ -23,6 +23,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,14 +34,22 @@ from measure import machine, param, peak_mb
 from forecasting.clock import weekly_origins
 from forecasting.config import load_settings
 from forecasting.evaluation.baselines import SEASONAL_NAIVE, SeasonalNaive
-from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL, score
+from forecasting.evaluation.metrics import ALL, HORIZON_WEEK, MODEL, crps_from_quantiles, score
 from forecasting.feeds.replay import ReplayFeed, forget_recordings
 from forecasting.jobs.train import build_pipeline, forecaster_of
-from forecasting.model.calibration import SpreadCalibration
+from forecasting.model.calibration import HORIZON_WEEKS, MEDIAN, SpreadCalibration, horizon_week
 from forecasting.model.pipeline import DeepARPipeline
 from forecasting.paths import IssuePaths
 from forecasting.publication import known_at
-from forecasting.schema import FORECAST_COLUMNS, PRICE, SERIES_COL, ZONE
+from forecasting.schema import (
+    DELIVERY_HOUR,
+    FORECAST_COLUMNS,
+    PRICE,
+    QUANTILE_COLUMNS,
+    SERIES_COL,
+    VALUE,
+    ZONE,
+)
 
 log = logging.getLogger("bench_combination")
 
@@ -64,6 +73,42 @@ def candidates(weights: list[float], priors: list[float | None]) -> list[tuple[s
     return [(f"w{w:g}_{'pooled' if p is None else f'zone{p:g}'}", w, p) for w in weights for p in priors]
 
 
+def past_crps(past: pd.DataFrame, stage: SpreadCalibration, prices: pd.DataFrame) -> np.ndarray:
+    """CRPS per horizon week of the past issues' deciles as `stage` calibrates them (in sample:
+    the factors were fitted on these issues, alike for every weight)."""
+    outcome = past.merge(prices[[ZONE, DELIVERY_HOUR, VALUE]], on=[ZONE, DELIVERY_HOUR], how="inner")
+    weeks = horizon_week(outcome)
+    deciles = outcome[list(QUANTILE_COLUMNS)].to_numpy("float64")
+    median = outcome[[MEDIAN]].to_numpy("float64")
+    calibrated = median + stage.factors_[weeks][:, None] * (deciles - median)
+    truth = outcome[VALUE].to_numpy("float64")
+    return np.array([
+        crps_from_quantiles(truth[weeks == week], calibrated[weeks == week]) if (weeks == week).any() else np.inf
+        for week in range(HORIZON_WEEKS)
+    ])
+
+
+def rolling_choice(
+    pooled: dict[float, dict[pd.Timestamp, pd.DataFrame]], track: dict[float, dict[pd.Timestamp, np.ndarray]]
+) -> tuple[list[pd.DataFrame], np.ndarray]:
+    """At each issue and horizon week, the weight whose calibrated forecasts of the delivered past
+    issues (the calibration issues) scored the lowest CRPS: the issue's rows of that week from that
+    weight's forecast (the spread stage is per horizon week, so a week's rows depend on its weight
+    alone). Honest: only issues delivered by the issue time are scored."""
+    weights = sorted(pooled)
+    frames, chosen = [], []
+    for origin in sorted(pooled[weights[0]]):
+        losses = np.vstack([track[w][origin] for w in weights])
+        picks = [weights[i] for i in losses.argmin(axis=0)]
+        parts = []
+        for week, weight in enumerate(picks):
+            frame = pooled[weight][origin]
+            parts.append(frame[horizon_week(frame) == week])
+        frames.append(pd.concat(parts, ignore_index=True).assign(**{MODEL: "rolling_pooled"}))
+        chosen.append(picks)
+    return frames, np.array(chosen)
+
+
 def evaluate(history: pd.DataFrame, name: str, args: argparse.Namespace, settings) -> pd.DataFrame:
     start, end = PERIODS[name]
     origins = weekly_origins(start, end, 0, pd.Timestamp("12:00").time(), "Europe/Oslo")
@@ -81,6 +126,8 @@ def evaluate(history: pd.DataFrame, name: str, args: argparse.Namespace, setting
     timezones = settings.zone_timezones
     naive = SeasonalNaive(timezones).fit(known_at(history, origins[0]))
     frames = [naive.predict(known_at(history, origin), origin).assign(**{MODEL: SEASONAL_NAIVE}) for origin in origins]
+    pooled: dict[float, dict[pd.Timestamp, pd.DataFrame]] = {}  # weight → origin → calibrated frame
+    track: dict[float, dict[pd.Timestamp, np.ndarray]] = {}  # weight → origin → past CRPS per week
     for label, weight, prior in candidates(args.weights, args.priors):
         blended = {t: blend(alone[t], member[t], weight) for t in alone}
         # each issue's hourly frame made once per weight (the forecaster's hourly_stage makes the
@@ -88,9 +135,17 @@ def evaluate(history: pd.DataFrame, name: str, args: argparse.Namespace, setting
         raw_frames = {t: paths.forecast_frame() for t, paths in blended.items()}
         for origin in origins:
             past = [raw_frames[t] for t in forecaster.pipeline.calibration_issues(origin, forecaster.clock) if t in raw_frames]
-            stage = SpreadCalibration(prior).fit(pd.concat(past, ignore_index=True), known_at(prices, origin))
-            made = blended[origin].map(stage.apply)
-            frames.append(made.forecast_frame().assign(**{MODEL: label}))
+            known = known_at(prices, origin)
+            stage = SpreadCalibration(prior).fit(pd.concat(past, ignore_index=True), known)
+            made = blended[origin].map(stage.apply).forecast_frame().assign(**{MODEL: label})
+            frames.append(made)
+            if prior is None:
+                pooled.setdefault(weight, {})[origin] = made
+                track.setdefault(weight, {})[origin] = past_crps(pd.concat(past, ignore_index=True), stage, known)
+    if args.rolling and pooled:
+        rolling, chosen = rolling_choice(pooled, track)
+        frames.extend(rolling)
+        log.info("%s: rolling weights chosen per horizon week, mean %s", name, np.round(chosen.mean(axis=0), 2))
     forecasts = pd.concat([f[[*FORECAST_COLUMNS, MODEL]] for f in frames], ignore_index=True)
     table = score(forecasts, prices, model_col=MODEL, by_zone=True)
     return table.assign(period=PERIOD_LABELS[name], fit_s=fitted, sample_s=sampled)
@@ -102,6 +157,7 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--priors", nargs="+", type=lambda t: None if t == "none" else float(t), default=[None, 8.0])
     parser.add_argument("--set", type=param, action="append", default=[], metavar="PARAM=VALUE")
+    parser.add_argument("--rolling", action="store_true", help="also the weight chosen per issue and horizon week on the track record")
     parser.add_argument("--out", type=Path, default=Path("/tmp/spotcast-combination.csv"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

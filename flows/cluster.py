@@ -38,6 +38,7 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from flows.servers import workers_report_here
+from forecasting.console import quiet_prefect_shutdown
 from forecasting.errors import SpotcastError
 from forecasting.fanout import Fanout, Function, in_process
 
@@ -49,6 +50,7 @@ log = logging.getLogger("spotcast.cluster")
 # seconds after it started (Prefect's task-run recorder flushes every 5 s), so a started one that is
 # not there yet is tried again, this long.
 RECORDED_WITHIN_S = 10.0
+EVENTS_SENT_S = 5.0  # a stopped run's workers get this long to send their queued Prefect events
 WATCH_S = 2.0  # how often a waiting fan-out looks for items whose worker was lost
 
 
@@ -260,15 +262,23 @@ class DaskFanout(Fanout):
 
     def _abandon(self, pending: list[PrefectDaskFuture], error: BaseException) -> None:
         """Cancel the items still running and close their task runs as Cancelled, so that a stopped
-        run leaves none Running for ever. A LocalCluster of this process is closed now, its workers
-        with their items; on a running scheduler an item already running finishes on its worker
-        (a thread cannot be stopped), and its result is dropped."""
+        run leaves none Running for ever. A LocalCluster of this process is closed first, its
+        workers with their items, so no state of theirs can come after Cancelled; on a running
+        scheduler an item already running finishes on its worker (a thread cannot be stopped), its
+        result is dropped, and its task run ends as it ends there."""
         client = self.runner.client
+        local = client.cluster is not None
         started = {key for keys in client.processing().values() for key in keys}
-        if client.cluster is not None:
+        if local:
             client.run(_quiet_distributed_logs)  # before the cancel: its workers say so too
         client.cancel([future.wrapped_future for future in pending], force=True)
-        message = f"the run stopped ({type(error).__name__}) before this task finished"
+        # The workers' task-run events (Running…) may still be queued there: sent now, the server
+        # records those task runs within RECORDED_WITHIN_S and they can be closed; a LocalCluster
+        # closed with them queued would leave them unrecorded, or recorded Running later.
+        client.run(_send_prefect_events, on_error="return")
+        if local:
+            _close_quietly(client)
+        message = f"the run stopped ({type(error).__name__}) before this task's result was taken"
         ids = [future.task_run_id for future in pending]
         try:
             cancel_task_runs(
@@ -276,13 +286,21 @@ class DaskFanout(Fanout):
             )
         except Exception as exc:  # the stop goes on: the error that stopped the run is the news
             log.warning("%d task run(s) not closed as Cancelled: %s", len(ids), exc)
-        if client.cluster is not None:
-            _close_quietly(client)
+
+
+async def _send_prefect_events() -> None:
+    """Send the Prefect events this worker holds (its items' task-run states), within EVENTS_SENT_S."""
+    from prefect.events.worker import EventsWorker
+
+    quiet_prefect_shutdown()  # the worker's own console lines reach the command's stderr
+    await EventsWorker.drain_all(timeout=EVENTS_SENT_S, at_exit=False)
 
 
 def _quiet_distributed_logs() -> None:
-    """distributed's lines below ERROR are dropped in this process from now on."""
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    """distributed's lines below CRITICAL are dropped in this process from now on: the cluster is
+    torn down after a stop, and what breaks on the way (a heartbeat to the closed scheduler, a
+    cancelled instruction) is the stop, said once by the command."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 def _close_quietly(client: Client) -> None:

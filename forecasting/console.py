@@ -98,6 +98,14 @@ class ConsoleHandler(logging.Handler):
             self.handleError(record)
 
 
+def quiet_prefect_shutdown() -> None:
+    """Prefect's notice, on a run stopped by a signal, that its event queue is still draining
+    ("EventsWorker - Still processing items", logged by a logger of the service's class name): a
+    state of its shutdown, not a problem of the run."""
+    for name in ("prefect._internal.concurrency", "EventsWorker"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def configure(verbose: bool, console: Console) -> None:
     """Route all logging through the console's filter (and, per run, a file: `run_log`)."""
     root = logging.getLogger()
@@ -106,9 +114,7 @@ def configure(verbose: bool, console: Console) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG)
     for name in CHATTY_LOGGERS:  # one line per request to Prefect's API: only when asked for
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
-    # Prefect's notice, on a run stopped by a signal, that its event queue is still draining
-    # ("EventsWorker - Still processing items"): a state of its shutdown, not a problem of the run.
-    logging.getLogger("prefect._internal.concurrency").setLevel(logging.ERROR)
+    quiet_prefect_shutdown()
     handler: logging.Handler = (
         ConsoleHandler(console) if console.is_terminal else logging.StreamHandler(sys.stderr)
     )

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from forwards_testing import HEADER, write_csv
-from spotcast_testing import issue_tiny_forecast, tiny_config
+from spotcast_testing import issue_tiny_forecast, prefect_home, tiny_config
 
 from forecasting import api
 from forecasting.api import API_TOKEN_ENV, api_in_background
@@ -425,7 +425,7 @@ def test_a_blank_token_or_a_taken_port_is_one_line(config, monkeypatch, capsys):
 def test_spotcast_serve_runs_the_api_beside_it_unless_told_not_to(config, monkeypatch, tmp_path):
     import flows.serve
 
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("PREFECT_HOME", str(prefect_home(tmp_path / "prefect")))
     monkeypatch.delenv(API_TOKEN_ENV, raising=False)
     port = _free_port()
     answers: list[int | str] = []

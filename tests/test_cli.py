@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from spotcast_testing import tiny_config
+from spotcast_testing import prefect_home, tiny_config
 
 from forecasting.cli import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, _exit_code_of, main
 from forecasting.config import DEFAULT_CONFIG
@@ -31,7 +31,7 @@ def _spotcast(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 def prefect_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        PREFECT_HOME=str(tmp_path / "prefect"), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false"
+        PREFECT_HOME=str(prefect_home(tmp_path / "prefect")), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false"
     )
     env.pop("PREFECT_API_URL", None)
     return env

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import pandas as pd
 import pytest
-from spotcast_testing import dump_toml, issue_tiny_forecast, tiny_config
+from spotcast_testing import dump_toml, issue_tiny_forecast, prefect_home, tiny_config
 
 from flows.servers import SERVE_RECORD, recorded_server, serve_record
 from forecasting.cli import EXIT_OK, main
@@ -195,7 +195,7 @@ def test_lineage_names_the_model_artifact_where_the_models_folder_is_now(tmp_pat
 
 
 def test_a_serve_record_names_its_server_for_its_own_lake_and_only_while_serve_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PREFECT_HOME", str(prefect_home(tmp_path / "home")))
     lake = str(tmp_path / "lake")
     with _recording_server(0) as (api_url, _):
         assert recorded_server(lake) is None  # no `serve` recorded one
@@ -222,7 +222,7 @@ def test_a_server_on_port_4200_gets_nothing_from_a_command_not_pointed_at_it(tmp
         pytest.skip(f"127.0.0.1:4200 is taken ({exc}): cannot stand in for another user's server")
     try:
         config = tiny_config(tmp_path, ["NO1"], "2018-12-01")
-        env = _quiet_env(PREFECT_HOME=str(tmp_path / "prefect"))
+        env = _quiet_env(PREFECT_HOME=str(prefect_home(tmp_path / "prefect")))
         done = _spotcast(
             "backfill", "--config", str(config), "--start", START, "--as-of", AS_OF, cwd=tmp_path, env=env
         )
@@ -240,7 +240,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> str:
     from flows.servers import start_temporary_server
 
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("server-home")))
+        env.setenv("PREFECT_HOME", str(prefect_home(tmp_path_factory.mktemp("server-home"))))
         return start_temporary_server()
 
 
@@ -259,7 +259,7 @@ def test_the_server_of_the_configuration_gets_the_run(prefect_api, tmp_path):
     raw = tomllib.loads(tiny_config(tmp_path, ["NO1"], "2018-12-01").read_text())
     config = tmp_path / "spotcast.toml"
     config.write_text(dump_toml({**raw, "prefect": {"api_url": prefect_api}}) + "\n")
-    env = _quiet_env(PREFECT_HOME=str(tmp_path / "prefect"))
+    env = _quiet_env(PREFECT_HOME=str(prefect_home(tmp_path / "prefect")))
 
     done = _spotcast(
         "backfill", "--config", str(config), "--start", START, "--as-of", AS_OF, cwd=tmp_path, env=env
@@ -279,7 +279,7 @@ def test_the_server_serve_recorded_gets_the_runs_of_its_own_lake(prefect_api, tm
     config = tiny_config(tmp_path, ["NO1"], "2018-12-01")
     home = tmp_path / "prefect"
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("PREFECT_HOME", str(home))
+        env.setenv("PREFECT_HOME", str(prefect_home(home)))
         with serve_record(prefect_api, load_settings(config).lake_root):
             done = _spotcast(
                 "backfill",

@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 import pytest
+from spotcast_testing import prefect_home
 
 from forecasting.config import load_settings
 from forecasting.errors import UsageError
@@ -128,7 +129,7 @@ def test_forecast_as_of_before_every_model_refuses_and_says_how_to_train_one(tmp
     config = tiny_config(tmp_path, ["NO1"], "2023-01-01")
     lake = LakeFS.open(str(tmp_path / "lake"))
     registry.promote(lake, _run(lake, "deepar-summer", "2023-06-01 12:00"), "first", _at("2023-06-01 12:00"))
-    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), DO_NOT_TRACK="1")
+    env = dict(os.environ, PREFECT_HOME=str(prefect_home(tmp_path / "prefect")), DO_NOT_TRACK="1")
     env.pop("PREFECT_API_URL", None)
 
     command = [

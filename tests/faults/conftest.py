@@ -37,6 +37,7 @@ from fault_kit import (
     detached_env,
     lake_config,
 )
+from spotcast_testing import prefect_home
 
 from forecasting.cli import main
 from forecasting.config import load_settings
@@ -201,5 +202,5 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> str:
     from flows.servers import start_temporary_server
 
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect")))
+        env.setenv("PREFECT_HOME", str(prefect_home(tmp_path_factory.mktemp("prefect"))))
         return start_temporary_server()

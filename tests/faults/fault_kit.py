@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from spotcast_testing import write_config
+from spotcast_testing import prefect_home, write_config
 
 from forecasting.config import Settings, load_settings
 from forecasting.console import LOGS
@@ -102,7 +102,7 @@ STOP_WITHIN_S = 20  # a stopped command exits within: typically 2 s; the rest is
 def detached_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a `spotcast` command in a process of its own: a Prefect home of its own
     below `tmp_path`, no telemetry, and no PREFECT_API_URL inherited from the test's shell."""
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "DO_NOT_TRACK": "1"}
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "DO_NOT_TRACK": "1"}
     env.pop("PREFECT_API_URL", None)
     return env
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-from spotcast_testing import tiny_config, write_config
+from spotcast_testing import prefect_home, tiny_config, write_config
 
 from flows.serve import BACKFILL, DAILY, build_deployments, next_runs, serve
 from flows.servers import SERVE_RECORD, ServeError, is_healthy, prefect_server
@@ -57,7 +57,7 @@ def prefect_env(home: Path, api_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         {
-            "PREFECT_HOME": str(home),
+            "PREFECT_HOME": str(prefect_home(home)),
             "DO_NOT_TRACK": "1",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_ENABLED": "false",  # nothing to look at in a test; starts faster

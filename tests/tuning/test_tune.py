@@ -13,8 +13,10 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from spotcast_testing import tiny_config
+from spotcast_testing import prefect_home, tiny_config
 
 from forecasting.config import Settings, load_settings
 from forecasting.fanout import InProcess
@@ -83,7 +85,7 @@ def own_lake(lake_folder: Path, tmp_path: Path) -> Path:
 def prefect_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
-        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_HOME=str(prefect_home(tmp_path / "prefect")),
         DO_NOT_TRACK="1",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PYTHONPATH=str(PROJECT_ROOT),
@@ -118,7 +120,13 @@ def test_a_study_on_a_two_worker_cluster_records_every_trial_and_retrains_the_be
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 2 and all(len(t.intermediate_values) == 2 for t in trials)
     assert {"rmse", "rmae", "coverage_10_90"} <= set(trials[0].user_attrs)
-    assert Path(settings.lake_root, "tuning", "tiny.journal").is_file()
+    # A plain Optuna study: Optuna's own tools (optuna.load_study, optuna-dashboard) open the
+    # journal with nothing of Spotcast.
+    storage = JournalStorage(JournalFileBackend(str(Path(settings.lake_root, "tuning", "tiny.journal"))))
+    assert optuna.get_all_study_names(storage) == ["tiny"]
+    plain = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert [t.state for t in plain] == [TrialState.COMPLETE] * 2 and all(set(t.params) == set(SPACE) for t in plain)
+    assert [t.values for t in plain] == [t.values for t in trials]
 
     recorded = tune_runs(settings)
     assert sorted(json.loads(t)["trial"] for t in recorded["tags"]) == ["0", "1"]
