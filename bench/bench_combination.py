@@ -4,13 +4,15 @@ configured model refitted at each period's first origin on what was published by
 forecast calibrated on its own delivered past issues) — on the VALIDATION periods by default.
 
     .venv/bin/python bench/bench_combination.py [--periods val2018 val2021h2] [--weights 0 0.25 0.5 0.75 1]
-                                                [--priors none 8] [--set PARAM=VALUE ...] [--out /tmp/comb.csv]
+                                                [--priors none 8] [--rolling] [--set PARAM=VALUE ...] [--out /tmp/comb.csv]
 
 One fit per period serves every candidate: the combination is linear in the weight (the same
 DeepAR samples, moved in their own rank order), so the paths at weight w are (1 − w) × DeepAR's +
 w × the member's quantiles at the samples' levels, both made once per issue. Prints rMAE, CRPS and
 10–90 cover per candidate (overall, per horizon week; per zone × horizon week in --out) next to the
-seasonal naive on the same hours. Products are not scored here (their stage is unchanged;
+seasonal naive on the same hours. `--rolling` adds `rolling_pooled`: at each issue and horizon week
+the weight whose calibrated forecasts of the delivered calibration issues scored best (docs/backtest.md,
+"A weight per issue and horizon week"). Products are not scored here (their stage is unchanged;
 bench_backtest.py scores them for the chosen candidate).
 """
 
