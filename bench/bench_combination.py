@@ -136,15 +136,16 @@ def evaluate(history: pd.DataFrame, name: str, args: argparse.Namespace, setting
         # frames of its 16 past issues at every forecast)
         raw_frames = {t: paths.forecast_frame() for t, paths in blended.items()}
         for origin in origins:
-            past = [raw_frames[t] for t in forecaster.pipeline.calibration_issues(origin, forecaster.clock) if t in raw_frames]
-            known = known_at(prices, origin)
-            stage = SpreadCalibration(prior).fit(pd.concat(past, ignore_index=True), known)
+            issues_before = forecaster.pipeline.calibration_issues(origin, forecaster.clock)
+            past = pd.concat([raw_frames[t] for t in issues_before if t in raw_frames], ignore_index=True)
+            known = known_at(prices, origin)  # per origin, not kept: a copy of the prices each
+            stage = SpreadCalibration(prior).fit(past, known)
             made = blended[origin].map(stage.apply).forecast_frame().assign(**{MODEL: label})
             frames.append(made)
-            if prior is None:
+            if args.rolling and prior is None:
                 pooled.setdefault(weight, {})[origin] = made
-                track.setdefault(weight, {})[origin] = past_crps(pd.concat(past, ignore_index=True), stage, known)
-    if args.rolling and pooled:
+                track.setdefault(weight, {})[origin] = past_crps(past, stage, known)
+    if pooled:
         rolling, chosen = rolling_choice(pooled, track)
         frames.extend(rolling)
         log.info("%s: rolling weights chosen per horizon week, mean %s", name, np.round(chosen.mean(axis=0), 2))

@@ -9,7 +9,7 @@ from forecasting.evaluation.baselines import SEASONAL_NAIVE, SeasonalNaive
 from forecasting.evaluation.product_scores import HOURLY_DECILES, NO_CHANGE
 from forecasting.forecast_frame import ForecastRecord
 from forecasting.lake.track_record import MemoryTrackRecord
-from forecasting.model.calibration import DELIVERED_AFTER
+from forecasting.model.calibration import DELIVERED_AFTER, horizon_week
 from forecasting.model.forecaster import CalibratedForecaster
 from forecasting.publication import known_at
 from forecasting.schema import HORIZON_HOURS, PRICE, QUANTILE_COLUMNS, SERIES_COL, ZONE
@@ -152,7 +152,7 @@ def test_zone_prior_gives_each_zone_its_own_shrunk_factors(fitted, history):
     prices = known_at(history[history[SERIES_COL] == PRICE], ISSUED)
     stage = forecaster.hourly_stage(past, prices)
     raw = fitted.predict(history, ISSUED).frame
-    week = (raw["horizon_hour"].to_numpy() - 1) // 168
+    week = horizon_week(raw)
     factors = {}
     for zone in ("NO1", "NO2"):
         mine = (raw[ZONE] == zone).to_numpy()
