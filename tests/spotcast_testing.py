@@ -35,8 +35,7 @@ def _migrated_prefect_db() -> Path:
     server on a fresh PREFECT_HOME spends ~10 of its ~16 s here migrating an empty one."""
     home = Path(tempfile.mkdtemp(prefix="spotcast-prefect-db-"))
     atexit.register(shutil.rmtree, home, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env = offline_env(PREFECT_HOME=str(home))
     command = [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and (home / PREFECT_DB).is_file(), done.stdout + done.stderr
@@ -50,6 +49,19 @@ def prefect_home(folder: Path) -> Path:
     if not (folder / PREFECT_DB).exists():
         shutil.copyfile(_migrated_prefect_db(), folder / PREFECT_DB)
     return folder
+
+
+def offline_env(**changes: str) -> dict[str, str]:
+    """The environment of a process a test starts (a `spotcast` command, a Prefect server or worker):
+    this one's without any PREFECT_ setting (no PREFECT_API_URL: a test never reports to a server
+    it did not start), no telemetry, then `changes`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    return {**env, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **changes}
+
+
+def detached_env(home: Path, **changes: str) -> dict[str, str]:
+    """`offline_env` with a Prefect home of its own in `home` (its database already migrated)."""
+    return offline_env(PREFECT_HOME=str(prefect_home(home)), **changes)
 
 
 TINY_PARAMS: dict[str, object] = {

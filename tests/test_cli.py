@@ -1,14 +1,13 @@
 """The `spotcast` command as an operator uses it: exit codes, messages, a real daily run through
 Prefect (ephemeral server), and a degraded run where one feed never answers."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from spotcast_testing import prefect_home, tiny_config
+from spotcast_testing import detached_env, tiny_config
 
 from forecasting.cli import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, _exit_code_of, main
 from forecasting.config import DEFAULT_CONFIG
@@ -29,12 +28,7 @@ def _spotcast(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 @pytest.fixture
 def prefect_env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        PREFECT_HOME=str(prefect_home(tmp_path / "prefect")), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false"
-    )
-    env.pop("PREFECT_API_URL", None)
-    return env
+    return detached_env(tmp_path / "prefect")
 
 
 def test_help_lists_the_commands(capsys):

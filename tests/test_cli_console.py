@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from spotcast_testing import prefect_home, tiny_config
+from spotcast_testing import detached_env, tiny_config
 
 MODEL_LIBRARIES = ("torch", "lightning", "gluonts")
 
@@ -42,8 +42,7 @@ def test_commands_without_a_model_do_not_import_the_model_libraries(args):
 @pytest.mark.slow
 def test_a_backfill_without_a_terminal_prints_plain_lines_and_its_result_last(tmp_path):
     config = tiny_config(tmp_path, ["NO1"], "2023-05-01")
-    env = dict(os.environ, PREFECT_HOME=str(prefect_home(tmp_path / "prefect")), DO_NOT_TRACK="1")
-    env.pop("PREFECT_API_URL", None)
+    env = detached_env(tmp_path / "prefect")
 
     done = _spotcast(
         "-m", "forecasting.cli", "backfill", "--config", str(config), "--end", "2023-05-08", env=env
@@ -97,7 +96,7 @@ def _on_a_terminal(command: list[str], env: dict[str, str], timeout: float = 300
 @pytest.mark.slow
 def test_a_backfill_on_a_terminal_shows_a_bar_of_its_pulls(tmp_path):
     config = tiny_config(tmp_path, ["NO1"], "2023-05-01")
-    env = dict(os.environ, PREFECT_HOME=str(prefect_home(tmp_path / "prefect")), DO_NOT_TRACK="1", TERM="xterm-256color")
+    env = detached_env(tmp_path / "prefect", TERM="xterm-256color")
     for name in ("PREFECT_API_URL", "NO_COLOR", "COLUMNS", "LINES"):
         env.pop(name, None)
     command = [sys.executable, "-m", "forecasting.cli", "backfill", "--config", str(config)]

@@ -18,7 +18,14 @@ from typing import ClassVar
 
 import pandas as pd
 import pytest
-from spotcast_testing import dump_toml, issue_tiny_forecast, prefect_home, tiny_config
+from spotcast_testing import (
+    detached_env,
+    dump_toml,
+    issue_tiny_forecast,
+    offline_env,
+    prefect_home,
+    tiny_config,
+)
 
 from flows.servers import SERVE_RECORD, recorded_server, serve_record
 from forecasting.cli import EXIT_OK, main
@@ -47,12 +54,6 @@ def _spotcast(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
 def _finished(process: subprocess.Popen, timeout_s: float = 600) -> tuple[int, str, str]:
     out, err = process.communicate(timeout=timeout_s)
     return process.returncode, out, err
-
-
-def _quiet_env(**changes: str) -> dict[str, str]:
-    """No Prefect server named anywhere (no PREFECT_API_URL, no profile of another home)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
-    return {**env, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **changes}
 
 
 def _files(folder: Path) -> set[str]:
@@ -162,7 +163,7 @@ def test_two_checkouts_sharing_one_environment_each_write_their_own_lake(tmp_pat
     installed_lake = _files(PROJECT_ROOT / "data" / "lake")
     clones = [_checkout(tmp_path / name) for name in ("alice", "bob")]
     args = ("backfill", "--zones", "NO1", "--start", START, "--as-of", AS_OF)
-    running = [_spotcast(*args, cwd=clone, env=_quiet_env()) for clone in clones]
+    running = [_spotcast(*args, cwd=clone, env=offline_env()) for clone in clones]
     for clone, process in zip(clones, running, strict=True):
         code, _, err = _finished(process)
         assert code == EXIT_OK, err[-3000:]
@@ -222,7 +223,7 @@ def test_a_server_on_port_4200_gets_nothing_from_a_command_not_pointed_at_it(tmp
         pytest.skip(f"127.0.0.1:4200 is taken ({exc}): cannot stand in for another user's server")
     try:
         config = tiny_config(tmp_path, ["NO1"], "2018-12-01")
-        env = _quiet_env(PREFECT_HOME=str(prefect_home(tmp_path / "prefect")))
+        env = detached_env(tmp_path / "prefect")
         done = _spotcast(
             "backfill", "--config", str(config), "--start", START, "--as-of", AS_OF, cwd=tmp_path, env=env
         )
@@ -259,7 +260,7 @@ def test_the_server_of_the_configuration_gets_the_run(prefect_api, tmp_path):
     raw = tomllib.loads(tiny_config(tmp_path, ["NO1"], "2018-12-01").read_text())
     config = tmp_path / "spotcast.toml"
     config.write_text(dump_toml({**raw, "prefect": {"api_url": prefect_api}}) + "\n")
-    env = _quiet_env(PREFECT_HOME=str(prefect_home(tmp_path / "prefect")))
+    env = detached_env(tmp_path / "prefect")
 
     done = _spotcast(
         "backfill", "--config", str(config), "--start", START, "--as-of", AS_OF, cwd=tmp_path, env=env
@@ -290,7 +291,7 @@ def test_the_server_serve_recorded_gets_the_runs_of_its_own_lake(prefect_api, tm
                 "--as-of",
                 AS_OF,
                 cwd=tmp_path,
-                env=_quiet_env(PREFECT_HOME=str(home)),
+                env=offline_env(PREFECT_HOME=str(home)),
             )
             code, _, err = _finished(done)
 

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 import pytest
-from spotcast_testing import prefect_home
+from spotcast_testing import detached_env
 
 from forecasting.config import load_settings
 from forecasting.errors import UsageError
@@ -120,7 +120,6 @@ def test_a_lake_of_the_single_champion_file_reads_it_as_its_first_promotion(lake
 
 @pytest.mark.slow
 def test_forecast_as_of_before_every_model_refuses_and_says_how_to_train_one(tmp_path):
-    import os
     import subprocess
     import sys
 
@@ -129,8 +128,7 @@ def test_forecast_as_of_before_every_model_refuses_and_says_how_to_train_one(tmp
     config = tiny_config(tmp_path, ["NO1"], "2023-01-01")
     lake = LakeFS.open(str(tmp_path / "lake"))
     registry.promote(lake, _run(lake, "deepar-summer", "2023-06-01 12:00"), "first", _at("2023-06-01 12:00"))
-    env = dict(os.environ, PREFECT_HOME=str(prefect_home(tmp_path / "prefect")), DO_NOT_TRACK="1")
-    env.pop("PREFECT_API_URL", None)
+    env = detached_env(tmp_path / "prefect")
 
     command = [
         sys.executable,

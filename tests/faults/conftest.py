@@ -34,10 +34,9 @@ from fault_kit import (
     Outcome,
     byo_lake,
     deepforkit_csv,
-    detached_env,
     lake_config,
 )
-from spotcast_testing import prefect_home
+from spotcast_testing import detached_env, prefect_home
 
 from forecasting.cli import main
 from forecasting.config import load_settings
@@ -168,7 +167,7 @@ def start_command(tmp_path: Path) -> Iterator:
         process = subprocess.Popen(
             [sys.executable, "-m", "forecasting.cli", *argv],
             cwd=PROJECT_ROOT,
-            env={**detached_env(tmp_path), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **env},
+            env=detached_env(tmp_path / "prefect", **env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from spotcast_testing import prefect_home, write_config
+from spotcast_testing import detached_env, write_config
 
 from forecasting.config import Settings, load_settings
 from forecasting.console import LOGS
@@ -99,14 +99,6 @@ class Outcome:
 STOP_WITHIN_S = 20  # a stopped command exits within: typically 2 s; the rest is Prefect's own exit
 
 
-def detached_env(tmp_path: Path) -> dict[str, str]:
-    """The environment of a `spotcast` command in a process of its own: a Prefect home of its own
-    below `tmp_path`, no telemetry, and no PREFECT_API_URL inherited from the test's shell."""
-    env = {**os.environ, "PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "DO_NOT_TRACK": "1"}
-    env.pop("PREFECT_API_URL", None)
-    return env
-
-
 def run_detached(tmp_path: Path, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run `python -m forecasting.cli *argv` as cron or a shell would, to its end; stdout and stderr
     captured as text."""
@@ -115,7 +107,7 @@ def run_detached(tmp_path: Path, *argv: str, timeout: float = 300) -> subprocess
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=detached_env(tmp_path),
+        env=detached_env(tmp_path / "prefect"),
         cwd=PROJECT_ROOT,
     )
 

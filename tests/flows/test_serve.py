@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-from spotcast_testing import prefect_home, tiny_config, write_config
+from spotcast_testing import detached_env, tiny_config, write_config
 
 from flows.serve import BACKFILL, DAILY, build_deployments, next_runs, serve
 from flows.servers import SERVE_RECORD, ServeError, is_healthy, prefect_server
@@ -54,17 +54,12 @@ def free_port() -> int:
 
 def prefect_env(home: Path, api_url: str | None) -> dict[str, str]:
     """A quiet, offline Prefect environment with its home (database, profiles) in `home`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        {
-            "PREFECT_HOME": str(prefect_home(home)),
-            "DO_NOT_TRACK": "1",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_SERVER_UI_ENABLED": "false",  # nothing to look at in a test; starts faster
-            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
-            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-            "PYTHONUNBUFFERED": "1",
-        }
+    env = detached_env(
+        home,
+        PREFECT_SERVER_UI_ENABLED="false",  # nothing to look at in a test; starts faster
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
+        PREFECT_RUNNER_POLL_FREQUENCY="2",
+        PYTHONUNBUFFERED="1",
     )
     if api_url:
         env["PREFECT_API_URL"] = api_url

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from moto.server import ThreadedMotoServer
-from spotcast_testing import dump_toml, issue_tiny_forecast, prefect_home, tiny_config
+from spotcast_testing import detached_env, dump_toml, issue_tiny_forecast, tiny_config
 
 from forecasting.config import load_settings
 from forecasting.errors import LakeError
@@ -87,8 +87,7 @@ def operated(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     folder = tmp_path_factory.mktemp("s3-operated")
     url = f"s3://{new_bucket()}/lake"
     config = tiny_config(folder, ["NO1"], "2018-09-01", lake_root=url)
-    env = {**os.environ, **s3_env, "PREFECT_HOME": str(prefect_home(folder / "prefect")), "DO_NOT_TRACK": "1"}
-    env.pop("PREFECT_API_URL", None)
+    env = detached_env(folder / "prefect", **s3_env)
     done = {}
     for command, as_of in (
         ("backfill", "2019-03-04T13:30"),
@@ -313,13 +312,7 @@ def second_host(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     second = tmp_path_factory.mktemp("host-b")
     (second / "configs").mkdir()
     (second / "configs" / "spotcast.toml").write_text(dump_toml(raw) + "\n")
-    env = {
-        **os.environ,
-        **s3_env,
-        "PREFECT_HOME": str(prefect_home(tmp_path_factory.mktemp("prefect-b"))),
-        "DO_NOT_TRACK": "1",
-    }
-    env.pop("PREFECT_API_URL", None)
+    env = detached_env(tmp_path_factory.mktemp("prefect-b"), **s3_env)
     command = [sys.executable, "-m", "forecasting.cli", "daily", "--as-of", "2019-03-06T13:30"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=second)
     return {

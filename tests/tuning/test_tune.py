@@ -5,7 +5,6 @@ pruned trial, and a backtest on the cluster that equals the serial one number fo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from spotcast_testing import prefect_home, tiny_config
+from spotcast_testing import detached_env, tiny_config
 
 from forecasting.config import Settings, load_settings
 from forecasting.fanout import InProcess
@@ -83,14 +82,7 @@ def own_lake(lake_folder: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def prefect_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(prefect_home(tmp_path / "prefect")),
-        DO_NOT_TRACK="1",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PYTHONPATH=str(PROJECT_ROOT),
-    )
-    return env
+    return detached_env(tmp_path / "prefect", PYTHONPATH=str(PROJECT_ROOT))
 
 
 def spotcast(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
