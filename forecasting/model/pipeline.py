@@ -328,7 +328,12 @@ class DeepARPipeline(BaseEstimator):
         if count > SCALER_ROWS:
             chosen = np.random.default_rng(self.random_state).choice(count, SCALER_ROWS, replace=False)
         rows = _rows_of_file(path, width, chosen)
-        scaler = StandardScaler().fit(rows)
+        names = covariate_feature_names(tuple(self.covariates))
+        empty = [name for name, none in zip(names, np.isnan(rows).all(axis=0), strict=True) if none]
+        if empty:
+            log.warning("no value of %s in the training windows: left out of this model", ", ".join(empty))
+        with np.errstate(invalid="ignore"):  # an empty column's mean is NaN (said above); it scales to 0
+            scaler = StandardScaler().fit(rows)
         scaled = np.nan_to_num(scaler.transform(rows))  # a missing covariate → its mean
         return scaler, PCA(n_components=self.n_components, random_state=self.random_state).fit(scaled)
 

@@ -22,6 +22,7 @@ from forecasting.schema import (
     LOCAL_TIME,
     MODEL_ID,
     QUANTILE_COLUMNS,
+    SERIES_COL,
     ZONE,
 )
 
@@ -140,6 +141,20 @@ def test_pca_integer_keeps_that_many_components(fitted, training_history):
     pipeline = clone(fitted).set_params(zones={"NO1": "Europe/Oslo"}, n_components=4)
     pipeline.fit(training_history)
     assert pipeline.pca_.n_components_ == 4
+
+
+def test_a_covariate_with_no_value_in_training_is_named_and_left_out(fitted, training_history, history, caplog):
+    """NO1's bundled history has no wind forecast; without load_da too, both columns are empty: the
+    training log names them, no numpy warning escapes the scaler, and the forecast is finite."""
+    without = training_history[training_history[SERIES_COL] != "load_da"]
+    pipeline = clone(fitted).set_params(zones={"NO1": "Europe/Oslo"})
+    with caplog.at_level("WARNING", logger="forecasting.model.pipeline"), warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        pipeline.fit(without)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("no value of")]
+    assert said == ["no value of load_da, wind_onshore_da in the training windows: left out of this model"]
+    paths = pipeline.predict(history[history[SERIES_COL] != "load_da"], ISSUED).paths.zones[0].values
+    assert np.isfinite(paths).all()
 
 
 def test_raw_forecasts_made_ahead_are_the_paths_predict_makes(fitted, history, record):
