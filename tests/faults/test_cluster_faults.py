@@ -125,41 +125,41 @@ def test_a_stopped_run_on_a_local_cluster_ends_in_one_line_and_leaves_no_task_ru
     assert any(run.state.is_cancelled() for run in task_runs), [(r.name, r.state.type.value) for r in task_runs]
 
 
+def _any_running(task_runs: list) -> bool:
+    return any(run.state.is_running() for run in task_runs)
+
+
 def _wait_for_a_running_task_run(api_url: str, flow_name: str) -> None:
     """Until the server has recorded a task run of the newest `flow_name` run as Running: a worker's
     states reach it seconds after they happen, later on a busy machine."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        _, task_runs = _newest_flow_run(api_url, flow_name)
-        if any(run.state.is_running() for run in task_runs):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"no task run of {flow_name} was recorded Running within 120 s")
-
-
-def _newest_flow_run(api_url: str, flow_name: str) -> tuple:
-    """The newest run of `flow_name` on the server and its task runs."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowRunFilter
-    from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        flow_run = client.read_flow_runs(
-            flow_filter=FlowFilter(name={"any_": [flow_name]}), sort=FlowRunSort.START_TIME_DESC, limit=1
-        )[0]
-        return flow_run, client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [flow_run.id]}))
+    _, task_runs = _newest_flow_run_when(api_url, flow_name, _any_running, within_s=120)
+    assert _any_running(task_runs), f"no task run of {flow_name} was recorded Running within 120 s"
 
 
 def _last_flow_run(api_url: str, flow_name: str) -> tuple:
     """The newest run of `flow_name` on the server and its task runs, once none is Running: the
     server records a worker's states a few seconds after they were sent (its task-run recorder)."""
-    deadline = time.monotonic() + 30
-    while True:
-        flow_run, task_runs = _newest_flow_run(api_url, flow_name)
-        if not any(run.state.is_running() for run in task_runs) or time.monotonic() > deadline:
-            return flow_run, task_runs
-        time.sleep(1)
+    return _newest_flow_run_when(api_url, flow_name, lambda runs: not _any_running(runs), within_s=30)
+
+
+def _newest_flow_run_when(api_url: str, flow_name: str, ready: Callable[[list], bool], within_s: float) -> tuple:
+    """The newest run of `flow_name` and its task runs, read through one client until `ready(task
+    runs)` holds or `within_s` has passed (then as last read)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowRunFilter
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + within_s
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while True:
+            flow_run = client.read_flow_runs(
+                flow_filter=FlowFilter(name={"any_": [flow_name]}), sort=FlowRunSort.START_TIME_DESC, limit=1
+            )[0]
+            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [flow_run.id]}))
+            if ready(task_runs) or time.monotonic() > deadline:
+                return flow_run, task_runs
+            time.sleep(0.5)
 
 
 # --- hand-started scheduler and workers -----------------------------------------------------------
