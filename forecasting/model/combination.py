@@ -10,6 +10,9 @@ spread stage then calibrates the combination as it calibrated DeepAR alone.
 
 The member gives deciles only: between p10 and p90 its quantile function is their linear
 interpolation; beyond, DeepAR's tail, scaled by the member's half band over DeepAR's on that side.
+
+`fit_weight` is the weight a set of past issues asks for: the one whose quantile average of the two
+members' deciles has the lowest mean pinball loss (the CRPS of the deciles) on what was delivered.
 """
 
 from __future__ import annotations
@@ -53,6 +56,32 @@ def member_quantiles(own: np.ndarray, member_deciles: np.ndarray) -> np.ndarray:
     inner[below] = member_deciles[P10_AT] + low_ratio * (own[below] - own_deciles[P10_AT])
     inner[above] = member_deciles[P90_AT] + high_ratio * (own[above] - own_deciles[P90_AT])
     return inner
+
+
+def fit_weight(
+    own: np.ndarray, member: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] = QUANTILE_LEVELS
+) -> float:
+    """The member's weight w in 0…1 minimising the mean pinball loss of (1 − w) · own + w · member
+    (rows × levels each, the two members' quantiles of the hours whose prices are `truth`).
+
+    Exact: the loss is convex and piecewise linear in w. At level τ, row i, with d = member − own,
+    ρ_τ(y − own − w · d) = |d| · ρ_τ'(z − w) for z = (y − own) / d and τ' = τ (d > 0) or 1 − τ
+    (d < 0), so the minimiser is the τ'-weighted quantile of the z: the smallest z at which the
+    |d|-weights of the z below it reach Σ |d| · τ'. Pairs with d = 0 cost the same at every w."""
+    if own.shape != member.shape or own.shape != (len(truth), len(levels)):
+        raise ValueError(f"own {own.shape} and member {member.shape} must be (rows, levels) of {len(truth)} × {len(levels)}")
+    gap = (member - own).ravel()
+    moved = gap != 0.0
+    if not moved.any():
+        return 0.0  # the members agree: no weight changes anything
+    tau = np.broadcast_to(np.asarray(levels), own.shape).ravel()[moved]
+    gap_moved = gap[moved]
+    z = ((truth[:, None] - own).ravel()[moved]) / gap_moved
+    tau_side = np.where(gap_moved > 0, tau, 1.0 - tau)
+    mass = np.abs(gap_moved)
+    order = np.argsort(z, kind="stable")
+    reached = np.cumsum(mass[order]) >= np.sum(mass * tau_side)
+    return float(np.clip(z[order][np.argmax(reached)], 0.0, 1.0))
 
 
 def _band(deciles: np.ndarray, upper: int, lower: int) -> np.ndarray:

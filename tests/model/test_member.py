@@ -1,13 +1,15 @@
 """The LightGBM quantile member and its combination with DeepAR's paths, on a tiny real model."""
 
 from dataclasses import replace
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 import pytest
 from spotcast_testing import assert_predict_leaves_unchanged
 
-from forecasting.model.combination import combine_paths
+from forecasting.evaluation.metrics import crps_from_quantiles
+from forecasting.model.combination import combine_paths, fit_weight
 from forecasting.model.gbm import QuantileMember, feature_names, horizon_features
 from forecasting.model.pipeline import DeepARPipeline
 from forecasting.schema import (
@@ -90,8 +92,6 @@ def normal_paths(center: float, samples: int = 999, hours: int = 5) -> np.ndarra
 
 
 def normal_deciles(center: float, hours: int = 5) -> np.ndarray:
-    from statistics import NormalDist
-
     return np.repeat([[center + NormalDist().inv_cdf(q)] for q in QUANTILE_LEVELS], hours, axis=1)
 
 
@@ -125,6 +125,53 @@ def test_member_tails_follow_the_paths_tails_scaled_to_its_band():
 def test_a_weight_outside_zero_to_one_is_refused():
     with pytest.raises(ValueError, match="within 0…1"):
         combine_paths(normal_paths(0.0), normal_deciles(0.0), 1.5)
+
+
+def outcomes(rows: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hours of their own level and spread, their true deciles, and a price drawn from each."""
+    rng = np.random.default_rng(seed)
+    level, spread = rng.normal(40.0, 15.0, rows), rng.uniform(2.0, 10.0, rows)
+    z = np.array([NormalDist().inv_cdf(q) for q in QUANTILE_LEVELS])
+    return level[:, None] + spread[:, None] * z, spread[:, None], rng.normal(level, spread)
+
+
+def test_fitted_weight_recovers_the_mix_that_cancels_two_members_biases():
+    """DeepAR 0.6 spreads too high and the member 1.4 too low: 0.3 on the member is unbiased."""
+    true, spread, truth = outcomes()
+    assert fit_weight(true + 0.6 * spread, true - 1.4 * spread, truth) == pytest.approx(0.3, abs=0.02)
+    assert fit_weight(true - 1.4 * spread, true + 0.6 * spread, truth) == pytest.approx(0.7, abs=0.02)
+
+
+def test_fitted_weight_recovers_the_mix_of_a_too_narrow_and_a_too_wide_member():
+    """Half and twice the true spread around the right median: a third on the wide one is exact."""
+    true, _, truth = outcomes(seed=1)
+    median = true[:, [4]]
+    narrow, wide = median + 0.5 * (true - median), median + 2.0 * (true - median)
+    assert fit_weight(narrow, wide, truth) == pytest.approx(1 / 3, abs=0.03)
+
+
+def test_fitted_weight_is_the_best_of_a_fine_grid_and_stays_within_zero_to_one():
+    true, spread, truth = outcomes(rows=2_000, seed=2)
+    rng = np.random.default_rng(3)
+    own, member = true + rng.normal(0, 1, true.shape) * spread, np.sort(true + 0.3 * spread + rng.normal(0, 2, true.shape), axis=1)
+    fitted = fit_weight(own, member, truth)
+    loss = lambda w: crps_from_quantiles(truth, (1 - w) * own + w * member)  # noqa: E731
+    assert 0.0 < fitted < 1.0
+    assert loss(fitted) <= min(loss(w) for w in np.linspace(0, 1, 1001)) + 1e-12
+
+
+def test_fitted_weight_leaves_out_a_member_that_only_adds_bias():
+    true, spread, truth = outcomes()
+    assert fit_weight(true, true + spread, truth) == pytest.approx(0.0, abs=0.02)
+    assert fit_weight(true + spread, true, truth) == pytest.approx(1.0, abs=0.02)
+    assert fit_weight(true + 2.0 * spread, true + 1.0 * spread, truth) == 1.0  # the best mix lies beyond the member
+    assert fit_weight(true, true, truth) == 0.0  # members that agree: nothing to weigh
+
+
+def test_fitted_weight_refuses_quantiles_that_do_not_match_the_prices():
+    true, _, truth = outcomes(rows=10)
+    with pytest.raises(ValueError, match=r"must be \(rows, levels\) of 10 × 9"):
+        fit_weight(true, true[:, :5], truth)
 
 
 def test_artifact_round_trip_keeps_the_combined_forecast(combined, history, tmp_path):

@@ -16,6 +16,7 @@ def test_the_shipped_space_is_the_designs_plus_what_matters_here():
     assert space["context_length"] == IntDistribution(168, 672, step=168)  # whole weeks
     assert space["learning_rate"] == FloatDistribution(1e-4, 1e-2, log=True)
     assert {"hidden_size", "max_epochs", "n_components", "calibration_weeks"} <= set(space)
+    assert space["gbm_weight"] == FloatDistribution(0.0, 1.0, step=0.25)  # the member's weight, 0 = none
 
 
 def test_the_validation_periods_are_neither_report_period():

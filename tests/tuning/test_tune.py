@@ -201,6 +201,27 @@ def test_a_batch_killed_after_one_trial_keeps_it_and_resumes_as_if_uninterrupted
     assert [(t.state, t.value) for t in uninterrupted] == [(t.state, t.value) for t in retried]
 
 
+@pytest.mark.filterwarnings("ignore:Fixed parameter gbm_weight with value 0.0 is out of range")  # trial 0: as configured
+def test_the_members_weight_is_chosen_like_any_parameter_and_its_trials_train_the_member(own_lake: Path):
+    """Issue 18's honest selection: the LightGBM member's weight is a dimension of the study, scored on
+    the validation periods like any other; a trial with the member forecasts differently from the
+    configured DeepAR alone (trial 0), and its run records the weight it was trained with."""
+    member_space = {"gbm_weight": {"low": 0.5, "high": 1.0, "step": 0.5}}
+    settings = settings_in(own_lake, validation=[ONE_ORIGIN], space=member_space)
+    tune(settings, n_trials=2, retrain=False)
+
+    trials = open_study(settings, resume=False).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert trials[0].params == {"gbm_weight": 0.0} and trials[1].params["gbm_weight"] in (0.5, 1.0)
+    assert trials[1].value != trials[0].value
+    recorded = tune_runs(settings)
+    weights = {
+        json.loads(tags)["trial"]: json.loads(params).get("gbm_weight", 0.0)
+        for tags, params in zip(recorded["tags"], recorded["params"], strict=True)
+    }
+    assert weights == {"0": 0.0, "1": trials[1].params["gbm_weight"]}
+
+
 class LastFirst(InProcess):
     """Trials run in this process, the one started last finishing first."""
 
