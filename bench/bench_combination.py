@@ -25,6 +25,12 @@ issues only, scored on the report periods:
         --fit-on val2018 val2021h2 --weights 0 0.5 --priors none
 
 `--week-weights W1 W2 W3 W4` scores weights fitted by an earlier run (e.g. under another draw).
+Zones never tuned on: `--config` (docs/own_zone.md) and `--period NAME START END`, e.g. the EPF
+benchmark's Nord Pool system price (bench/outsiders/np.toml):
+
+    .venv/bin/python bench/bench_combination.py --config bench/outsiders/np.toml \
+        --period val2017 2017-01-01 2018-01-01 --period 2018 2018-01-01 2018-12-01 \
+        --periods val2017 2018 --fit-on val2017 --weights 0 0.5 --priors none
 """
 
 from __future__ import annotations
@@ -154,7 +160,7 @@ def evaluate(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The period's scores per candidate, and its raw outcomes (for `--fit-on`). `week_weights`:
     the weights per horizon week fitted on earlier periods, scored as `fitted_pooled`."""
-    start, end = PERIODS[name]
+    start, end = args.period_table[name]
     origins = weekly_origins(start, end, 0, pd.Timestamp("12:00").time(), "Europe/Oslo")
     began = time.perf_counter()
     overrides = {**dict(args.set), "gbm_weight": 1.0}  # trains the member; the views set the weight
@@ -201,27 +207,32 @@ def evaluate(
         frames.extend(by_week(pooled, origin, [float(w) for w in week_weights], "fitted_pooled") for origin in origins)
     forecasts = pd.concat([f[[*FORECAST_COLUMNS, MODEL]] for f in frames], ignore_index=True)
     table = score(forecasts, prices, model_col=MODEL, by_zone=True)
-    return table.assign(period=PERIOD_LABELS[name], fit_s=fitted, sample_s=sampled), outcomes
+    return table.assign(period=PERIOD_LABELS.get(name, name), fit_s=fitted, sample_s=sampled), outcomes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--periods", nargs="+", choices=list(PERIODS), default=["val2018", "val2021h2"])
+    parser.add_argument("--config", type=Path, help="another configuration (zones of your own: docs/own_zone.md)")
+    parser.add_argument("--period", nargs=3, action="append", default=[], metavar=("NAME", "START", "END"), help="a period of your own")
+    parser.add_argument("--periods", nargs="+", default=["val2018", "val2021h2"], help=f"of {', '.join(PERIODS)} and --period's")
     parser.add_argument("--weights", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--priors", nargs="+", type=lambda t: None if t == "none" else float(t), default=[None, 8.0])
     parser.add_argument("--set", type=param, action="append", default=[], metavar="PARAM=VALUE")
     parser.add_argument("--rolling", action="store_true", help="also the weight chosen per issue and horizon week on the track record")
-    parser.add_argument("--fit-on", nargs="+", choices=list(PERIODS), default=[], help="fit the weight per horizon week on these (first) periods, score it on the rest")
+    parser.add_argument("--fit-on", nargs="+", default=[], help="fit the weight per horizon week on these (first) periods, score it on the rest")
     parser.add_argument("--week-weights", nargs=HORIZON_WEEKS, type=float, help="score these weights per horizon week (fitted earlier) as fitted_pooled")
     parser.add_argument("--out", type=Path, default=Path("/tmp/spotcast-combination.csv"))
     args = parser.parse_args()
+    args.period_table = {**PERIODS, **{name: (start, end) for name, start, end in args.period}}
+    if unknown := set(args.periods) - set(args.period_table):
+        parser.error(f"unknown periods {sorted(unknown)}: {', '.join(args.period_table)}")
     if args.periods[: len(args.fit_on)] != args.fit_on:
         parser.error("--fit-on periods must be the first of --periods, in the same order")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("lightning", "lightning.pytorch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     began = time.perf_counter()
-    settings = load_settings()
+    settings = load_settings(args.config)
     history = ReplayFeed.from_settings(settings).history
     forget_recordings()
     tables, fit_rows = [], []
