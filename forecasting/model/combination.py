@@ -70,6 +70,8 @@ def fit_weight(
     |d|-weights of the z below it reach Σ |d| · τ'. Pairs with d = 0 cost the same at every w."""
     if own.shape != member.shape or own.shape != (len(truth), len(levels)):
         raise ValueError(f"own {own.shape} and member {member.shape} must be (rows, levels) of {len(truth)} × {len(levels)}")
+    if not (np.isfinite(own).all() and np.isfinite(member).all() and np.isfinite(truth).all()):
+        raise ValueError("fit_weight needs finite quantiles and prices: drop the hours without a price first")
     gap = (member - own).ravel()
     moved = gap != 0.0
     if not moved.any():

@@ -172,6 +172,8 @@ def test_fitted_weight_refuses_quantiles_that_do_not_match_the_prices():
     true, _, truth = outcomes(rows=10)
     with pytest.raises(ValueError, match=r"must be \(rows, levels\) of 10 × 9"):
         fit_weight(true, true[:, :5], truth)
+    with pytest.raises(ValueError, match="finite quantiles and prices"):
+        fit_weight(true, true + 1.0, np.where(np.arange(10) == 3, np.nan, truth))  # an hour not yet delivered
 
 
 def test_artifact_round_trip_keeps_the_combined_forecast(combined, history, tmp_path):
