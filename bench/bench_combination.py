@@ -195,7 +195,7 @@ def evaluate(
             made = blended[origin].map(stage.apply).forecast_frame().assign(**{MODEL: label})
             if label is not None:
                 frames.append(made)
-            if prior is None:
+            if prior is None and (args.rolling or week_weights is not None):  # assembled by week below
                 pooled.setdefault(weight, {})[origin] = made
             if args.rolling and prior is None and label is not None:
                 track.setdefault(weight, {})[origin] = past_crps(past, stage, known)
@@ -251,6 +251,7 @@ def main() -> None:
     table.to_csv(args.out, index=False)
     overall = table[(table[ZONE] == ALL)]
     pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 20)  # every horizon week of the three scores
     for period, rows in overall.groupby("period", sort=False):
         print(f"\n## {period}")
         print(rows.pivot_table(index=MODEL, columns=HORIZON_WEEK, values=["rmae", "crps", "coverage_10_90"], sort=False).round(3))

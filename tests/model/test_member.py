@@ -91,8 +91,11 @@ def normal_paths(center: float, samples: int = 999, hours: int = 5) -> np.ndarra
     return center + rng.standard_normal((samples, hours))
 
 
+STANDARD_DECILES = np.array([NormalDist().inv_cdf(q) for q in QUANTILE_LEVELS])  # of N(0, 1)
+
+
 def normal_deciles(center: float, hours: int = 5) -> np.ndarray:
-    return np.repeat([[center + NormalDist().inv_cdf(q)] for q in QUANTILE_LEVELS], hours, axis=1)
+    return np.repeat(center + STANDARD_DECILES[:, None], hours, axis=1)
 
 
 def test_weight_zero_keeps_the_paths_and_weight_one_holds_the_members_deciles():
@@ -131,8 +134,7 @@ def outcomes(rows: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray,
     """Hours of their own level and spread, their true deciles, and a price drawn from each."""
     rng = np.random.default_rng(seed)
     level, spread = rng.normal(40.0, 15.0, rows), rng.uniform(2.0, 10.0, rows)
-    z = np.array([NormalDist().inv_cdf(q) for q in QUANTILE_LEVELS])
-    return level[:, None] + spread[:, None] * z, spread[:, None], rng.normal(level, spread)
+    return level[:, None] + spread[:, None] * STANDARD_DECILES, spread[:, None], rng.normal(level, spread)
 
 
 def test_fitted_weight_recovers_the_mix_that_cancels_two_members_biases():
